@@ -1,0 +1,407 @@
+//! Configuration: one TOML file plus `MODGATE_*` environment overrides (figment), in two stages.
+//!
+//! [`FileConfig`] is the serde shape of the file (`deny_unknown_fields`, defaults); [`Config`] is
+//! the resolved form of parsed types that the rest of the host uses. Every key is documented in
+//! `docs/config.md`; keep the two in step.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::route::{Pattern, Route, RouteTable};
+use crate::upstream::{SourceEntry, SourceList};
+
+/// The configuration modgate runs with when no file is given: fs storage in `./modgate-data`,
+/// every module routed to it, fetched through the upstream named by `GOPROXY` (offline if unset).
+pub const EMBEDDED_DEFAULTS: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+
+[storage.local]
+plugin = "storage-fs"
+config = { root = "./modgate-data" }
+
+[upstream.public]
+goproxy = "${GOPROXY}"
+
+[[route]]
+match = ["*"]
+storage = "local"
+sources = ["public"]
+"#;
+
+/// A configuration error, naming the key and the file where that is known.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or did not parse, or a key is unknown or has the wrong type.
+    #[error("{0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A key parsed but its value is not acceptable.
+    #[error("{origin}: `{key}`: {message}")]
+    Invalid {
+        origin: String,
+        key: String,
+        message: String,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 1: the file's shape.
+
+/// The TOML file as written.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default)]
+    pub cache: CacheFile,
+    #[serde(default)]
+    pub storage: BTreeMap<String, StorageFile>,
+    #[serde(default)]
+    pub upstream: BTreeMap<String, UpstreamFile>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteFile>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerFile {
+    /// Address to listen on.
+    pub listen: String,
+    /// TLS certificate chain and key (PEM). Absent: plain HTTP.
+    pub tls: Option<TlsFile>,
+    /// Most connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this long.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Largest request header block, in bytes.
+    pub max_header_bytes: usize,
+    /// Write one JSON access-log line per request to stdout.
+    pub access_log: bool,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            tls: None,
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+            max_header_bytes: 16 * 1024,
+            access_log: true,
+        }
+    }
+}
+
+/// `[server.tls]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[cache]`: how long changing answers (`list`, `@latest`, not-found) are reused.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheFile {
+    /// How long an upstream `list`/`@latest` answer is reused before asking again.
+    #[serde(with = "humantime_serde")]
+    pub list_ttl: Duration,
+    /// How long "not found upstream" is remembered, and the `max-age` of 404 responses.
+    #[serde(with = "humantime_serde")]
+    pub not_found_ttl: Duration,
+}
+
+impl Default for CacheFile {
+    fn default() -> Self {
+        Self {
+            list_ttl: Duration::from_secs(60),
+            not_found_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[storage.NAME]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFile {
+    /// The storage backend; built in: `storage-fs`.
+    pub plugin: String,
+    /// The backend's own settings (`storage-fs`: `root`).
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+/// `[upstream.NAME]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    /// A GOPROXY list: URLs separated by `,` (next on 404/410) or `|` (next on any error).
+    /// `${VAR}` is replaced from the environment; empty or `off` means no upstream (offline).
+    pub goproxy: String,
+    /// Time limit for one upstream request, including the body.
+    #[serde(default = "default_upstream_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Extra attempts after a connection error or a 5xx (with a short backoff).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_upstream_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_retries() -> u32 {
+    2
+}
+
+/// `[[route]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// GOPRIVATE-style patterns (comma-separated globs or a list); the first route that matches wins.
+    #[serde(rename = "match")]
+    pub patterns: Vec<String>,
+    /// Name of a `[storage.NAME]` table.
+    pub storage: String,
+    /// Names of `[upstream.NAME]` tables tried in order; empty: serve from storage only.
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 2: resolved, typed settings.
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the configuration came from (a path or "embedded defaults"), for messages.
+    pub origin: String,
+    pub server: ServerConfig,
+    pub cache: CacheFile,
+    pub storage: BTreeMap<String, StorageConfig>,
+    pub routes: RouteTable,
+}
+
+/// Resolved `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub tls: Option<TlsFile>,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub max_header_bytes: usize,
+    pub access_log: bool,
+}
+
+/// Resolved `[storage.NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// The built-in filesystem backend.
+    Fs { root: PathBuf },
+}
+
+impl Config {
+    /// Loads `path` (or the embedded defaults when `None`) with `MODGATE_*` overrides, e.g.
+    /// `MODGATE_SERVER__LISTEN=0.0.0.0:8080`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`] with an explicit environment lookup for `${VAR}` references.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let base = Figment::from(Serialized::defaults(FileConfig::default()));
+        let (figment, origin) = match path {
+            Some(p) => (base.merge(Toml::file_exact(p)), p.display().to_string()),
+            None => (
+                base.merge(Toml::string(EMBEDDED_DEFAULTS)),
+                "embedded defaults".to_owned(),
+            ),
+        };
+        let figment = figment.merge(Env::prefixed("MODGATE_").split("__"));
+        let file: FileConfig = figment.extract().map_err(Box::new)?;
+        let base_dir = path
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        resolve(file, origin, &base_dir, &env)
+    }
+}
+
+fn resolve(
+    file: FileConfig,
+    origin: String,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        origin: origin.clone(),
+        key: key.to_owned(),
+        message,
+    };
+    let relative = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base_dir.join(p)
+        }
+    };
+
+    let s = file.server;
+    let listen: SocketAddr = s
+        .listen
+        .parse()
+        .map_err(|e| invalid("server.listen", format!("`{}` is not an address: {e}", s.listen)))?;
+    if s.max_connections == 0 {
+        return Err(invalid("server.max_connections", "must be at least 1".into()));
+    }
+    let tls = s.tls.map(|t| TlsFile {
+        cert: relative(&t.cert),
+        key: relative(&t.key),
+    });
+    let server = ServerConfig {
+        listen,
+        tls,
+        max_connections: s.max_connections,
+        header_timeout: s.header_timeout,
+        idle_timeout: s.idle_timeout,
+        shutdown_grace: s.shutdown_grace,
+        max_header_bytes: s.max_header_bytes,
+        access_log: s.access_log,
+    };
+
+    let mut storage = BTreeMap::new();
+    for (name, st) in &file.storage {
+        let key = format!("storage.{name}");
+        let resolved = match st.plugin.as_str() {
+            "storage-fs" => {
+                let mut root = None;
+                for (k, v) in &st.config {
+                    match (k.as_str(), v) {
+                        ("root", toml::Value::String(r)) => root = Some(relative(Path::new(r))),
+                        ("root", _) => {
+                            return Err(invalid(&format!("{key}.config.root"), "must be a string".into()));
+                        }
+                        (other, _) => {
+                            return Err(invalid(
+                                &format!("{key}.config.{other}"),
+                                "unknown key for storage-fs (expected `root`)".into(),
+                            ));
+                        }
+                    }
+                }
+                let root = root.ok_or_else(|| invalid(&format!("{key}.config.root"), "missing".into()))?;
+                StorageConfig::Fs { root }
+            }
+            other => {
+                return Err(invalid(
+                    &format!("{key}.plugin"),
+                    format!("unknown storage plugin `{other}` (built in: storage-fs)"),
+                ));
+            }
+        };
+        storage.insert(name.clone(), resolved);
+    }
+
+    let mut upstreams: BTreeMap<&str, Vec<SourceEntry>> = BTreeMap::new();
+    for (name, up) in &file.upstream {
+        let key = format!("upstream.{name}.goproxy");
+        let expanded = expand_env(&up.goproxy, env).map_err(|m| invalid(&key, m))?;
+        let list = SourceList::parse_goproxy(&expanded, up.timeout, up.retries)
+            .map_err(|m| invalid(&key, m))?;
+        upstreams.insert(name.as_str(), list.entries);
+    }
+
+    if file.routes.is_empty() {
+        return Err(invalid("route", "at least one [[route]] is required".into()));
+    }
+    let mut routes = Vec::new();
+    for (i, r) in file.routes.iter().enumerate() {
+        let key = |field: &str| format!("route[{i}].{field}");
+        if !storage.contains_key(&r.storage) {
+            return Err(invalid(
+                &key("storage"),
+                format!("no [storage.{}] table", r.storage),
+            ));
+        }
+        let mut entries = Vec::new();
+        for src in &r.sources {
+            let e = upstreams
+                .get(src.as_str())
+                .ok_or_else(|| invalid(&key("sources"), format!("no [upstream.{src}] table")))?;
+            entries.extend(e.iter().cloned());
+        }
+        let patterns = r
+            .patterns
+            .iter()
+            .flat_map(|p| p.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| Pattern::parse(p).map_err(|m| invalid(&key("match"), m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if patterns.is_empty() {
+            return Err(invalid(&key("match"), "needs at least one pattern".into()));
+        }
+        routes.push(Route {
+            index: i,
+            patterns,
+            storage: r.storage.clone(),
+            sources: SourceList { entries },
+        });
+    }
+
+    Ok(Config {
+        origin,
+        server,
+        cache: file.cache,
+        storage,
+        routes: RouteTable::new(routes),
+    })
+}
+
+/// Replaces `${VAR}` with the variable's value (empty when unset), as the design's
+/// `goproxy = "${GOPROXY}"` expects.
+fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unterminated `${{` in `{s}`"))?;
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("`${{{name}}}` is not an environment variable name"));
+        }
+        out.push_str(&env(name).unwrap_or_default());
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,8 @@
+//! Case-escaping of module paths and versions (`module.EscapePath`/`UnescapePath`).
+
+use super::path::PathError;
+
+/// `module.EscapeVersion`.
+pub fn escape_version(v: &str) -> Result<String, PathError> {
+    Ok(v.to_owned()) // STUB
+}
