@@ -7,6 +7,15 @@
 //! the zip (`archive/zip`: actual size equals declared size, CRC-32). Unlike `checkZip`, sizes are
 //! enforced on the bytes actually decompressed, not only on the headers, and the `h1:` hash is
 //! computed in the same pass, streaming each entry through a fixed buffer.
+//!
+//! The central directory is read exactly as Go's `archive/zip` reads it (module `archive`), so the
+//! entries checked and hashed are the ones the go command will see. Deliberately stricter than
+//! the go command, since none of these occur in zips the go command writes:
+//! - symbolic links and other irregular Unix modes (Go's package documentation forbids them, but
+//!   `checkZip` never looks at modes, and `Unzip` would write a symlink as a regular file);
+//! - entries flagged as encrypted, and zips the `zip` crate reads differently from Go (an Info-ZIP
+//!   Unicode path field naming another file, a layout the crate refuses): "ambiguous zip";
+//! - an entry whose CRC field is 0 but whose data is not empty (Go skips the CRC check then).
 
 pub(crate) mod archive;
 #[cfg(test)]
@@ -334,9 +343,10 @@ impl Collisions {
 /// Go maps each rune to the smallest member of its `unicode.SimpleFold` orbit. Rust's standard
 /// library has no simple folding, so each char is mapped to the lowercase of its uppercase, using
 /// a mapping only when it is a single char (multi-char results are full case mappings, which
-/// simple folding ignores). The Turkic dotted/dotless i, whose folds are Turkic-only, stay apart
-/// as in Go. Known gap: a few Greek letters with diacritics that simple folding joins only
-/// through CaseFolding.txt entries (e.g. U+0390 and U+1FD3) are not joined here.
+/// simple folding ignores), and the Turkic dotted/dotless i, whose folds are Turkic-only, stay
+/// apart. Checked exhaustively against Go 1.26: the classes are the same for every rune
+/// `unicode.IsLetter` accepts, the only non-ASCII runes `module.CheckFilePath` lets through.
+/// (They may differ for letters newer than Go's Unicode tables, which Go rejects anyway.)
 fn fold(s: &str) -> Cow<'_, str> {
     // Fast path, as in Go: ASCII without upper case folds to itself.
     if s.bytes().all(|c| c.is_ascii() && !c.is_ascii_uppercase()) {

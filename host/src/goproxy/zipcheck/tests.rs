@@ -605,3 +605,51 @@ fn module_cache_zips_pass() {
         assert!(check_zip(&zip, &module, "v0.0.0-bad").is_err());
     }
 }
+
+// --- layouts other writers produce (outcomes checked against Go's CheckZip + HashZip) -----
+
+#[test]
+fn zip64_entries() {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().large_file(true);
+    for (name, data) in [("go.mod", GO_MOD), ("a.go", &b"package a\n"[..])] {
+        w.start_file(format!("{PREFIX}{name}"), options)
+            .expect("start");
+        std::io::Write::write_all(&mut w, data).expect("write");
+    }
+    let zip = w.finish().expect("finish").into_inner();
+    assert_eq!(check(&zip).expect("zip64 zip").h1, VECTOR);
+}
+
+#[test]
+fn prepended_data() {
+    // Self-extracting archives: the end record's offsets are relative to the zip proper.
+    let mut zip = vec![b'#'; 100];
+    zip.extend_from_slice(&build_prefixed(&[
+        ("go.mod", GO_MOD),
+        ("a.go", b"package a\n"),
+    ]));
+    assert_eq!(check(&zip).expect("base offset").h1, VECTOR);
+}
+
+#[test]
+fn archive_comment_with_fake_end_record() {
+    // Go's archive/zip takes the last end signature whose comment fits the file: here the fake
+    // one in the comment, which lists no entries. Go hashes this zip as empty, and so must we
+    // (the zip crate alone would see a.go).
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    w.start_file(
+        format!("{PREFIX}a.go"),
+        zip::write::SimpleFileOptions::default(),
+    )
+    .expect("start");
+    std::io::Write::write_all(&mut w, b"package a\n").expect("write");
+    let mut comment = b"PK\x05\x06".to_vec();
+    comment.extend_from_slice(&[0u8; 18]);
+    w.set_raw_comment(comment.into_boxed_slice());
+    let zip = w.finish().expect("finish").into_inner();
+    assert_eq!(
+        check(&zip).expect("empty as Go sees it"),
+        check(&build(&[])).expect("empty")
+    );
+}
