@@ -301,11 +301,12 @@ fn parse_version(escaped: &str) -> Result<String, RequestError> {
     }
     let version = escape::unescape_version_reason(escaped)
         .map_err(|reason| bad(format!("invalid version {}: {reason}", show(escaped))))?;
-    // Go's file-name rules allow these, but `%` would be decoded again by a careless consumer
-    // (`%2e%2e`), and `#`/space/`?` cut or break URLs; no tag or query needs them.
+    // Go's file-name rules allow these (the go command sends them percent-encoded), but `%`
+    // would be decoded again by a careless consumer (`%2e%2e`) and `#`/space/`?` cut or break
+    // URLs; no tag needs them. Not a client error, so 404: a `,` GOPROXY list falls through.
     if let Some(c) = version.chars().find(|c| matches!(c, '%' | '#' | ' ' | '?')) {
-        return Err(bad(format!(
-            "invalid version {}: character {} is not allowed",
+        return Err(not_found(format!(
+            "version {}: character {} is not served by this proxy",
             show(escaped),
             super::path::quote_rune(c)
         )));

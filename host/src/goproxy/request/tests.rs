@@ -193,9 +193,9 @@ fn versions() {
         ("/example.com/m/@v/a:b.info", 400),
         ("/example.com/m/@v/a*b.info", 400),
         ("/example.com/m/@v/con.info", 400),
-        ("/example.com/m/@v/a%20b.info", 400),
-        ("/example.com/m/@v/a%25b.info", 400),
-        ("/example.com/m/@v/a%23b.info", 400),
+        ("/example.com/m/@v/a%20b.info", 404),
+        ("/example.com/m/@v/a%25b.info", 404),
+        ("/example.com/m/@v/a%23b.info", 404),
         ("/example.com/m/@v/a%3Fb.info", 400),
         ("/example.com/m/@v/a%C3%A9.info", 400),
         // Versions cannot contain '/': the extra segment is an unknown path.
@@ -262,7 +262,7 @@ fn hostile_paths() {
         // Double encoding decodes once: a literal "%2e" is an invalid module path character.
         ("/example.com/%252e%252e/m/@v/list", 400),
         ("/example.com%252Fm/@v/list", 400),
-        ("/example.com/m/@v/%252e%252e.info", 400),
+        ("/example.com/m/@v/%252e%252e.info", 404),
         // Case-escaping misuse.
         ("/github.com/Azure/x/@v/list", 400),
         ("/GITHUB.com/x/@v/list", 400),
@@ -445,5 +445,99 @@ fn every_canonical_request_round_trips_through_escaping() {
             }),
             "{url}"
         );
+    }
+}
+
+/// Go's `url.PathEscape` (`shouldEscape` with `encodePathSegment`), then `%2F` → `/`, as
+/// `cmd/go/internal/modfetch/proxy.go` `pathEscape` builds request paths.
+fn go_path_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        let keep = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'~' | b'$' | b'&' | b'+' | b':' | b'=' | b'@' | b'/'
+            );
+        if keep {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Every URL the go command can build for a valid module path and version parses back to that
+/// module and version, or is a 404 (never a 400, which would stop a `,` GOPROXY fallback).
+#[test]
+fn go_command_urls_never_get_400() {
+    use crate::goproxy::escape::{escape_path, escape_version};
+    let modules = [
+        "example.com/m",
+        "github.com/Azure/azure-sdk-for-go",
+        "example.com/m/v2",
+        "gopkg.in/yaml.v2",
+        "gopkg.in/check.v1",
+        "example.com/a_b/c~d/e-f/g.h",
+        "127.0.0.1/repo.git",
+    ];
+    let versions = [
+        "v1.0.0",
+        "v2.0.0",
+        "v2.1.0",
+        "v2.0.0+incompatible",
+        "v1.0.0+incompatible",
+        "v0.0.0-20191109021931-daa7c04131f5",
+        "v0.0.0-20161208181325-20d25e280405",
+        "v1.2",
+        "master",
+        "Feature(1)",
+        "v1.0.0-RC1",
+        "a,b;c",
+        "a=b&c$d@e",
+        "[x]{y}^z",
+        "x~1",
+        ".hidden",
+        "a b",
+        "a%b",
+        "a#b",
+        "ǅé",
+        "HEAD",
+    ];
+    for m in modules {
+        for v in versions {
+            let Ok(ev) = escape_version(v) else {
+                continue; // the go command cannot ask for it either
+            };
+            let em = escape_path(m).unwrap();
+            for (suffix, canonical_only) in [(".info", false), (".mod", true), (".zip", true)] {
+                let canonical = semver::canonical(v).is_some_and(|c| c == v);
+                if canonical_only && !canonical {
+                    continue; // proxy.go refuses to ask for .mod/.zip of non-canonical versions
+                }
+                let url = format!(
+                    "/{}/{}",
+                    go_path_escape(&em),
+                    go_path_escape(&format!("@v/{ev}{suffix}"))
+                );
+                match parse(&url) {
+                    Ok(ProxyRequest::Info { module, version }) => {
+                        assert_eq!(module.as_str(), m, "{url}");
+                        let (InfoQuery::Canonical(got) | InfoQuery::Query(got)) = version;
+                        assert_eq!(got, v, "{url}");
+                    }
+                    Ok(
+                        ProxyRequest::Mod { module, version }
+                        | ProxyRequest::Zip { module, version },
+                    ) => {
+                        assert_eq!((module.as_str(), version.as_str()), (m, v), "{url}");
+                    }
+                    Ok(other) => panic!("{url}: unexpected {other:?}"),
+                    Err(e) => assert_eq!(e.status(), 404, "{url}: {e}"),
+                }
+            }
+        }
+        let list = format!("/{}/@v/list", go_path_escape(&escape_path(m).unwrap()));
+        assert_eq!(parse(&list), Ok(ProxyRequest::List { module: mp(m) }));
     }
 }
