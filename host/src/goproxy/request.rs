@@ -36,6 +36,15 @@ pub enum InfoQuery {
     Query(String),
 }
 
+impl InfoQuery {
+    /// The version or query string, whichever kind it is.
+    pub fn as_str(&self) -> &str {
+        match self {
+            InfoQuery::Canonical(v) | InfoQuery::Query(v) => v,
+        }
+    }
+}
+
 /// A parsed GOPROXY request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProxyRequest {
@@ -57,6 +66,20 @@ pub enum ProxyRequest {
     /// non-empty segments of ASCII letters, digits and `-._~!@+` only, so it can be appended to
     /// an upstream URL as is.
     Sumdb { name: String, rest: String },
+}
+
+impl ProxyRequest {
+    /// The module the request is about (`None` for checksum database requests).
+    pub fn module(&self) -> Option<&ModulePath> {
+        match self {
+            ProxyRequest::List { module }
+            | ProxyRequest::Info { module, .. }
+            | ProxyRequest::Mod { module, .. }
+            | ProxyRequest::Zip { module, .. }
+            | ProxyRequest::Latest { module } => Some(module),
+            ProxyRequest::Sumdb { .. } => None,
+        }
+    }
 }
 
 /// Why a request path was refused. `BadRequest` → 400, `NotFound` → 404.

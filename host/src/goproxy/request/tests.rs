@@ -79,6 +79,24 @@ fn endpoints() {
 }
 
 #[test]
+fn accessors() {
+    let req = parse("/example.com/m/@v/master.info").unwrap();
+    assert_eq!(req.module().map(ModulePath::as_str), Some("example.com/m"));
+    let ProxyRequest::Info { version, .. } = req else {
+        panic!("not info")
+    };
+    assert_eq!(version.as_str(), "master");
+    assert_eq!(
+        parse("/sumdb/sum.golang.org/latest").unwrap().module(),
+        None
+    );
+    assert_eq!(
+        "example.com/m".parse::<ModulePath>(),
+        Ok(mp("example.com/m"))
+    );
+}
+
+#[test]
 fn case_escaping() {
     let want = Ok(ProxyRequest::List {
         module: mp("github.com/Azure/x"),
