@@ -315,8 +315,3 @@ mod tests {
         assert!(m.render().contains("modgate_connections_open 0"));
     }
 }
-
-/// The GOPROXY endpoint a response answered (`list`, `info`, `mod`, `zip`, `latest`, `sumdb`,
-/// `ops`, `invalid`), set by the handler as a response extension for logs and metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct Endpoint(pub &'static str);
