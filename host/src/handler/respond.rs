@@ -23,6 +23,8 @@ pub enum ContentType {
     Json,
     /// `.zip`.
     Zip,
+    /// Checksum database tiles.
+    Binary,
 }
 
 impl ContentType {
@@ -31,6 +33,7 @@ impl ContentType {
             ContentType::Text => "text/plain; charset=utf-8",
             ContentType::Json => "application/json",
             ContentType::Zip => "application/zip",
+            ContentType::Binary => "application/octet-stream",
         })
     }
 }
