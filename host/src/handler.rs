@@ -199,7 +199,12 @@ impl App {
     /// the database only through their proxy can verify what they download. The go command
     /// checks the database's signatures itself; modgate only forwards. A 404 for `supported`
     /// (no route or no upstream) tells the client to contact the database directly.
-    async fn sumdb(&self, name: &str, rest: &str, head: bool) -> Result<Response<ResponseBody>, Error> {
+    async fn sumdb(
+        &self,
+        name: &str,
+        rest: &str,
+        head: bool,
+    ) -> Result<Response<ResponseBody>, Error> {
         let not_proxied = || {
             Error::NotFound(format!(
                 "checksum database {name} is not proxied here; the go command contacts it directly"
@@ -210,7 +215,10 @@ impl App {
             return Err(not_proxied());
         }
         let store = self.stores.get(&route.storage).ok_or_else(|| {
-            Error::Internal(format!("route[{}] names unknown storage {}", route.index, route.storage))
+            Error::Internal(format!(
+                "route[{}] names unknown storage {}",
+                route.index, route.storage
+            ))
         })?;
         let module = ModulePath::parse(name).map_err(|_| not_proxied())?;
         let ctx = Ctx {

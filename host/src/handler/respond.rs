@@ -112,7 +112,7 @@ pub fn metrics(body: String, head: bool) -> Response<ResponseBody> {
         .status(StatusCode::OK)
         .header(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            crate::telemetry::Metrics::CONTENT_TYPE,
         )
         .header(header::CACHE_CONTROL, "no-store")
         .header(header::CONTENT_LENGTH, body.len());
