@@ -12,6 +12,8 @@
 //!   the connect, and on a keep-alive connection the next request's headers within
 //!   `header_timeout` of their first byte; a connection with no request in flight and no bytes
 //!   arriving is closed after `idle_timeout`;
+//! - a connection with bytes to send whose socket accepts none for `send_timeout` (the client
+//!   stopped reading) is closed (`send_timeout.rs`);
 //! - HTTP/1.1 header blocks larger than `max_header_bytes` get `431` (hyper's parser), HTTP/2
 //!   advertises the same limit as `SETTINGS_MAX_HEADER_LIST_SIZE`.
 
@@ -37,6 +39,7 @@ use crate::handler::{App, ConnInfo, ResponseBody};
 use crate::telemetry::Metrics;
 
 mod conn;
+mod send_timeout;
 mod tls;
 
 pub use tls::load_tls;
