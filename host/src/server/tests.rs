@@ -623,6 +623,18 @@ async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
 /// How much the slow reader takes per bite.
 const SLOW_READ: usize = 2 * 1024 * 1024;
 
+#[tokio::test]
+async fn accepted_sockets_inherit_keepalive() {
+    let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    let _client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (accepted, _) = listener.accept().await.unwrap();
+    // tokio's TcpSocket is the safe way to read the option back.
+    let accepted = tokio::net::TcpSocket::from_std_stream(accepted.into_std().unwrap());
+    assert!(accepted.keepalive().unwrap());
+}
+
 /// Writes `GET / HTTP/1.1\r\n` and then a header byte every 50 ms, forever.
 fn trickle(stream: TcpStream) -> (tokio::net::tcp::OwnedReadHalf, JoinHandle<()>) {
     let (read, mut write) = stream.into_split();
