@@ -76,10 +76,10 @@ fn unknown_modules_and_versions_are_not_found() {
         artifact_path("example.com/nope", "v1.0.0", "mod"),
         artifact_path("example.com/nope", "v1.0.0", "zip"),
         "/example.com/nope/@latest".to_string(),
-        artifact_path(LIB, "v9.9.9", "info"),
-        artifact_path(LIB, "v9.9.9", "mod"),
-        artifact_path(LIB, "v9.9.9", "zip"),
-        artifact_path(LIB, "master", "info"),
+        artifact_path(LIB, "v1.9.9", "info"),
+        artifact_path(LIB, "v1.9.9", "mod"),
+        artifact_path(LIB, "v1.9.9", "zip"),
+        artifact_path(LIB, "main", "info"),
         // A prefix of a module path is not a module.
         list_path("example.com/fixture"),
         artifact_path("example.com/fixture", "v1.0.0", "info"),
@@ -106,19 +106,14 @@ fn unknown_modules_and_versions_are_not_found() {
             failures.push(format!("GET {p}: {problem}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{}\n{}",
-        failures.join("\n"),
-        s.mg.logs()
-    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// "Not found upstream" is remembered for `not_found_ttl`: asking again does not hit the upstream.
 #[test]
 fn not_found_is_remembered() {
     let s = Stack::standard();
-    let p = artifact_path(LIB, "v9.9.9", "info");
+    let p = artifact_path(LIB, "v1.9.9", "info");
     for _ in 0..3 {
         let r = raw_request(
             s.mg.addr(),
@@ -132,5 +127,97 @@ fn not_found_is_remembered() {
         1,
         "upstream asked again within not_found_ttl: {:?}",
         s.up.requests()
+    );
+}
+
+fn get(mg: &Modgate, path: &str) -> crate::harness::RawResponse {
+    raw_request(
+        mg.addr(),
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    )
+    .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// modgate's own upstream list follows the go command's rules: `,` goes on after 404/410 only,
+/// `|` after any error; a 5xx is retried `retries` times first.
+#[test]
+fn upstream_list_separators_follow_goproxy_rules() {
+    let tree = crate::fixtures::standard_tree();
+    let info = artifact_path(LIB, "v1.1.0", "info");
+    let zip = artifact_path(LIB, "v1.1.0", "zip");
+    let storage = tempfile::tempdir().expect("tempdir");
+    let start =
+        |name: &str, list: &str| Modgate::start(Setup::new(&storage.path().join(name), Some(list)));
+
+    // `,`: the first has nothing (404), the second serves.
+    let (empty, full) = (
+        FakeUpstream::start(Tree::new()),
+        FakeUpstream::start(tree.clone()),
+    );
+    let mg = start("comma-404", &format!("{},{}", empty.url(), full.url()));
+    let r = get(&mg, &zip);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.body == tree.bytes(&zip), "zip differs");
+    assert_eq!(empty.hits(&zip), 1, "{:?}", empty.requests());
+    drop(mg);
+
+    // `,`: the first fails (500): no fall-through, 502 after 1 + 2 retries.
+    let (broken, full) = (
+        FakeUpstream::start(tree.clone()),
+        FakeUpstream::start(tree.clone()),
+    );
+    broken.override_path(&info, 500, "text/plain; charset=utf-8", "boom\n");
+    let mg = start("comma-500", &format!("{},{}", broken.url(), full.url()));
+    let r = get(&mg, &info);
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    if let Some(p) = one_line_problem(&r.body) {
+        panic!("502 body: {p}");
+    }
+    assert_eq!(
+        broken.hits(&info),
+        3,
+        "one try and two retries: {:?}",
+        broken.requests()
+    );
+    assert_eq!(
+        full.hits(&info),
+        0,
+        "`,` must not fall through on a 500: {:?}",
+        full.requests()
+    );
+    drop(mg);
+
+    // `|`: any error falls through.
+    let (broken, full) = (
+        FakeUpstream::start(tree.clone()),
+        FakeUpstream::start(tree.clone()),
+    );
+    broken.override_path(&info, 500, "text/plain; charset=utf-8", "boom\n");
+    let mg = start("pipe-500", &format!("{}|{}", broken.url(), full.url()));
+    let r = get(&mg, &info);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(full.hits(&info), 1, "{:?}", full.requests());
+}
+
+/// An upstream slower than `timeout`: 504 with a one-line body, promptly.
+#[test]
+fn slow_upstream_times_out_with_504() {
+    let up = FakeUpstream::start(crate::fixtures::standard_tree());
+    up.set_delay(".info", std::time::Duration::from_secs(10));
+    let storage = tempfile::tempdir().expect("tempdir");
+    let mut setup = Setup::new(&storage.path().join("data"), Some(&up.url()));
+    setup.upstream_timeout = "1s".into();
+    setup.upstream_retries = 0;
+    let mg = Modgate::start(setup);
+    let t = std::time::Instant::now();
+    let r = get(&mg, &artifact_path(LIB, "v1.1.0", "info"));
+    assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
+    if let Some(p) = one_line_problem(&r.body) {
+        panic!("504 body: {p}");
+    }
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
     );
 }

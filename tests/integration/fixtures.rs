@@ -268,8 +268,13 @@ pub fn standard_versions() -> Vec<ModuleVersion> {
     ]
 }
 
+/// The standard versions, plus a branch name the upstream resolves: `master.info` → v1.1.0
+/// (a non-canonical `.info` query, GOPROXY.md §1).
 pub fn standard_tree() -> Tree {
-    Tree::new().with(standard_versions())
+    let mut t = Tree::new().with(standard_versions());
+    let v110 = t.bytes(&artifact_path(LIB, "v1.1.0", "info")).to_vec();
+    t.put(&artifact_path(LIB, "master", "info"), JSON, v110);
+    t
 }
 
 /// `module@version` for every standard fixture, as the go command takes them.

@@ -114,6 +114,7 @@ fn go_list_versions_through_modgate_matches_the_upstream() {
         vec!["list", "-m", "-versions", LIB, LIB_V2, LEGACY, UPPER],
         vec!["list", "-m", "-retracted", "-versions", LIB],
         vec!["list", "-m", &format!("{LIB}@latest")],
+        vec!["list", "-m", &format!("{LIB}@master")],
     ] {
         let want = direct.run(&args);
         assert_eq!(
@@ -129,6 +130,11 @@ fn go_list_versions_through_modgate_matches_the_upstream() {
         format!(
             "{LIB} v1.0.0 v1.1.0 v1.2.0-pre.1\n{LIB_V2} v2.0.0\n{LEGACY} v2.0.0+incompatible\n{UPPER} v1.0.0\n"
         )
+    );
+    assert_eq!(
+        via.run(&["list", "-m", &format!("{LIB}@master")]),
+        format!("{LIB} v1.1.0\n"),
+        "branch query"
     );
     let out = via.run(&["list", "-m", "-retracted", "-versions", LIB]);
     assert_eq!(out, format!("{LIB} v1.0.0 v1.0.1 v1.1.0 v1.2.0-pre.1\n"));

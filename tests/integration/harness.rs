@@ -45,6 +45,9 @@ pub struct Setup {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub list_ttl: String,
     pub not_found_ttl: String,
+    /// `[upstream.hermetic]` `timeout` and `retries`.
+    pub upstream_timeout: String,
+    pub upstream_retries: u32,
 }
 
 impl Setup {
@@ -55,6 +58,8 @@ impl Setup {
             tls: None,
             list_ttl: "60s".into(),
             not_found_ttl: "60s".into(),
+            upstream_timeout: "30s".into(),
+            upstream_retries: 2,
         }
     }
 
@@ -75,8 +80,10 @@ impl Setup {
         let sources = match &self.upstream {
             Some(list) => {
                 s += &format!(
-                    "\n[upstream.hermetic]\ngoproxy = {}\ntimeout = \"30s\"\nretries = 2\n",
-                    q(list)
+                    "\n[upstream.hermetic]\ngoproxy = {}\ntimeout = {}\nretries = {}\n",
+                    q(list),
+                    q(&self.upstream_timeout),
+                    self.upstream_retries
                 );
                 "[\"hermetic\"]"
             }
@@ -150,10 +157,8 @@ impl Modgate {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!(
-                    "modgate exited during startup with {status}\n{}",
-                    self.logs()
-                );
+                // Drop shows the logs.
+                panic!("modgate exited during startup with {status}");
             }
             let ready = if self.setup.tls.is_some() {
                 TcpStream::connect(self.addr()).is_ok()
@@ -169,8 +174,7 @@ impl Modgate {
             }
             assert!(
                 Instant::now() < deadline,
-                "modgate did not become ready in 30s\n{}",
-                self.logs()
+                "modgate did not become ready in 30s"
             );
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -190,15 +190,13 @@ fn hostile_requests_get_one_line_4xx_and_touch_nothing() {
     );
     assert!(
         health.is_ok_and(|r| r.status == 200),
-        "modgate unhealthy after the hostile requests\n{}",
-        mg.logs()
+        "modgate unhealthy after the hostile requests"
     );
     assert!(
         failures.is_empty(),
-        "{} hostile requests answered wrongly:\n{}\n{}",
+        "{} hostile requests answered wrongly:\n{}",
         failures.len(),
-        failures.join("\n"),
-        mg.logs()
+        failures.join("\n")
     );
 
     assert_eq!(
@@ -440,6 +438,7 @@ fn hostile_upstream_artifacts_are_rejected_and_not_stored() {
             }
         };
         let body = String::from_utf8_lossy(&r.body).into_owned();
+        eprintln!("{}: {} {}", c.name, r.status, body.trim_end());
         if r.status != 502 {
             failures.push(format!(
                 "{}: want 502, got {} ({} bytes) {:?}",
@@ -473,10 +472,9 @@ fn hostile_upstream_artifacts_are_rejected_and_not_stored() {
     }
     assert!(
         failures.is_empty(),
-        "{} hostile artifacts mishandled:\n{}\n{}",
+        "{} hostile artifacts mishandled:\n{}",
         failures.len(),
-        failures.join("\n"),
-        mg.logs()
+        failures.join("\n")
     );
     assert_no_temp_files(&root);
 

@@ -376,7 +376,7 @@ async fn answers_survive_a_restart_offline() {
     }
     let (st, _, body) = get(
         &c,
-        &format!("{}{}", s.mg.url(), artifact_path(LIB, "v9.9.9", "info")),
+        &format!("{}{}", s.mg.url(), artifact_path(LIB, "v1.9.9", "info")),
     )
     .await;
     assert!(

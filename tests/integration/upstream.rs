@@ -34,8 +34,8 @@ pub struct Override {
 
 #[derive(Default)]
 struct Knobs {
-    /// Wait this long before answering a `.zip` request.
-    zip_delay: Duration,
+    /// Wait this long before answering a request whose path ends with the key (`.zip`, `/list`, …).
+    delays: HashMap<String, Duration>,
     /// Send `.zip` bodies at this many bytes per second (per response).
     zip_rate: Option<u64>,
     overrides: HashMap<String, Override>,
@@ -119,7 +119,17 @@ impl FakeUpstream {
     }
 
     pub fn set_zip_delay(&self, delay: Duration) {
-        self.state.knobs.lock().expect("knobs lock").zip_delay = delay;
+        self.set_delay(".zip", delay);
+    }
+
+    /// Delays the answer to every request whose path ends with `suffix` (`.info`, `/list`, …).
+    pub fn set_delay(&self, suffix: &str, delay: Duration) {
+        self.state
+            .knobs
+            .lock()
+            .expect("knobs lock")
+            .delays
+            .insert(suffix.to_string(), delay);
     }
 
     /// Throttles `.zip` bodies to `bytes_per_second` per response (`None`: full speed).
@@ -233,11 +243,17 @@ async fn answer(state: &State, req: Request<hyper::body::Incoming>) -> Resp {
 
     let (delay, rate, over) = {
         let k = state.knobs.lock().expect("knobs lock");
-        (k.zip_delay, k.zip_rate, k.overrides.get(&path).cloned())
+        let delay = k
+            .delays
+            .iter()
+            .filter(|(suffix, _)| path.ends_with(suffix.as_str()))
+            .map(|(_, d)| *d)
+            .max();
+        (delay, k.zip_rate, k.overrides.get(&path).cloned())
     };
     let is_zip = path.ends_with(".zip");
-    if is_zip && !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
     }
     if let Some(o) = over {
         return full(o.status, &o.content_type, o.body, head);
