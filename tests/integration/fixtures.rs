@@ -200,6 +200,11 @@ pub const LIB: &str = "example.com/fixture/lib";
 pub const LIB_V2: &str = "example.com/fixture/lib/v2";
 pub const LEGACY: &str = "example.com/fixture/legacy";
 pub const UPPER: &str = "example.com/Fixture/Upper";
+/// A `gopkg.in` path: its major version is the `.v2` suffix.
+pub const GOPKG: &str = "gopkg.in/fixture.v2";
+/// A module with no tags at all: only a pseudo-version, found through `@latest`.
+pub const UNTAGGED: &str = "example.com/fixture/untagged";
+pub const UNTAGGED_PSEUDO: &str = "v0.0.0-20240102030405-abcdefabcdef";
 /// A pseudo-version of `LIB` one patch above v1.1.0 (form `vX.Y.(Z+1)-0.yyyymmddhhmmss-rev`).
 pub const LIB_PSEUDO: &str = "v1.1.1-0.20240315101112-0123456789ab";
 
@@ -265,6 +270,21 @@ pub fn standard_versions() -> Vec<ModuleVersion> {
             &[("upper.go", &go_file("upper", "v1.0.0"))],
         )
         .with_time("2024-06-01T00:00:00Z"),
+        ModuleVersion::new(
+            GOPKG,
+            "v2.0.0",
+            Some(&lib_go_mod(GOPKG, false)),
+            &[("fixture.go", &go_file("fixture", "v2.0.0"))],
+        )
+        .with_time("2024-06-02T00:00:00Z"),
+        ModuleVersion::new(
+            UNTAGGED,
+            UNTAGGED_PSEUDO,
+            Some(&lib_go_mod(UNTAGGED, false)),
+            &[("untagged.go", &go_file("untagged", UNTAGGED_PSEUDO))],
+        )
+        .with_time("2024-01-02T03:04:05Z")
+        .unlisted(),
     ]
 }
 
@@ -274,6 +294,10 @@ pub fn standard_tree() -> Tree {
     let mut t = Tree::new().with(standard_versions());
     let v110 = t.bytes(&artifact_path(LIB, "v1.1.0", "info")).to_vec();
     t.put(&artifact_path(LIB, "master", "info"), JSON, v110);
+    let untagged = t
+        .bytes(&artifact_path(UNTAGGED, UNTAGGED_PSEUDO, "info"))
+        .to_vec();
+    t.put(&format!("/{}/@latest", escape(UNTAGGED)), JSON, untagged);
     t
 }
 

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use tempfile::TempDir;
 
 use crate::fixtures::{
-    self, LEGACY, LIB, LIB_PSEUDO, LIB_V2, UPPER, standard_queries, standard_tree,
+    self, GOPKG, LEGACY, LIB, LIB_PSEUDO, LIB_V2, UNTAGGED, UNTAGGED_PSEUDO, UPPER,
+    standard_queries, standard_tree,
 };
 use crate::harness::{GoEnv, Modgate, Setup};
 use crate::upstream::FakeUpstream;
@@ -115,6 +116,8 @@ fn go_list_versions_through_modgate_matches_the_upstream() {
         vec!["list", "-m", "-retracted", "-versions", LIB],
         vec!["list", "-m", &format!("{LIB}@latest")],
         vec!["list", "-m", &format!("{LIB}@master")],
+        vec!["list", "-m", &format!("{UNTAGGED}@latest")],
+        vec!["list", "-m", "-versions", GOPKG],
     ] {
         let want = direct.run(&args);
         assert_eq!(
@@ -135,6 +138,11 @@ fn go_list_versions_through_modgate_matches_the_upstream() {
         via.run(&["list", "-m", &format!("{LIB}@master")]),
         format!("{LIB} v1.1.0\n"),
         "branch query"
+    );
+    assert_eq!(
+        via.run(&["list", "-m", &format!("{UNTAGGED}@latest")]),
+        format!("{UNTAGGED} {UNTAGGED_PSEUDO}\n"),
+        "@latest of a module without tags"
     );
     let out = via.run(&["list", "-m", "-retracted", "-versions", LIB]);
     assert_eq!(out, format!("{LIB} v1.0.0 v1.0.1 v1.1.0 v1.2.0-pre.1\n"));

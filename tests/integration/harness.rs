@@ -209,6 +209,30 @@ impl Modgate {
         self.stop();
     }
 
+    /// Sends a signal by name (`TERM`, `INT`, `HUP`) with the `kill` command: the workspace
+    /// forbids `unsafe`, so `libc::kill` is out of reach.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("modgate is running").id();
+        let ok = Command::new("kill")
+            .args(["-s", name, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -s {name} {pid} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().ok().flatten() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Starts a new process on the same config (storage root, upstream), on a fresh port.
     pub fn restart(&mut self) {
         self.stop();

@@ -68,6 +68,9 @@ fn request_matrix() -> Vec<(String, Vec<u8>, Want)> {
     // Reserved names.
     for p in [
         "/example.com/CON/@v/list",
+        "/example.com/!c!o!n/@v/list",
+        "/example.com/con/@v/list",
+        "/example.com/x/!a!u!x.go/@v/list",
         "/example.com/com1/@v/list",
         "/example.com/nul.txt/@v/list",
         "/example.com/x~1/@v/list",
@@ -150,6 +153,14 @@ fn hostile_requests_get_one_line_4xx_and_touch_nothing() {
     let mut failures = Vec::new();
     for (label, req, want) in request_matrix() {
         let res = raw_request_bytes(mg.addr(), &req);
+        match &res {
+            Ok(r) => eprintln!(
+                "{label}: {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.body).trim_end()
+            ),
+            Err(e) => eprintln!("{label}: {e}"),
+        }
         let problem = match (want, &res) {
             (Want::Rejected, Err(_)) => None,
             (Want::Rejected, Ok(r)) if (400..500).contains(&r.status) => None,
@@ -493,4 +504,45 @@ fn hostile_upstream_artifacts_are_rejected_and_not_stored() {
         "go downloaded a zip with duplicate entries: {shown}"
     );
     assert!(shown.contains("502"), "go does not show the 502: {shown}");
+}
+
+/// The upstream drops the connection in the middle of a zip: 502 (after the retries), nothing
+/// stored; once the upstream is healthy the same request succeeds with the whole zip.
+#[test]
+fn upstream_dropping_mid_zip_stores_nothing() {
+    let tree = standard_tree();
+    let up = FakeUpstream::start(tree.clone());
+    let zip = artifact_path(crate::fixtures::LIB, "v1.1.0", "zip");
+    up.truncate_path(&zip, Some(100));
+    let storage = tempfile::tempdir().expect("tempdir");
+    let root = storage.path().join("data");
+    let mg = Modgate::start(Setup::new(&root, Some(&up.url())));
+    let ask = || {
+        raw_request(
+            mg.addr(),
+            &format!("GET {zip} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+        )
+        .expect("a response")
+    };
+    let r = ask();
+    assert!(
+        r.status == 502 || r.status == 504,
+        "{} {:?}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+    if let Some(p) = one_line_problem(&r.body) {
+        panic!("{p}");
+    }
+    let stored: Vec<_> = walk(&root)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("v1.1.0.zip"))
+        .collect();
+    assert!(stored.is_empty(), "a truncated zip was stored: {stored:?}");
+    assert_no_temp_files(&root);
+
+    up.truncate_path(&zip, None);
+    let r = ask();
+    assert_eq!(r.status, 200);
+    assert!(r.body == tree.bytes(&zip), "zip differs after recovery");
 }

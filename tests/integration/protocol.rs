@@ -291,6 +291,30 @@ async fn zip_downloads_resume_with_range_and_if_range() {
     );
     assert_eq!(r.bytes().await.expect("body").as_ref(), zip.as_slice());
 
+    let r = c
+        .get(&url)
+        .header("range", "bytes=-10")
+        .send()
+        .await
+        .expect("GET suffix");
+    assert_eq!(r.status(), 206, "suffix range");
+    assert_eq!(
+        r.bytes().await.expect("body").as_ref(),
+        &zip[zip.len() - 10..]
+    );
+
+    let r = c
+        .get(&url)
+        .header("range", format!("bytes={}-", zip.len()))
+        .send()
+        .await
+        .expect("GET past end");
+    assert_eq!(r.status(), 416, "a range past the end");
+    assert_eq!(
+        header(r.headers(), "content-range"),
+        format!("bytes */{}", zip.len())
+    );
+
     let r = c.head(&url).send().await.expect("HEAD zip");
     assert_eq!(r.status(), 200);
     assert_eq!(header(r.headers(), "content-length"), zip.len().to_string());
@@ -342,9 +366,9 @@ async fn answers_survive_a_restart_offline() {
     paths.push(list_path(LIB));
     let mut before = Vec::new();
     for p in &paths {
-        let (st, _, body) = get(&c, &format!("{}{p}", s.mg.url())).await;
+        let (st, h, body) = get(&c, &format!("{}{p}", s.mg.url())).await;
         assert_eq!(st, 200, "{p}");
-        before.push(body);
+        before.push((body, header(&h, "etag").to_string()));
     }
     let root = s.root();
     let up = std::mem::replace(
@@ -356,8 +380,13 @@ async fn answers_survive_a_restart_offline() {
     mg_setup.list_ttl = "0s".into();
     let mg = &mut s.mg;
     tokio::task::block_in_place(|| mg.restart_with(mg_setup));
-    for (p, want) in paths.iter().zip(&before) {
-        let (st, _, body) = get(&c, &format!("{}{p}", s.mg.url())).await;
+    for (p, (want, etag)) in paths.iter().zip(&before) {
+        let (st, h, body) = get(&c, &format!("{}{p}", s.mg.url())).await;
+        assert_eq!(
+            header(&h, "etag"),
+            etag,
+            "{p}: the ETag changed across the restart (If-Range resumption breaks)"
+        );
         assert_eq!(
             st,
             200,
@@ -415,5 +444,77 @@ async fn list_picks_up_new_versions_after_list_ttl() {
         listed(&body).contains("v1.3.0"),
         "new upstream version not listed after list_ttl: {}",
         String::from_utf8_lossy(&body)
+    );
+}
+
+/// HEAD answers every endpoint like GET, without the body.
+#[tokio::test(flavor = "multi_thread")]
+async fn head_is_get_without_the_body() {
+    let s = tokio::task::block_in_place(Stack::standard);
+    let c = client();
+    for p in [
+        list_path(LIB),
+        artifact_path(LIB, "v1.1.0", "info"),
+        artifact_path(LIB, "v1.1.0", "mod"),
+        artifact_path(LIB, "v1.1.0", "zip"),
+        artifact_path(LIB, "v1.9.9", "info"),
+    ] {
+        let url = format!("{}{p}", s.mg.url());
+        let (gs, gh, gb) = get(&c, &url).await;
+        let r = c.head(&url).send().await.expect("HEAD");
+        assert_eq!(r.status().as_u16(), gs, "HEAD {p}");
+        assert_eq!(
+            header(r.headers(), "content-type"),
+            header(&gh, "content-type"),
+            "HEAD {p}"
+        );
+        assert_eq!(
+            header(r.headers(), "content-length"),
+            gb.len().to_string(),
+            "HEAD {p}"
+        );
+        assert!(
+            r.bytes().await.expect("body").is_empty(),
+            "HEAD {p} has a body"
+        );
+    }
+}
+
+/// SIGTERM drains: a download in flight finishes with every byte, then the process exits 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_in_flight_downloads_finish() {
+    let bulky = fixtures::bulky_version("example.com/fixture/bulky", "v1.0.0", 2 << 20, 99);
+    let zip = bulky.zip.clone();
+    let mut s = tokio::task::block_in_place(|| Stack::new(fixtures::Tree::new().with([bulky])));
+    s.up.set_zip_rate(Some(2 << 20)); // ~1 s for the zip
+    let url = format!(
+        "{}{}",
+        s.mg.url(),
+        artifact_path("example.com/fixture/bulky", "v1.0.0", "zip")
+    );
+    let c = client();
+    let download = tokio::spawn(async move {
+        let r = c.get(&url).send().await.map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        Ok::<_, String>((status, r.bytes().await.map_err(|e| e.to_string())?))
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.mg.signal("TERM");
+    let (status, body) = download
+        .await
+        .expect("task")
+        .expect("the in-flight download survives SIGTERM");
+    assert_eq!(status, 200);
+    assert!(
+        body.as_ref() == zip.as_slice(),
+        "drained download is {} bytes, want {}",
+        body.len(),
+        zip.len()
+    );
+    let mg = &mut s.mg;
+    let exit = tokio::task::block_in_place(|| mg.wait_exit(std::time::Duration::from_secs(10)));
+    assert!(
+        exit.is_some_and(|e| e.success()),
+        "exit after SIGTERM: {exit:?}"
     );
 }

@@ -39,6 +39,8 @@ struct Knobs {
     /// Send `.zip` bodies at this many bytes per second (per response).
     zip_rate: Option<u64>,
     overrides: HashMap<String, Override>,
+    /// Announce the full `Content-Length` but close the connection after this many bytes.
+    truncations: HashMap<String, usize>,
 }
 
 struct State {
@@ -158,6 +160,16 @@ impl FakeUpstream {
             .insert(path.to_string(), o);
     }
 
+    /// Cuts the body of `path` after `bytes` (the full length is still announced): a
+    /// connection that drops mid-download. `None` restores it.
+    pub fn truncate_path(&self, path: &str, bytes: Option<usize>) {
+        let mut k = self.state.knobs.lock().expect("knobs lock");
+        match bytes {
+            Some(n) => k.truncations.insert(path.to_string(), n),
+            None => k.truncations.remove(path),
+        };
+    }
+
     /// Changes the served tree.
     pub fn with_tree<R>(&self, f: impl FnOnce(&mut Tree) -> R) -> R {
         f(&mut self.state.tree.write().expect("tree lock"))
@@ -241,7 +253,7 @@ async fn answer(state: &State, req: Request<hyper::body::Incoming>) -> Resp {
         );
     }
 
-    let (delay, rate, over) = {
+    let (delay, rate, over, cut) = {
         let k = state.knobs.lock().expect("knobs lock");
         let delay = k
             .delays
@@ -249,7 +261,12 @@ async fn answer(state: &State, req: Request<hyper::body::Incoming>) -> Resp {
             .filter(|(suffix, _)| path.ends_with(suffix.as_str()))
             .map(|(_, d)| *d)
             .max();
-        (delay, k.zip_rate, k.overrides.get(&path).cloned())
+        (
+            delay,
+            k.zip_rate,
+            k.overrides.get(&path).cloned(),
+            k.truncations.get(&path).copied(),
+        )
     };
     let is_zip = path.ends_with(".zip");
     if let Some(d) = delay {
@@ -263,6 +280,20 @@ async fn answer(state: &State, req: Request<hyper::body::Incoming>) -> Resp {
         return full(404, TEXT, Bytes::from(format!("not found: {path}\n")), head);
     };
     let body = Bytes::from(artifact.body);
+    if let Some(cut) = cut.filter(|_| !head) {
+        let len = body.len();
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            let _ = tx.send(body.slice(..cut.min(len))).await;
+            // Dropping the sender ends the body short of Content-Length: hyper closes the connection.
+        });
+        return Response::builder()
+            .status(200)
+            .header("content-type", artifact.content_type)
+            .header("content-length", len)
+            .body(ChannelBody(rx).boxed())
+            .expect("valid response");
+    }
     match rate {
         Some(rate) if is_zip && !head => {
             let len = body.len();
