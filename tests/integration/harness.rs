@@ -419,6 +419,11 @@ impl GoEnv {
         for d in ["home", "gopath", "modcache", "work"] {
             std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
         }
+        // Telemetry off, as `go telemetry off` would write it: otherwise the go command writes
+        // counters under HOME and may leave a detached child doing so after the test is gone.
+        let telemetry = dir.path().join("home/.config/go/telemetry");
+        std::fs::create_dir_all(&telemetry).expect("mkdir telemetry");
+        std::fs::write(telemetry.join("mode"), "off").expect("write telemetry mode");
         std::fs::write(
             dir.path().join("work/go.mod"),
             "module example.com/scratch\n\ngo 1.21\n",
