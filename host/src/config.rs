@@ -132,6 +132,9 @@ pub struct CacheFile {
     /// How long "not found upstream" is remembered, and the `max-age` of 404 responses.
     #[serde(with = "humantime_serde")]
     pub not_found_ttl: Duration,
+    /// Bytes of memory for copies of small immutable artifacts (`.info`, `.mod`, `.ziphash`);
+    /// 0 turns the copies off.
+    pub memory_bytes: u64,
 }
 
 impl Default for CacheFile {
@@ -139,6 +142,7 @@ impl Default for CacheFile {
         Self {
             list_ttl: Duration::from_secs(60),
             not_found_ttl: Duration::from_secs(60),
+            memory_bytes: 16 << 20,
         }
     }
 }
