@@ -167,7 +167,10 @@ fn dot_dot_escapes() {
     );
     rejected(check(&raw_zip(&[RawEntry::file("a/..", b"x")])), "escapes");
     // On Windows `..\x` escapes too; it is refused for its backslash first.
-    rejected(check(&raw_zip(&[RawEntry::file("..\\x", b"x")])), "backslash");
+    rejected(
+        check(&raw_zip(&[RawEntry::file("..\\x", b"x")])),
+        "backslash",
+    );
 }
 
 #[test]
