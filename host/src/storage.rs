@@ -85,9 +85,9 @@ pub trait Backend: Send + Sync + 'static {
 /// An artifact opened for serving.
 #[derive(Debug)]
 pub enum Artifact {
-    /// An open file, with its length and modification time.
+    /// An open file, with its length and modification time. Read it on the blocking pool.
     File {
-        file: tokio::fs::File,
+        file: std::fs::File,
         len: u64,
         modified: Option<SystemTime>,
     },
@@ -207,24 +207,24 @@ impl Store {
         match self.backend.read_plan(key)? {
             ReadPlan::Inline(bytes) => Ok(bytes.map(Artifact::Bytes)),
             ReadPlan::File(path) => {
-                let file = match tokio::fs::File::open(&path).await {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                    // A path component that is a file, or a name too long: not stored.
-                    Err(e) if e.raw_os_error() == Some(20) || e.raw_os_error() == Some(36) => {
-                        return Ok(None);
+                // Open and stat in one trip to the blocking pool.
+                let opened = tokio::task::spawn_blocking(move || {
+                    let file = std::fs::File::open(&path).map_err(|e| (path.clone(), "open", e))?;
+                    let meta = file.metadata().map_err(|e| (path, "stat", e))?;
+                    Ok((file, meta))
+                })
+                .await?;
+                match opened {
+                    Ok((file, meta)) => Ok(Some(Artifact::File {
+                        file,
+                        len: meta.len(),
+                        modified: meta.modified().ok(),
+                    })),
+                    Err((_, _, e)) if is_absent(&e) => Ok(None),
+                    Err((path, op, e)) => {
+                        Err(self.err(format_args!("{op} {}: {e}", path.display())))
                     }
-                    Err(e) => return Err(self.err(format_args!("open {}: {e}", path.display()))),
-                };
-                let meta = file
-                    .metadata()
-                    .await
-                    .map_err(|e| self.err(format_args!("stat {}: {e}", path.display())))?;
-                Ok(Some(Artifact::File {
-                    file,
-                    len: meta.len(),
-                    modified: meta.modified().ok(),
-                }))
+                }
             }
         }
     }
@@ -242,8 +242,7 @@ impl Store {
             ReadPlan::Inline(bytes) => bytes,
             ReadPlan::File(path) => match tokio::fs::read(&path).await {
                 Ok(b) => Some(Bytes::from(b)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) if e.raw_os_error() == Some(20) || e.raw_os_error() == Some(36) => None,
+                Err(e) if is_absent(&e) => None,
                 Err(e) => return Err(self.err(format_args!("read {}: {e}", path.display()))),
             },
         };
@@ -342,6 +341,12 @@ impl Store {
     pub fn ready(&self) -> bool {
         self.backend.ready()
     }
+}
+
+/// Whether an error opening a stored file means "not stored": missing, a path component that
+/// is a file (ENOTDIR), or a name too long for the filesystem (ENAMETOOLONG).
+fn is_absent(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || matches!(e.raw_os_error(), Some(20 | 36))
 }
 
 /// A hidden temporary file in `dir`, named `.tmp-…` so it is never mistaken for an artifact.
