@@ -270,12 +270,17 @@ fn resolve(
     };
 
     let s = file.server;
-    let listen: SocketAddr = s
-        .listen
-        .parse()
-        .map_err(|e| invalid("server.listen", format!("`{}` is not an address: {e}", s.listen)))?;
+    let listen: SocketAddr = s.listen.parse().map_err(|e| {
+        invalid(
+            "server.listen",
+            format!("`{}` is not an address: {e}", s.listen),
+        )
+    })?;
     if s.max_connections == 0 {
-        return Err(invalid("server.max_connections", "must be at least 1".into()));
+        return Err(invalid(
+            "server.max_connections",
+            "must be at least 1".into(),
+        ));
     }
     let tls = s.tls.map(|t| TlsFile {
         cert: relative(&t.cert),
@@ -302,7 +307,10 @@ fn resolve(
                     match (k.as_str(), v) {
                         ("root", toml::Value::String(r)) => root = Some(relative(Path::new(r))),
                         ("root", _) => {
-                            return Err(invalid(&format!("{key}.config.root"), "must be a string".into()));
+                            return Err(invalid(
+                                &format!("{key}.config.root"),
+                                "must be a string".into(),
+                            ));
                         }
                         (other, _) => {
                             return Err(invalid(
@@ -312,7 +320,8 @@ fn resolve(
                         }
                     }
                 }
-                let root = root.ok_or_else(|| invalid(&format!("{key}.config.root"), "missing".into()))?;
+                let root =
+                    root.ok_or_else(|| invalid(&format!("{key}.config.root"), "missing".into()))?;
                 StorageConfig::Fs { root }
             }
             other => {
@@ -335,7 +344,10 @@ fn resolve(
     }
 
     if file.routes.is_empty() {
-        return Err(invalid("route", "at least one [[route]] is required".into()));
+        return Err(invalid(
+            "route",
+            "at least one [[route]] is required".into(),
+        ));
     }
     let mut routes = Vec::new();
     for (i, r) in file.routes.iter().enumerate() {

@@ -1,6 +1,166 @@
-//! Errors, tagged with where the fault lies. `handler` turns them into responses.
+//! Errors, tagged with where the fault lies. [`crate::handler`] turns them into responses in one
+//! place ([`Error::status`] and the one-line [`std::fmt::Display`] text).
 
-/// STUB
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Error(pub String);
+use http::StatusCode;
+
+use crate::goproxy::request::RequestError;
+
+/// Who is at fault; decides the status class and whether the error is logged as ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The request was malformed or asks for something that does not exist.
+    Client,
+    /// An upstream proxy failed or served something invalid.
+    Upstream,
+    /// The storage backend failed.
+    Storage,
+    /// A bug or an exhausted resource in modgate itself.
+    Internal,
+}
+
+/// Every error the request pipeline can produce.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// Malformed request path, escape or version → 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Unknown module or version, or not a canonical version → 404 (the client falls through).
+    #[error("{0}")]
+    NotFound(String),
+    /// Only GET and HEAD exist in the GOPROXY protocol → 405.
+    #[error("method {0} is not allowed: the GOPROXY protocol is read-only (GET, HEAD)")]
+    MethodNotAllowed(http::Method),
+    /// A `Range` that lies outside the artifact → 416.
+    #[error("range not satisfiable: the artifact is {len} bytes")]
+    RangeNotSatisfiable { len: u64 },
+    /// The upstream answered with an error, or could not be reached → 502.
+    #[error("{what}: upstream {url}: {message}")]
+    Upstream {
+        what: String,
+        url: String,
+        message: String,
+    },
+    /// The upstream did not answer in time → 504.
+    #[error("{what}: upstream {url}: timed out after {secs}s")]
+    UpstreamTimeout {
+        what: String,
+        url: String,
+        secs: u64,
+    },
+    /// The upstream served an artifact that failed validation; nothing was stored → 502.
+    #[error("{what}: upstream {url} served an invalid artifact, not stored: {reason}")]
+    BadArtifact {
+        what: String,
+        url: String,
+        reason: String,
+    },
+    /// The storage backend failed → 500.
+    #[error("storage {storage}: {message}")]
+    Storage { storage: String, message: String },
+    /// Anything else that is our fault → 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Where the fault lies.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Error::BadRequest(_)
+            | Error::NotFound(_)
+            | Error::MethodNotAllowed(_)
+            | Error::RangeNotSatisfiable { .. } => Fault::Client,
+            Error::Upstream { .. } | Error::UpstreamTimeout { .. } | Error::BadArtifact { .. } => {
+                Fault::Upstream
+            }
+            Error::Storage { .. } => Fault::Storage,
+            Error::Internal(_) => Fault::Internal,
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Error::Upstream { .. } | Error::BadArtifact { .. } => StatusCode::BAD_GATEWAY,
+            Error::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Error::Storage { .. } | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The response body: the message on one line, without control characters, at most
+    /// 600 bytes (the go command shows at most 648 bytes and hides bodies with control characters).
+    pub fn body(&self) -> String {
+        one_line(&self.to_string(), 600)
+    }
+
+    /// A storage error for backend `storage`.
+    pub fn storage(storage: &str, message: impl std::fmt::Display) -> Self {
+        Error::Storage {
+            storage: storage.to_owned(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<RequestError> for Error {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::BadRequest(m) => Error::BadRequest(m),
+            RequestError::NotFound(m) => Error::NotFound(m),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Error::Internal(format!("background task failed: {e}"))
+    }
+}
+
+/// Collapses `s` to one printable line of at most `max` bytes, followed by `\n`.
+pub fn one_line(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max) + 1);
+    for c in s.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_one_printable_line() {
+        let e = Error::BadRequest("bad\npath\x00 \"x\"\r\n".repeat(100));
+        let body = e.body();
+        assert!(body.len() <= 601);
+        assert_eq!(body.matches('\n').count(), 1);
+        assert!(body.ends_with('\n'));
+        assert!(!body[..body.len() - 1].chars().any(char::is_control));
+    }
+
+    #[test]
+    fn statuses_follow_the_fault() {
+        assert_eq!(Error::NotFound("x".into()).status(), 404);
+        assert_eq!(
+            Error::BadArtifact {
+                what: "m@v1.0.0.zip".into(),
+                url: "u".into(),
+                reason: "r".into()
+            }
+            .status(),
+            502
+        );
+        assert_eq!(Error::storage("local", "disk full").fault(), Fault::Storage);
+    }
+}

@@ -1,14 +1,33 @@
-//! The request pipeline: route → auth → storage → upstream, and the one place where errors
-//! become HTTP responses.
+//! The request pipeline: parse → route → (auth: arrives with the plugin runtime) → storage →
+//! upstream, and the one place where errors become HTTP responses ([`App::handle`]).
+//!
+//! Protocol details follow the Go modules reference, "GOPROXY protocol": only 200 is success,
+//! 404/410 let the client fall through to its next proxy, error bodies are one line of text.
 
+mod fill;
+mod respond;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::{Method, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 
-use crate::config::Config;
-use crate::telemetry::Metrics;
+use crate::config::{CacheFile, Config, StorageConfig};
+use crate::error::Error;
+use crate::goproxy::path::ModulePath;
+use crate::goproxy::request::{self, InfoQuery, ProxyRequest};
+use crate::goproxy::{pseudo, semver};
+use crate::route::{Route, RouteTable};
+use crate::storage::fs::FsBackend;
+use crate::storage::{ArtifactKey, ArtifactKind, Store};
+use crate::telemetry::{Endpoint, Metrics};
+use crate::upstream::UpstreamClient;
+
+use respond::{ContentType, Freshness};
 
 /// The body type of every response modgate sends.
 pub type ResponseBody = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -23,23 +42,414 @@ pub struct ConnInfo {
 /// Everything a request needs, shared by all connections.
 pub struct App {
     pub metrics: Arc<Metrics>,
+    routes: RouteTable,
+    cache: CacheFile,
+    stores: HashMap<String, Arc<Store>>,
+    client: UpstreamClient,
+    /// One fetch in flight per upstream artifact and per version fill.
+    flights: Arc<fill::Flights>,
+    /// Recent upstream answers that change (`list`, `@latest`, queries) and recent not-founds.
+    recent: Arc<TtlCache>,
 }
 
 impl App {
     /// Builds the pipeline from a resolved configuration (opens storage, builds the upstream client).
-    pub fn new(_config: &Config, metrics: Arc<Metrics>) -> Result<Self, crate::error::Error> {
-        Ok(Self { metrics })
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Self, Error> {
+        let mut stores = HashMap::new();
+        for (name, storage) in &config.storage {
+            let store = match storage {
+                StorageConfig::Fs { root } => {
+                    Store::new(name, Arc::new(FsBackend::new(name, root)?))
+                }
+            };
+            stores.insert(name.clone(), Arc::new(store));
+        }
+        Ok(Self {
+            metrics,
+            routes: config.routes.clone(),
+            cache: config.cache.clone(),
+            stores,
+            client: UpstreamClient::new(),
+            flights: Arc::default(),
+            recent: Arc::default(),
+        })
     }
 
     /// Serves one request. Never fails: every error becomes a response here.
-    pub async fn handle<B>(&self, _req: http::Request<B>, _conn: &ConnInfo) -> http::Response<ResponseBody> {
-        use http_body_util::{BodyExt, Full};
-        let body = Full::new(Bytes::from_static(b"not implemented\n")).map_err(|never| match never {}).boxed_unsync();
-        http::Response::builder().status(501).body(body).unwrap_or_default()
+    pub async fn handle<B>(
+        &self,
+        req: http::Request<B>,
+        _conn: &ConnInfo,
+    ) -> Response<ResponseBody> {
+        let head = req.method() == Method::HEAD;
+        let (endpoint, result) = self.dispatch(&req).await;
+        let mut response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if matches!(e.fault(), crate::error::Fault::Client) {
+                    tracing::debug!(path = req.uri().path(), error = %e, "request refused");
+                } else {
+                    tracing::warn!(path = req.uri().path(), error = %e, "request failed");
+                }
+                respond::error(&e, &self.cache, head)
+            }
+        };
+        response.extensions_mut().insert(Endpoint(endpoint));
+        response
     }
 
-    /// Whether the server is ready to serve (storage reachable); for `/readyz`.
+    /// Whether every storage backend is usable; for `/readyz`.
     pub fn ready(&self) -> bool {
-        true
+        self.stores.values().all(|s| s.ready())
+    }
+
+    async fn dispatch<B>(
+        &self,
+        req: &http::Request<B>,
+    ) -> (&'static str, Result<Response<ResponseBody>, Error>) {
+        let head = match *req.method() {
+            Method::GET => false,
+            Method::HEAD => true,
+            ref m => return ("invalid", Err(Error::MethodNotAllowed(m.clone()))),
+        };
+        let path = req.uri().path();
+        match path {
+            "/healthz" => return ("ops", Ok(respond::text(StatusCode::OK, "ok\n", head))),
+            "/readyz" => {
+                let r = if self.ready() {
+                    respond::text(StatusCode::OK, "ready\n", head)
+                } else {
+                    respond::text(StatusCode::SERVICE_UNAVAILABLE, "storage not ready\n", head)
+                };
+                return ("ops", Ok(r));
+            }
+            "/metrics" => {
+                let body = self.metrics.render();
+                return ("ops", Ok(respond::metrics(body, head)));
+            }
+            _ => {}
+        }
+        let parsed = match request::parse(path) {
+            Ok(p) => p,
+            Err(e) => return ("invalid", Err(e.into())),
+        };
+        let endpoint = match &parsed {
+            ProxyRequest::List { .. } => "list",
+            ProxyRequest::Info { .. } => "info",
+            ProxyRequest::Mod { .. } => "mod",
+            ProxyRequest::Zip { .. } => "zip",
+            ProxyRequest::Latest { .. } => "latest",
+            ProxyRequest::Sumdb { .. } => "sumdb",
+        };
+        (endpoint, self.serve(parsed, req.headers(), head).await)
+    }
+
+    async fn serve(
+        &self,
+        parsed: ProxyRequest,
+        headers: &http::HeaderMap,
+        head: bool,
+    ) -> Result<Response<ResponseBody>, Error> {
+        let module = match &parsed {
+            ProxyRequest::Sumdb { name, .. } => {
+                // A 404 for `/sumdb/<name>/supported` tells the go command to contact the
+                // database itself (Go modules reference, "Checksum database").
+                return Err(Error::NotFound(format!(
+                    "checksum database {name} is not proxied here; the go command contacts it directly"
+                )));
+            }
+            ProxyRequest::List { module }
+            | ProxyRequest::Info { module, .. }
+            | ProxyRequest::Mod { module, .. }
+            | ProxyRequest::Zip { module, .. }
+            | ProxyRequest::Latest { module } => module.clone(),
+        };
+        let route = self
+            .routes
+            .route(module.as_str())
+            .ok_or_else(|| Error::NotFound(format!("{module}: no route serves this module")))?;
+        // Auth decisions plug in here (the route's auth plugins), before storage is touched.
+        let store = self.stores.get(&route.storage).ok_or_else(|| {
+            Error::Internal(format!(
+                "route[{}] names unknown storage {}",
+                route.index, route.storage
+            ))
+        })?;
+        let ctx = Ctx {
+            app: self,
+            route,
+            store,
+            module: &module,
+        };
+        match parsed {
+            ProxyRequest::List { .. } => ctx.list(head).await,
+            ProxyRequest::Latest { .. } => ctx.latest(head).await,
+            ProxyRequest::Info {
+                version: InfoQuery::Canonical(v),
+                ..
+            } => ctx.info(&v, head).await,
+            ProxyRequest::Info {
+                version: InfoQuery::Query(q),
+                ..
+            } => ctx.info_query(&q, head).await,
+            ProxyRequest::Mod { version, .. } => ctx.go_mod(&version, head).await,
+            ProxyRequest::Zip { version, .. } => ctx.zip(&version, headers, head).await,
+            ProxyRequest::Sumdb { .. } => unreachable!("answered above"),
+        }
+    }
+}
+
+/// One request's view of the pipeline: the app, the chosen route and its storage.
+struct Ctx<'a> {
+    app: &'a App,
+    route: &'a Route,
+    store: &'a Arc<Store>,
+    module: &'a ModulePath,
+}
+
+impl Ctx<'_> {
+    fn key<'k>(&'k self, version: &'k str, kind: ArtifactKind) -> ArtifactKey<'k> {
+        ArtifactKey {
+            module: self.module,
+            version,
+            kind,
+        }
+    }
+
+    fn offline_miss(&self, what: &str) -> Error {
+        Error::NotFound(format!(
+            "{what}: not stored, and route[{}] has no upstream",
+            self.route.index
+        ))
+    }
+
+    async fn go_mod(&self, version: &str, head: bool) -> Result<Response<ResponseBody>, Error> {
+        let stored = self
+            .store
+            .read_small(self.key(version, ArtifactKind::Mod))
+            .await?;
+        self.app.metrics.cache_lookup("mod", stored.is_some());
+        let body = match stored {
+            Some(b) => b,
+            None if self.route.sources.is_offline() => {
+                return Err(self.offline_miss(&format!("{}@{version}", self.module)));
+            }
+            None => self.fetcher().fetch_mod(version).await?,
+        };
+        Ok(respond::bytes(
+            body,
+            ContentType::Text,
+            Freshness::Immutable,
+            head,
+        ))
+    }
+
+    async fn info(&self, version: &str, head: bool) -> Result<Response<ResponseBody>, Error> {
+        let stored = self
+            .store
+            .read_small(self.key(version, ArtifactKind::Info))
+            .await?;
+        self.app.metrics.cache_lookup("info", stored.is_some());
+        let body = match stored {
+            Some(b) => b,
+            None if self.route.sources.is_offline() => {
+                return Err(self.offline_miss(&format!("{}@{version}", self.module)));
+            }
+            None => self.fetcher().fetch_info(version).await?,
+        };
+        Ok(respond::bytes(
+            body,
+            ContentType::Json,
+            Freshness::Immutable,
+            head,
+        ))
+    }
+
+    async fn zip(
+        &self,
+        version: &str,
+        headers: &http::HeaderMap,
+        head: bool,
+    ) -> Result<Response<ResponseBody>, Error> {
+        let key = self.key(version, ArtifactKind::Zip);
+        let mut artifact = self.store.open(key).await?;
+        self.app.metrics.cache_lookup("zip", artifact.is_some());
+        if artifact.is_none() {
+            if self.route.sources.is_offline() {
+                return Err(self.offline_miss(&format!("{}@{version}", self.module)));
+            }
+            self.fetcher().fill_version(version).await?;
+            artifact = self.store.open(key).await?;
+        }
+        let artifact = artifact.ok_or_else(|| {
+            Error::storage(
+                self.store.name(),
+                format_args!("{}@{version}.zip vanished after it was stored", self.module),
+            )
+        })?;
+        let hash = self
+            .store
+            .read_small(self.key(version, ArtifactKind::ZipHash))
+            .await?;
+        respond::zip(artifact, hash.as_deref(), headers, head).await
+    }
+
+    async fn list(&self, head: bool) -> Result<Response<ResponseBody>, Error> {
+        let stored = self.store.committed_versions(self.module).await?;
+        let mut versions: Vec<String> = stored
+            .into_iter()
+            .filter(|v| !pseudo::is_pseudo_version(v))
+            .collect();
+        let found_in_storage = !versions.is_empty();
+        if self.route.sources.is_offline() {
+            if !found_in_storage {
+                return Err(self.offline_miss(self.module.as_str()));
+            }
+        } else {
+            let rel = format!("{}/@v/list", self.module.escaped());
+            match self.fetch_changing(&rel, fill::MAX_LIST).await {
+                Ok(body) => {
+                    let text = String::from_utf8_lossy(&body);
+                    versions.extend(
+                        text.lines()
+                            .filter_map(|l| l.split_whitespace().next())
+                            .filter(|v| semver::is_valid(v) && !pseudo::is_pseudo_version(v))
+                            .map(str::to_owned),
+                    );
+                }
+                Err(Error::NotFound(m)) if !found_in_storage => return Err(Error::NotFound(m)),
+                Err(Error::NotFound(_)) => {}
+                Err(e) if found_in_storage => {
+                    tracing::warn!(module = %self.module, error = %e, "upstream list failed; serving stored versions");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        versions.sort_by(|a, b| semver::compare(a, b).then_with(|| a.cmp(b)));
+        versions.dedup();
+        let mut body = String::with_capacity(versions.len() * 12);
+        for v in &versions {
+            body.push_str(v);
+            body.push('\n');
+        }
+        Ok(respond::bytes(
+            Bytes::from(body),
+            ContentType::Text,
+            Freshness::Short(self.app.cache.list_ttl),
+            head,
+        ))
+    }
+
+    async fn latest(&self, head: bool) -> Result<Response<ResponseBody>, Error> {
+        let upstream_error = if self.route.sources.is_offline() {
+            None
+        } else {
+            let rel = format!("{}/@latest", self.module.escaped());
+            match self.fetch_changing(&rel, fill::MAX_INFO).await {
+                Ok(body) => {
+                    fill::check_info(&body, None).map_err(|reason| self.bad_info(&rel, reason))?;
+                    return Ok(respond::bytes(
+                        body,
+                        ContentType::Json,
+                        Freshness::Short(self.app.cache.list_ttl),
+                        head,
+                    ));
+                }
+                Err(e) => Some(e),
+            }
+        };
+        // Offline, or the upstream had nothing: the best committed version, ranked as the
+        // go command ranks `@latest` (releases, then pre-releases, then pseudo-versions).
+        let stored = self.store.committed_versions(self.module).await?;
+        let best = stored.iter().max_by(|a, b| {
+            latest_rank(a)
+                .cmp(&latest_rank(b))
+                .then_with(|| semver::compare(a, b))
+        });
+        if let Some(v) = best
+            && let Some(body) = self
+                .store
+                .read_small(self.key(v, ArtifactKind::Info))
+                .await?
+        {
+            return Ok(respond::bytes(
+                body,
+                ContentType::Json,
+                Freshness::Short(self.app.cache.list_ttl),
+                head,
+            ));
+        }
+        Err(match upstream_error {
+            Some(e) => e,
+            None => self.offline_miss(&format!("{}@latest", self.module)),
+        })
+    }
+
+    async fn info_query(&self, query: &str, head: bool) -> Result<Response<ResponseBody>, Error> {
+        if self.route.sources.is_offline() {
+            return Err(Error::NotFound(format!(
+                "{}@{query}: only canonical versions are served from storage, and route[{}] has no upstream",
+                self.module, self.route.index
+            )));
+        }
+        let escaped = crate::goproxy::escape::escape_version(query)
+            .map_err(|e| Error::BadRequest(format!("version {query:?}: {e}")))?;
+        let rel = format!("{}/@v/{escaped}.info", self.module.escaped());
+        let body = self.fetch_changing(&rel, fill::MAX_INFO).await?;
+        fill::check_info(&body, None).map_err(|reason| self.bad_info(&rel, reason))?;
+        Ok(respond::bytes(
+            body,
+            ContentType::Json,
+            Freshness::Short(self.app.cache.list_ttl),
+            head,
+        ))
+    }
+}
+
+/// `@latest` preference: releases over pre-releases over pseudo-versions.
+fn latest_rank(v: &str) -> u8 {
+    if pseudo::is_pseudo_version(v) {
+        0
+    } else if !semver::prerelease(v).is_empty() {
+        1
+    } else {
+        2
+    }
+}
+
+/// Upstream answers that change (and not-found answers), reused for a short time.
+#[derive(Default)]
+struct TtlCache {
+    entries: Mutex<HashMap<String, Remembered>>,
+}
+
+/// An answer and when it stops being reused.
+type Remembered = (Instant, Result<Bytes, Error>);
+
+/// Entries kept before expired ones are swept (bounds memory under a flood of distinct paths).
+const TTL_CACHE_SWEEP_AT: usize = 50_000;
+
+impl TtlCache {
+    fn get(&self, key: &str) -> Option<Result<Bytes, Error>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(key) {
+            Some((expires, value)) if *expires > Instant::now() => Some(value.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&self, key: String, value: Result<Bytes, Error>, ttl: Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= TTL_CACHE_SWEEP_AT {
+            let now = Instant::now();
+            entries.retain(|_, (expires, _)| *expires > now);
+            if entries.len() >= TTL_CACHE_SWEEP_AT {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now() + ttl, value));
     }
 }

@@ -1,1 +1,294 @@
-//! TODO
+//! Where artifacts live. A [`Backend`] only *plans*: it says where a key is (a file in a granted
+//! directory, a URL, or small inline bytes) and the host ([`Store`]) moves the bytes with its own
+//! I/O. That is the seam where storage plugins plug in later without ever handling a 500 MB zip.
+//!
+//! Invariants, kept by [`Store`]:
+//! - Every artifact is written to a temporary name beside its final name, fsynced, and renamed:
+//!   a reader sees the whole file or nothing.
+//! - A version is committed by writing `.info` last, after `.mod`, `.zip` and `.ziphash`; the
+//!   storage's version list only counts versions whose `.info` exists.
+//! - Versioned artifacts are immutable: an existing final file is never rewritten.
+
+pub mod fs;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use crate::error::Error;
+use crate::goproxy::path::ModulePath;
+
+/// Kinds of stored artifacts of one module version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArtifactKind {
+    /// `<v>.info`: the commit marker of a version.
+    Info,
+    /// `<v>.mod`
+    Mod,
+    /// `<v>.zip`
+    Zip,
+    /// `<v>.ziphash`: the zip's `h1:` hash, computed when it was checked (as in the go command's cache).
+    ZipHash,
+}
+
+impl ArtifactKind {
+    /// The file extension, as in a GOPROXY tree.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ArtifactKind::Info => "info",
+            ArtifactKind::Mod => "mod",
+            ArtifactKind::Zip => "zip",
+            ArtifactKind::ZipHash => "ziphash",
+        }
+    }
+}
+
+/// One artifact of one module version. `version` is canonical.
+#[derive(Debug, Clone, Copy)]
+pub struct ArtifactKey<'a> {
+    pub module: &'a ModulePath,
+    pub version: &'a str,
+    pub kind: ArtifactKind,
+}
+
+/// Where to read an artifact from.
+#[derive(Debug, Clone)]
+pub enum ReadPlan {
+    /// A file the host opens; a missing file means a miss.
+    File(PathBuf),
+    /// Bytes the backend holds itself (small objects); `None` means a miss.
+    Inline(Option<Bytes>),
+}
+
+/// Where to write an artifact to.
+#[derive(Debug, Clone)]
+pub enum WritePlan {
+    /// The final path of a file; the host writes a temporary file beside it and renames.
+    File(PathBuf),
+}
+
+/// A storage backend: answers with plans; never moves artifact bytes itself.
+pub trait Backend: Send + Sync + 'static {
+    /// Where `key` is to be read from.
+    fn read_plan(&self, key: ArtifactKey<'_>) -> Result<ReadPlan, Error>;
+    /// Where `key` is to be written to.
+    fn write_plan(&self, key: ArtifactKey<'_>) -> Result<WritePlan, Error>;
+    /// The committed versions of `module` (those with `.info`), in no particular order. Blocking.
+    fn committed_versions(&self, module: &ModulePath) -> Result<Vec<String>, Error>;
+    /// Whether the backend is usable (for `/readyz`). Blocking.
+    fn ready(&self) -> bool;
+}
+
+/// An artifact opened for serving.
+#[derive(Debug)]
+pub enum Artifact {
+    /// An open file, with its length and modification time.
+    File {
+        file: tokio::fs::File,
+        len: u64,
+        modified: Option<SystemTime>,
+    },
+    /// Bytes in memory.
+    Bytes(Bytes),
+}
+
+impl Artifact {
+    /// The artifact's length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Artifact::File { len, .. } => *len,
+            Artifact::Bytes(b) => b.len() as u64,
+        }
+    }
+
+    /// Whether the artifact is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A version's artifacts staged for commit: a checked zip already in a temporary file beside its
+/// final place (see [`Store::zip_staging`]), its hash, and the `.info` that commits it.
+#[derive(Debug)]
+pub struct StagedVersion {
+    pub zip: tempfile::TempPath,
+    pub zip_hash: String,
+    pub info: Bytes,
+}
+
+/// The host side of a storage backend: opens, writes and commits with the host's own I/O.
+pub struct Store {
+    name: String,
+    backend: std::sync::Arc<dyn Backend>,
+}
+
+impl Store {
+    /// Wraps `backend`, named `name` in the config (`[storage.NAME]`).
+    pub fn new(name: &str, backend: std::sync::Arc<dyn Backend>) -> Self {
+        Self {
+            name: name.to_owned(),
+            backend,
+        }
+    }
+
+    /// The storage's name in the config.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn err(&self, message: impl std::fmt::Display) -> Error {
+        Error::storage(&self.name, message)
+    }
+
+    /// Opens `key` for reading; `Ok(None)` when it is not stored.
+    pub async fn open(&self, key: ArtifactKey<'_>) -> Result<Option<Artifact>, Error> {
+        match self.backend.read_plan(key)? {
+            ReadPlan::Inline(bytes) => Ok(bytes.map(Artifact::Bytes)),
+            ReadPlan::File(path) => {
+                let file = match tokio::fs::File::open(&path).await {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    // A path component that is a file, or a name too long: not stored.
+                    Err(e) if e.raw_os_error() == Some(20) || e.raw_os_error() == Some(36) => {
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(self.err(format_args!("open {}: {e}", path.display()))),
+                };
+                let meta = file
+                    .metadata()
+                    .await
+                    .map_err(|e| self.err(format_args!("stat {}: {e}", path.display())))?;
+                Ok(Some(Artifact::File {
+                    file,
+                    len: meta.len(),
+                    modified: meta.modified().ok(),
+                }))
+            }
+        }
+    }
+
+    /// Reads a small artifact (`.info`, `.mod`, `.ziphash`) whole; `Ok(None)` when not stored.
+    pub async fn read_small(&self, key: ArtifactKey<'_>) -> Result<Option<Bytes>, Error> {
+        match self.backend.read_plan(key)? {
+            ReadPlan::Inline(bytes) => Ok(bytes),
+            ReadPlan::File(path) => match tokio::fs::read(&path).await {
+                Ok(b) => Ok(Some(Bytes::from(b))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) if e.raw_os_error() == Some(20) || e.raw_os_error() == Some(36) => Ok(None),
+                Err(e) => Err(self.err(format_args!("read {}: {e}", path.display()))),
+            },
+        }
+    }
+
+    /// Whether `key` is stored.
+    pub async fn contains(&self, key: ArtifactKey<'_>) -> Result<bool, Error> {
+        match self.backend.read_plan(key)? {
+            ReadPlan::Inline(bytes) => Ok(bytes.is_some()),
+            ReadPlan::File(path) => Ok(tokio::fs::try_exists(&path).await.unwrap_or(false)),
+        }
+    }
+
+    /// Stores a small artifact atomically (temp + fsync + rename). An existing one is kept.
+    pub async fn put_small(&self, key: ArtifactKey<'_>, data: &[u8]) -> Result<(), Error> {
+        let WritePlan::File(path) = self.backend.write_plan(key)?;
+        let dir = parent(&path).map_err(|e| self.err(e))?;
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| self.err(format_args!("create {}: {e}", dir.display())))?;
+        let tmp = temp_file(dir).map_err(|e| self.err(e))?;
+        let (std_file, tmp_path) = tmp.into_parts();
+        let mut file = tokio::fs::File::from_std(std_file);
+        let written = async {
+            file.write_all(data).await?;
+            file.sync_all().await
+        }
+        .await;
+        written.map_err(|e| self.err(format_args!("write {}: {e}", tmp_path.display())))?;
+        drop(file);
+        persist(tmp_path, &path).map_err(|e| self.err(e))
+    }
+
+    /// A temporary file beside the final place of `key`'s zip, for the host to download into.
+    /// Dropping the returned path removes the file, so an abandoned download leaves nothing.
+    pub async fn zip_staging(
+        &self,
+        module: &ModulePath,
+        version: &str,
+    ) -> Result<(tokio::fs::File, tempfile::TempPath), Error> {
+        let key = ArtifactKey {
+            module,
+            version,
+            kind: ArtifactKind::Zip,
+        };
+        let WritePlan::File(path) = self.backend.write_plan(key)?;
+        let dir = parent(&path).map_err(|e| self.err(e))?.to_path_buf();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| self.err(format_args!("create {}: {e}", dir.display())))?;
+        let tmp = temp_file(&dir).map_err(|e| self.err(e))?;
+        let (std_file, tmp_path) = tmp.into_parts();
+        Ok((tokio::fs::File::from_std(std_file), tmp_path))
+    }
+
+    /// Commits a version: the zip (already checked and synced), its hash, then `.info` last.
+    /// `.mod` must already be stored.
+    pub async fn commit(
+        &self,
+        module: &ModulePath,
+        version: &str,
+        staged: StagedVersion,
+    ) -> Result<(), Error> {
+        let key = |kind| ArtifactKey {
+            module,
+            version,
+            kind,
+        };
+        self.put_small(key(ArtifactKind::ZipHash), staged.zip_hash.as_bytes())
+            .await?;
+        let WritePlan::File(zip_path) = self.backend.write_plan(key(ArtifactKind::Zip))?;
+        persist(staged.zip, &zip_path).map_err(|e| self.err(e))?;
+        self.put_small(key(ArtifactKind::Info), &staged.info).await
+    }
+
+    /// The committed versions of `module`.
+    pub async fn committed_versions(&self, module: &ModulePath) -> Result<Vec<String>, Error> {
+        // The backend may block (a directory scan): keep it off the async workers.
+        let backend = self.backend.clone();
+        let module = module.clone();
+        tokio::task::spawn_blocking(move || backend.committed_versions(&module))
+            .await
+            .map_err(|e| self.err(format_args!("version scan failed: {e}")))?
+    }
+
+    /// Whether the backend is usable.
+    pub fn ready(&self) -> bool {
+        self.backend.ready()
+    }
+}
+
+/// A hidden temporary file in `dir`, named `.tmp-…` so it is never mistaken for an artifact.
+fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile, String> {
+    tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| format!("create temporary file in {}: {e}", dir.display()))
+}
+
+/// Renames a temporary file to its final name unless that already exists (artifacts are
+/// immutable: the first complete copy wins, and it is identical by construction).
+fn persist(tmp: tempfile::TempPath, path: &Path) -> Result<(), String> {
+    if path.exists() {
+        return Ok(());
+    }
+    tmp.persist(path)
+        .map(|_| ())
+        .map_err(|e| format!("rename to {}: {}", path.display(), e.error))
+}
+
+fn parent(path: &Path) -> Result<&Path, String> {
+    path.parent()
+        .ok_or_else(|| format!("{} has no parent directory", path.display()))
+}

@@ -23,3 +23,8 @@ impl Metrics {
         String::new()
     }
 }
+
+/// The GOPROXY endpoint a response answered (`list`, `info`, `mod`, `zip`, `latest`, `sumdb`,
+/// `ops`, `invalid`), set by the handler as a response extension for logs and metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint(pub &'static str);

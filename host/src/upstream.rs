@@ -1,6 +1,19 @@
-//! Upstream GOPROXY servers: an ordered source list with the go command's `,`/`|` semantics.
+//! Upstream GOPROXY servers: an ordered source list with the go command's `,`/`|` semantics
+//! (`cmd/go/internal/modfetch/proxy.go`), fetched over hyper-util's client with rustls.
 
-use std::time::Duration;
+pub mod singleflight;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{StatusCode, Uri, header};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use crate::telemetry::Metrics;
 
 /// One upstream proxy in a source list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,17 +54,23 @@ impl SourceList {
                 "direct" | "noproxy" => continue,
                 _ => {}
             }
-            let url = if !item.contains(":/") && item.contains(['.', ':', '/']) && !item.starts_with('/') {
-                format!("https://{item}")
-            } else {
-                item.to_owned()
-            };
+            let url =
+                if !item.contains(":/") && item.contains(['.', ':', '/']) && !item.starts_with('/')
+                {
+                    format!("https://{item}")
+                } else {
+                    item.to_owned()
+                };
             let parsed: http::Uri = url
                 .parse()
                 .map_err(|e| format!("`{item}` is not a URL: {e}"))?;
             match parsed.scheme_str() {
                 Some("http" | "https") => {}
-                _ => return Err(format!("`{item}`: only http and https upstreams are supported")),
+                _ => {
+                    return Err(format!(
+                        "`{item}`: only http and https upstreams are supported"
+                    ));
+                }
             }
             if parsed.query().is_some() {
                 return Err(format!("`{item}`: a proxy URL cannot have a query"));
@@ -69,5 +88,407 @@ impl SourceList {
     /// True when there is no upstream: serve from storage only.
     pub fn is_offline(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// Why a fetch from the source list failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// Every source answered 404/410 (or the list is empty): the client should fall through.
+    #[error("not found upstream")]
+    NotFound,
+    /// A source answered with another error status, or could not be reached.
+    #[error("{url}: {message}")]
+    Failed { url: String, message: String },
+    /// A source did not answer, or paused sending, for longer than its timeout.
+    #[error("{url}: timed out after {secs}s")]
+    Timeout { url: String, secs: u64 },
+    /// The body exceeded the size allowed for this kind of artifact.
+    #[error("{url}: body larger than {limit} bytes")]
+    TooLarge { url: String, limit: u64 },
+}
+
+impl From<tokio::task::JoinError> for FetchError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        FetchError::Failed {
+            url: String::new(),
+            message: format!("fetch task failed: {e}"),
+        }
+    }
+}
+
+/// A successful fetch: the body (or its length when streamed to a file) and where it came from.
+#[derive(Debug, Clone)]
+pub struct Fetched<T> {
+    pub body: T,
+    pub url: String,
+}
+
+/// Where a fetched body goes.
+enum Sink<'a> {
+    Memory(Vec<u8>),
+    File(&'a mut tokio::fs::File, u64),
+}
+
+impl Sink<'_> {
+    async fn reset(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Memory(v) => v.clear(),
+            Sink::File(f, n) => {
+                f.set_len(0).await?;
+                f.seek(std::io::SeekFrom::Start(0)).await?;
+                *n = 0;
+            }
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Sink::Memory(v) => v.len() as u64,
+            Sink::File(_, n) => *n,
+        }
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Memory(v) => v.extend_from_slice(chunk),
+            Sink::File(f, n) => {
+                f.write_all(chunk).await?;
+                *n += chunk.len() as u64;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How one attempt at one URL ended.
+enum Attempt {
+    Ok,
+    NotFound,
+    /// Worth retrying (connection error, 5xx, 429).
+    Transient(FetchError),
+    Fatal(FetchError),
+}
+
+/// Redirects followed per request, as the go command does (`net/http` default).
+const MAX_REDIRECTS: usize = 10;
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// The HTTP client for upstream proxies, shared by all routes.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    http: HttpsClient,
+    user_agent: http::HeaderValue,
+}
+
+impl UpstreamClient {
+    /// A client trusting the system's root certificates (`SSL_CERT_FILE`/`SSL_CERT_DIR` apply).
+    pub fn new() -> Self {
+        let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "no system root certificates; https upstreams will fail");
+                let config = rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth();
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+            }
+        };
+        let connector = builder
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        let user_agent =
+            http::HeaderValue::from_static(concat!("modgate/", env!("CARGO_PKG_VERSION")));
+        Self { http, user_agent }
+    }
+
+    /// Fetches `rel` (an escaped GOPROXY path such as `example.com/m/@v/list`) into memory,
+    /// refusing bodies over `limit` bytes.
+    pub async fn fetch_bytes(
+        &self,
+        sources: &SourceList,
+        rel: &str,
+        limit: u64,
+        metrics: &Metrics,
+    ) -> Result<Fetched<Bytes>, FetchError> {
+        let mut sink = Sink::Memory(Vec::new());
+        let url = self.fetch(sources, rel, limit, &mut sink, metrics).await?;
+        let Sink::Memory(body) = sink else {
+            unreachable!("the sink is the memory sink created above")
+        };
+        Ok(Fetched {
+            body: Bytes::from(body),
+            url,
+        })
+    }
+
+    /// Fetches `rel` into `file` (truncated first), refusing bodies over `limit` bytes.
+    pub async fn fetch_to_file(
+        &self,
+        sources: &SourceList,
+        rel: &str,
+        limit: u64,
+        file: &mut tokio::fs::File,
+        metrics: &Metrics,
+    ) -> Result<Fetched<u64>, FetchError> {
+        let mut sink = Sink::File(file, 0);
+        let url = self.fetch(sources, rel, limit, &mut sink, metrics).await?;
+        let len = sink.len();
+        if let Sink::File(f, _) = sink {
+            f.flush().await.map_err(|e| FetchError::Failed {
+                url: url.clone(),
+                message: format!("writing the download: {e}"),
+            })?;
+        }
+        Ok(Fetched { body: len, url })
+    }
+
+    /// Tries each source in order: the next one after 404/410, or after any error when the
+    /// source is followed by `|` (`modfetch.proxyList` semantics).
+    async fn fetch(
+        &self,
+        sources: &SourceList,
+        rel: &str,
+        limit: u64,
+        sink: &mut Sink<'_>,
+        metrics: &Metrics,
+    ) -> Result<String, FetchError> {
+        let mut first_error: Option<FetchError> = None;
+        for entry in &sources.entries {
+            let url = format!("{}/{rel}", entry.base);
+            match self.fetch_one(entry, &url, limit, sink, metrics).await {
+                Ok(()) => return Ok(url),
+                Err(FetchError::NotFound) => continue,
+                Err(e) if entry.fallthrough_on_error => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(first_error.unwrap_or(e)),
+            }
+        }
+        Err(first_error.unwrap_or(FetchError::NotFound))
+    }
+
+    /// One source, with retries on transient failures.
+    async fn fetch_one(
+        &self,
+        entry: &SourceEntry,
+        url: &str,
+        limit: u64,
+        sink: &mut Sink<'_>,
+        metrics: &Metrics,
+    ) -> Result<(), FetchError> {
+        let mut attempt = 0;
+        loop {
+            let started = Instant::now();
+            let outcome = self.attempt(entry, url, limit, sink).await;
+            let label = match &outcome {
+                Attempt::Ok => "ok",
+                Attempt::NotFound => "not_found",
+                Attempt::Transient(FetchError::Timeout { .. })
+                | Attempt::Fatal(FetchError::Timeout { .. }) => "timeout",
+                _ => "error",
+            };
+            metrics.upstream_fetch(label, started.elapsed());
+            match outcome {
+                Attempt::Ok => return Ok(()),
+                Attempt::NotFound => return Err(FetchError::NotFound),
+                Attempt::Fatal(e) => return Err(e),
+                Attempt::Transient(e) if attempt >= entry.retries => return Err(e),
+                Attempt::Transient(e) => {
+                    attempt += 1;
+                    tracing::debug!(%url, error = %e, attempt, "retrying upstream request");
+                    tokio::time::sleep(Duration::from_millis(100 * 4u64.pow(attempt - 1))).await;
+                    sink.reset().await.map_err(|e| FetchError::Failed {
+                        url: url.to_owned(),
+                        message: format!("resetting the download: {e}"),
+                    })?;
+                }
+            }
+        }
+    }
+
+    /// One request (following redirects) and its body.
+    async fn attempt(
+        &self,
+        entry: &SourceEntry,
+        url: &str,
+        limit: u64,
+        sink: &mut Sink<'_>,
+    ) -> Attempt {
+        let secs = entry.timeout.as_secs().max(1);
+        let timeout = |url: &str| FetchError::Timeout {
+            url: url.to_owned(),
+            secs,
+        };
+        let failed = |url: &str, message: String| FetchError::Failed {
+            url: url.to_owned(),
+            message,
+        };
+        let mut current = url.to_owned();
+        let mut redirects = 0;
+        let response = loop {
+            let uri: Uri = match current.parse() {
+                Ok(u) => u,
+                Err(e) => return Attempt::Fatal(failed(&current, format!("bad URL: {e}"))),
+            };
+            let request = match http::Request::get(uri.clone())
+                .header(header::USER_AGENT, self.user_agent.clone())
+                .body(Empty::new())
+            {
+                Ok(r) => r,
+                Err(e) => return Attempt::Fatal(failed(&current, format!("bad request: {e}"))),
+            };
+            let response =
+                match tokio::time::timeout(entry.timeout, self.http.request(request)).await {
+                    Err(_) => return Attempt::Transient(timeout(&current)),
+                    Ok(Err(e)) => {
+                        return Attempt::Transient(failed(&current, describe_client_error(&e)));
+                    }
+                    Ok(Ok(r)) => r,
+                };
+            let status = response.status();
+            if status.is_redirection() && response.headers().contains_key(header::LOCATION) {
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    return Attempt::Fatal(failed(url, "stopped after 10 redirects".into()));
+                }
+                let next = match resolve_location(&uri, &response) {
+                    Some(n) => n,
+                    None => {
+                        return Attempt::Fatal(failed(&current, "bad redirect Location".into()));
+                    }
+                };
+                if uri.scheme_str() == Some("https") && next.starts_with("http:") {
+                    return Attempt::Fatal(failed(
+                        &current,
+                        "refusing redirect from https to http".into(),
+                    ));
+                }
+                current = next;
+                continue;
+            }
+            break response;
+        };
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+            return Attempt::NotFound;
+        }
+        if !status.is_success() {
+            let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+            let e = failed(&current, format!("answered {status}"));
+            return if transient {
+                Attempt::Transient(e)
+            } else {
+                Attempt::Fatal(e)
+            };
+        }
+        if let Some(len) = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            && len > limit
+        {
+            return Attempt::Fatal(FetchError::TooLarge {
+                url: current,
+                limit,
+            });
+        }
+        let mut body = response.into_body();
+        loop {
+            // The timeout bounds each pause in the body, not the whole transfer: a large zip
+            // over a slow link is fine as long as it keeps moving.
+            let frame = match tokio::time::timeout(entry.timeout, body.frame()).await {
+                Err(_) => return Attempt::Transient(timeout(&current)),
+                Ok(None) => return Attempt::Ok,
+                Ok(Some(Err(e))) => {
+                    return Attempt::Transient(failed(&current, format!("reading the body: {e}")));
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if let Ok(data) = frame.into_data() {
+                if sink.len() + data.len() as u64 > limit {
+                    return Attempt::Fatal(FetchError::TooLarge {
+                        url: current,
+                        limit,
+                    });
+                }
+                if let Err(e) = sink.write(&data).await {
+                    return Attempt::Fatal(failed(&current, format!("storing the body: {e}")));
+                }
+            }
+        }
+    }
+}
+
+impl Default for UpstreamClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn resolve_location<B>(base: &Uri, response: &http::Response<B>) -> Option<String> {
+    let location = response.headers().get(header::LOCATION)?.to_str().ok()?;
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Some(location.to_owned());
+    }
+    let scheme = base.scheme_str()?;
+    let authority = base.authority()?.as_str();
+    if location.starts_with("//") {
+        return Some(format!("{scheme}:{location}"));
+    }
+    if location.starts_with('/') {
+        return Some(format!("{scheme}://{authority}{location}"));
+    }
+    let dir = base.path().rsplit_once('/').map_or("", |(d, _)| d);
+    Some(format!("{scheme}://{authority}{dir}/{location}"))
+}
+
+/// The innermost cause of a client error, which is where hyper-util keeps the useful part
+/// ("connection refused", a TLS alert).
+fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message = s.to_string();
+        source = s.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &str) -> SourceList {
+        SourceList::parse_goproxy(v, Duration::from_secs(1), 0).expect("valid GOPROXY")
+    }
+
+    #[test]
+    fn goproxy_lists_follow_the_go_command() {
+        let l = parse("http://a.example,https://b.example/x/|c.example,direct");
+        let bases: Vec<_> = l.entries.iter().map(|e| e.base.as_str()).collect();
+        assert_eq!(
+            bases,
+            [
+                "http://a.example",
+                "https://b.example/x",
+                "https://c.example"
+            ]
+        );
+        let falls: Vec<_> = l.entries.iter().map(|e| e.fallthrough_on_error).collect();
+        assert_eq!(falls, [false, true, false]);
+        assert!(parse("off,http://a.example").is_offline());
+        assert!(parse("").is_offline());
+        assert!(parse("direct").is_offline());
+        assert!(SourceList::parse_goproxy("ftp://x", Duration::ZERO, 0).is_err());
     }
 }

@@ -6,3 +6,8 @@ use super::path::PathError;
 pub fn escape_version(v: &str) -> Result<String, PathError> {
     Ok(v.to_owned()) // STUB
 }
+
+/// `module.UnescapeVersion`.
+pub fn unescape_version(v: &str) -> Result<String, PathError> {
+    Ok(v.to_owned()) // STUB
+}

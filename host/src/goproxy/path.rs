@@ -20,7 +20,10 @@ impl ModulePath {
     /// Parses an unescaped module path, applying `module.CheckPath`.
     pub fn parse(path: &str) -> Result<Self, PathError> {
         // STUB: replaced by the real module.CheckPath port.
-        Ok(Self { path: path.to_owned(), escaped: path.to_owned() })
+        Ok(Self {
+            path: path.to_owned(),
+            escaped: path.to_owned(),
+        })
     }
     /// The unescaped path, as written in go.mod.
     pub fn as_str(&self) -> &str {

@@ -17,7 +17,10 @@ pub enum ProxyRequest {
     /// `/<m>/@v/list`
     List { module: ModulePath },
     /// `/<m>/@v/<v>.info`
-    Info { module: ModulePath, version: InfoQuery },
+    Info {
+        module: ModulePath,
+        version: InfoQuery,
+    },
     /// `/<m>/@v/<v>.mod` (canonical versions only)
     Mod { module: ModulePath, version: String },
     /// `/<m>/@v/<v>.zip` (canonical versions only)

@@ -21,7 +21,11 @@ pub struct ZipError(pub String);
 
 /// Checks the zip at `path` for `module@version` (unescaped path, canonical version).
 pub fn check_zip(_path: &Path, _module: &str, _version: &str) -> Result<CheckedZip, ZipError> {
-    Ok(CheckedZip { h1: String::new(), files: 0, uncompressed_size: 0 }) // STUB
+    Ok(CheckedZip {
+        h1: String::new(),
+        files: 0,
+        uncompressed_size: 0,
+    }) // STUB
 }
 
 /// Checks a go.mod served by an upstream: at most 16 MiB.

@@ -1,0 +1,331 @@
+//! Filling storage from upstream: fetch, check, commit. Nothing that fails a check is stored.
+//!
+//! A [`Fetcher`] owns what a fill needs (cheap clones of shared parts), so a whole version fill
+//! runs in its own task under single-flight and finishes even if every client went away.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use crate::error::Error;
+use crate::goproxy::escape::escape_version;
+use crate::goproxy::path::ModulePath;
+use crate::goproxy::zipcheck;
+use crate::storage::{ArtifactKey, ArtifactKind, StagedVersion, Store};
+use crate::telemetry::Metrics;
+use crate::upstream::singleflight::SingleFlight;
+use crate::upstream::{FetchError, Fetched, SourceList, UpstreamClient};
+
+use super::{Ctx, TtlCache};
+
+/// Largest module zip (Go modules reference: `MaxZipFile`, 500 MiB).
+pub const MAX_ZIP: u64 = 500 << 20;
+/// Largest go.mod (`MaxGoMod`, 16 MiB).
+pub const MAX_GO_MOD: u64 = 16 << 20;
+/// Largest `.info`/`@latest` answer accepted from an upstream.
+pub const MAX_INFO: u64 = 1 << 20;
+/// Largest `list` answer accepted from an upstream.
+pub const MAX_LIST: u64 = 16 << 20;
+
+/// Shared fetch state: one flight per small upstream artifact and per version fill.
+#[derive(Default)]
+pub struct Flights {
+    small: SingleFlight<String, Fetched<Bytes>, FetchError>,
+    versions: SingleFlight<String, ()>,
+}
+
+/// Checks an `.info`/`@latest` body: a JSON object with a valid `Version` (equal to `expected`
+/// when the request named a canonical version, as `modfetch.proxyRepo.Stat` requires) and, if
+/// present, an RFC 3339 `Time`.
+pub fn check_info(body: &[u8], expected: Option<&str>) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        #[serde(rename = "Version")]
+        version: String,
+        #[serde(rename = "Time", default)]
+        time: Option<String>,
+    }
+    let info: Info =
+        serde_json::from_slice(body).map_err(|e| format!("not a version info object: {e}"))?;
+    if !crate::goproxy::semver::is_valid(&info.version) {
+        return Err(format!("Version {:?} is not a valid version", info.version));
+    }
+    if let Some(expected) = expected
+        && info.version != expected
+    {
+        return Err(format!(
+            "Version {:?} does not match the requested {expected}",
+            info.version
+        ));
+    }
+    if let Some(t) = &info.time
+        && !looks_like_rfc3339(t)
+    {
+        return Err(format!("Time {t:?} is not an RFC 3339 time"));
+    }
+    Ok(())
+}
+
+/// A shape check for `2006-01-02T15:04:05Z07:00`; the go command parses it strictly.
+fn looks_like_rfc3339(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() >= 20
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b't')
+        && b[13] == b':'
+        && b[16] == b':'
+}
+
+/// Everything a fetch for one module on one route needs, owned.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: UpstreamClient,
+    metrics: Arc<Metrics>,
+    flights: Arc<Flights>,
+    recent: Arc<TtlCache>,
+    not_found_ttl: std::time::Duration,
+    route_index: usize,
+    sources: SourceList,
+    store: Arc<Store>,
+    module: ModulePath,
+}
+
+impl Ctx<'_> {
+    /// The fetcher for this request's module and route.
+    pub(super) fn fetcher(&self) -> Fetcher {
+        Fetcher {
+            client: self.app.client.clone(),
+            metrics: Arc::clone(&self.app.metrics),
+            flights: Arc::clone(&self.app.flights),
+            recent: Arc::clone(&self.app.recent),
+            not_found_ttl: self.app.cache.not_found_ttl,
+            route_index: self.route.index,
+            sources: self.route.sources.clone(),
+            store: Arc::clone(self.store),
+            module: self.module.clone(),
+        }
+    }
+
+    /// An upstream answer that changes (`list`, `@latest`, non-canonical `.info`), reused for
+    /// `list_ttl`; not-founds for `not_found_ttl`.
+    pub(super) async fn fetch_changing(&self, rel: &str, limit: u64) -> Result<Bytes, Error> {
+        let key = format!("{}\0{rel}", self.route.index);
+        if let Some(hit) = self.app.recent.get(&key) {
+            return hit;
+        }
+        let what = format!("{}/{}", self.module, rel.rsplit('/').next().unwrap_or(rel));
+        let (body, _) = self.fetcher().fetch_small(rel, &what, limit).await?;
+        self.app
+            .recent
+            .put(key, Ok(body.clone()), self.app.cache.list_ttl);
+        Ok(body)
+    }
+
+    /// An error for an upstream body that failed its check.
+    pub(super) fn bad_info(&self, rel: &str, reason: String) -> Error {
+        self.app.metrics.upstream_rejected();
+        Error::BadArtifact {
+            what: format!("{}/{}", self.module, rel.rsplit('/').next().unwrap_or(rel)),
+            url: "upstream".into(),
+            reason,
+        }
+    }
+}
+
+impl Fetcher {
+    fn key<'k>(&'k self, version: &'k str, kind: ArtifactKind) -> ArtifactKey<'k> {
+        ArtifactKey {
+            module: &self.module,
+            version,
+            kind,
+        }
+    }
+
+    fn what(&self, version: &str, ext: &str) -> String {
+        format!("{}@{version}.{ext}", self.module)
+    }
+
+    fn rel(&self, version: &str, ext: &str) -> Result<String, Error> {
+        let v = escape_version(version)
+            .map_err(|e| Error::BadRequest(format!("version {version:?}: {e}")))?;
+        Ok(format!("{}/@v/{v}.{ext}", self.module.escaped()))
+    }
+
+    fn rejected(&self, what: String, url: String, reason: String) -> Error {
+        self.metrics.upstream_rejected();
+        Error::BadArtifact { what, url, reason }
+    }
+
+    /// Fetches a small artifact once for all concurrent requests; a not-found is remembered
+    /// for `not_found_ttl` so a flood of misses does not reach the upstream.
+    async fn fetch_small(
+        &self,
+        rel: &str,
+        what: &str,
+        limit: u64,
+    ) -> Result<(Bytes, String), Error> {
+        let nf_key = format!("{}\0nf\0{rel}", self.route_index);
+        if let Some(Err(e)) = self.recent.get(&nf_key) {
+            return Err(e);
+        }
+        let (client, sources, metrics) = (
+            self.client.clone(),
+            self.sources.clone(),
+            Arc::clone(&self.metrics),
+        );
+        let r = rel.to_owned();
+        let fetched = self
+            .flights
+            .small
+            .run(format!("{}\0{rel}", self.route_index), move || async move {
+                client.fetch_bytes(&sources, &r, limit, &metrics).await
+            })
+            .await;
+        match fetched {
+            Ok(f) => Ok((f.body, f.url)),
+            Err(e) => {
+                let e = upstream_error(what.to_owned(), e);
+                if matches!(e, Error::NotFound(_)) {
+                    self.recent.put(nf_key, Err(e.clone()), self.not_found_ttl);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Fetches, checks and stores a version's go.mod.
+    pub async fn fetch_mod(&self, version: &str) -> Result<Bytes, Error> {
+        let what = self.what(version, "mod");
+        let (body, url) = self
+            .fetch_small(&self.rel(version, "mod")?, &what, MAX_GO_MOD)
+            .await?;
+        zipcheck::check_go_mod(&body).map_err(|e| self.rejected(what, url, e.to_string()))?;
+        self.store
+            .put_small(self.key(version, ArtifactKind::Mod), &body)
+            .await?;
+        Ok(body)
+    }
+
+    /// Fetches and checks a version's `.info`. It is stored (committing the version) only when
+    /// the version's `.mod` and `.zip` already are.
+    pub async fn fetch_info(&self, version: &str) -> Result<Bytes, Error> {
+        let what = self.what(version, "info");
+        let (body, url) = self
+            .fetch_small(&self.rel(version, "info")?, &what, MAX_INFO)
+            .await?;
+        check_info(&body, Some(version)).map_err(|reason| self.rejected(what, url, reason))?;
+        if self
+            .store
+            .contains(self.key(version, ArtifactKind::Zip))
+            .await?
+            && self
+                .store
+                .contains(self.key(version, ArtifactKind::Mod))
+                .await?
+        {
+            self.store
+                .put_small(self.key(version, ArtifactKind::Info), &body)
+                .await?;
+        }
+        Ok(body)
+    }
+
+    /// Fetches a whole version (`.info`, `.mod`, `.zip`), checks it and commits it with `.info`
+    /// last, once for all concurrent requests.
+    pub async fn fill_version(self, version: &str) -> Result<(), Error> {
+        let key = format!(
+            "{}\0{}\0{version}",
+            self.store.name(),
+            self.module.escaped()
+        );
+        let version = version.to_owned();
+        let flights = Arc::clone(&self.flights);
+        flights
+            .versions
+            .run(key, move || async move { self.fill(&version).await })
+            .await
+    }
+
+    async fn fill(&self, version: &str) -> Result<(), Error> {
+        let zip_key = self.key(version, ArtifactKind::Zip);
+        let info_key = self.key(version, ArtifactKind::Info);
+        // An earlier fill may have finished between the caller's miss and this run.
+        if self.store.contains(info_key).await? && self.store.contains(zip_key).await? {
+            return Ok(());
+        }
+        // `.info` and `.mod` first: cheap, and a not-found ends the fill before the download.
+        let info = self.fetch_info(version).await?;
+        if !self
+            .store
+            .contains(self.key(version, ArtifactKind::Mod))
+            .await?
+        {
+            self.fetch_mod(version).await?;
+        }
+        if self.store.contains(zip_key).await? {
+            return self.store.put_small(info_key, &info).await;
+        }
+
+        let what = self.what(version, "zip");
+        let rel = self.rel(version, "zip")?;
+        let (mut file, tmp) = self.store.zip_staging(&self.module, version).await?;
+        let fetched = self
+            .client
+            .fetch_to_file(&self.sources, &rel, MAX_ZIP, &mut file, &self.metrics)
+            .await
+            .map_err(|e| upstream_error(what.clone(), e))?;
+        let storage_err =
+            |e: std::io::Error| Error::storage(self.store.name(), format_args!("{what}: {e}"));
+        file.flush().await.map_err(storage_err)?;
+        file.sync_all().await.map_err(storage_err)?;
+        drop(file);
+
+        let path = tmp.to_path_buf();
+        let (module, v) = (self.module.as_str().to_owned(), version.to_owned());
+        let checked =
+            tokio::task::spawn_blocking(move || zipcheck::check_zip(&path, &module, &v)).await?;
+        let checked =
+            checked.map_err(|e| self.rejected(what, fetched.url.clone(), e.to_string()))?;
+        tracing::info!(module = %self.module, version, url = %fetched.url, bytes = fetched.body,
+            files = checked.files, hash = %checked.h1, "stored module version");
+        let staged = StagedVersion {
+            zip: tmp,
+            zip_hash: checked.h1,
+            info,
+        };
+        self.store.commit(&self.module, version, staged).await
+    }
+}
+
+/// Turns a fetch failure into the pipeline's error for `what`.
+fn upstream_error(what: String, e: FetchError) -> Error {
+    match e {
+        FetchError::NotFound => Error::NotFound(format!("{what}: not found upstream")),
+        FetchError::Failed { url, message } => Error::Upstream { what, url, message },
+        FetchError::Timeout { url, secs } => Error::UpstreamTimeout { what, url, secs },
+        FetchError::TooLarge { url, limit } => Error::BadArtifact {
+            what,
+            url,
+            reason: format!("larger than {limit} bytes"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_bodies_are_checked() {
+        let ok = br#"{"Version":"v1.2.3","Time":"2019-04-05T12:00:00Z"}"#;
+        assert!(check_info(ok, Some("v1.2.3")).is_ok());
+        assert!(check_info(ok, None).is_ok());
+        assert!(check_info(ok, Some("v1.2.4")).is_err());
+        assert!(check_info(br#"{"Version":"v1.2.3"}"#, Some("v1.2.3")).is_ok());
+        assert!(check_info(b"<html>", None).is_err());
+        assert!(check_info(br#"{"Version":"v1.2.3","Time":"yesterday"}"#, None).is_err());
+    }
+}

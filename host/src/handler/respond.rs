@@ -1,0 +1,339 @@
+//! Building responses: content types, caching headers, ranges, and error bodies.
+
+use std::io::SeekFrom;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::config::CacheFile;
+use crate::error::Error;
+use crate::storage::Artifact;
+
+use super::ResponseBody;
+
+/// The content types of the GOPROXY protocol.
+#[derive(Debug, Clone, Copy)]
+pub enum ContentType {
+    /// `list`, `.mod`, errors.
+    Text,
+    /// `.info`, `@latest`.
+    Json,
+    /// `.zip`.
+    Zip,
+}
+
+impl ContentType {
+    fn value(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            ContentType::Text => "text/plain; charset=utf-8",
+            ContentType::Json => "application/json",
+            ContentType::Zip => "application/zip",
+        })
+    }
+}
+
+/// How long a client or cache may reuse a response.
+#[derive(Debug, Clone, Copy)]
+pub enum Freshness {
+    /// Versioned artifacts never change.
+    Immutable,
+    /// `list` and `@latest` change; so may a not-found.
+    Short(Duration),
+    /// Errors that are not a plain not-found.
+    NoStore,
+}
+
+impl Freshness {
+    fn value(self) -> HeaderValue {
+        match self {
+            Freshness::Immutable => HeaderValue::from_static("public, max-age=31536000, immutable"),
+            Freshness::Short(d) => {
+                HeaderValue::from_str(&format!("public, max-age={}", d.as_secs()))
+                    .unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
+            }
+            Freshness::NoStore => HeaderValue::from_static("no-store"),
+        }
+    }
+}
+
+/// Chunk size for streaming files: large enough for few syscalls, small enough that 32
+/// concurrent downloads stay within a few MiB of buffers.
+const CHUNK: usize = 128 * 1024;
+
+fn empty() -> ResponseBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+fn full(b: Bytes) -> ResponseBody {
+    Full::new(b).map_err(|never| match never {}).boxed_unsync()
+}
+
+fn builder(status: StatusCode, ct: ContentType, fresh: Freshness) -> http::response::Builder {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, ct.value())
+        .header(header::CACHE_CONTROL, fresh.value())
+}
+
+fn finish(b: http::response::Builder, body: ResponseBody) -> Response<ResponseBody> {
+    // Every header above is built from valid static or numeric values.
+    b.body(body).unwrap_or_else(|_| Response::new(empty()))
+}
+
+/// A small body held in memory.
+pub fn bytes(body: Bytes, ct: ContentType, fresh: Freshness, head: bool) -> Response<ResponseBody> {
+    let b = builder(StatusCode::OK, ct, fresh).header(header::CONTENT_LENGTH, body.len());
+    finish(b, if head { empty() } else { full(body) })
+}
+
+/// A plain-text answer (ops endpoints).
+pub fn text(status: StatusCode, body: &'static str, head: bool) -> Response<ResponseBody> {
+    let b = builder(status, ContentType::Text, Freshness::NoStore)
+        .header(header::CONTENT_LENGTH, body.len());
+    finish(
+        b,
+        if head {
+            empty()
+        } else {
+            full(Bytes::from_static(body.as_bytes()))
+        },
+    )
+}
+
+/// The Prometheus exposition.
+pub fn metrics(body: String, head: bool) -> Response<ResponseBody> {
+    let b = Response::builder()
+        .status(StatusCode::OK)
+        .header(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::CONTENT_LENGTH, body.len());
+    finish(
+        b,
+        if head {
+            empty()
+        } else {
+            full(Bytes::from(body))
+        },
+    )
+}
+
+/// The response for an error: its status and one line of text.
+pub fn error(e: &Error, cache: &CacheFile, head: bool) -> Response<ResponseBody> {
+    let fresh = match e {
+        Error::NotFound(_) => Freshness::Short(cache.not_found_ttl),
+        _ => Freshness::NoStore,
+    };
+    let body = e.body();
+    let mut b =
+        builder(e.status(), ContentType::Text, fresh).header(header::CONTENT_LENGTH, body.len());
+    match e {
+        Error::MethodNotAllowed(_) => b = b.header(header::ALLOW, "GET, HEAD"),
+        Error::RangeNotSatisfiable { len } => {
+            b = b.header(header::CONTENT_RANGE, format!("bytes */{len}"))
+        }
+        _ => {}
+    }
+    finish(
+        b,
+        if head {
+            empty()
+        } else {
+            full(Bytes::from(body))
+        },
+    )
+}
+
+/// A strong entity tag for a zip: its `h1:` hash when known (the same on every replica and
+/// after restarts), else its length.
+fn etag(hash: Option<&[u8]>, len: u64) -> HeaderValue {
+    let tag = hash
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .map(str::trim)
+        .filter(|h| !h.is_empty() && h.bytes().all(|c| c.is_ascii_graphic() && c != b'"'))
+        .map_or_else(|| format!("\"len-{len}\""), |h| format!("\"{h}\""));
+    HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"zip\""))
+}
+
+/// A zip, honouring `Range`/`If-Range` (RFC 9110 §14) and `If-None-Match`.
+pub async fn zip(
+    artifact: Artifact,
+    hash: Option<&[u8]>,
+    headers: &http::HeaderMap,
+    head: bool,
+) -> Result<Response<ResponseBody>, Error> {
+    let len = artifact.len();
+    let tag = etag(hash, len);
+    let base = |status| {
+        builder(status, ContentType::Zip, Freshness::Immutable)
+            .header(header::ETAG, tag.clone())
+            .header(header::ACCEPT_RANGES, "bytes")
+    };
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH)
+        && etag_list_matches(inm, &tag)
+    {
+        return Ok(finish(base(StatusCode::NOT_MODIFIED), empty()));
+    }
+    let if_range_ok = match headers.get(header::IF_RANGE) {
+        None => true,
+        // Only a strong ETag may validate a range; a date never matches ours.
+        Some(v) => v.as_bytes() == tag.as_bytes(),
+    };
+    let range = match headers.get(header::RANGE) {
+        Some(r) if if_range_ok => parse_range(r.to_str().unwrap_or(""), len),
+        _ => RangeSpec::Full,
+    };
+    let (status, start, count) = match range {
+        RangeSpec::Full => (StatusCode::OK, 0, len),
+        RangeSpec::Unsatisfiable => return Err(Error::RangeNotSatisfiable { len }),
+        RangeSpec::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+    };
+    let mut b = base(status).header(header::CONTENT_LENGTH, count);
+    if status == StatusCode::PARTIAL_CONTENT {
+        b = b.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{len}", start + count - 1),
+        );
+    }
+    if head || count == 0 {
+        return Ok(finish(b, empty()));
+    }
+    let body = match artifact {
+        Artifact::Bytes(bytes) => full(bytes.slice(start as usize..(start + count) as usize)),
+        Artifact::File { mut file, .. } => {
+            if start > 0 {
+                file.seek(SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| Error::Internal(format!("seek in zip: {e}")))?;
+            }
+            file_body(file, count)
+        }
+    };
+    Ok(finish(b, body))
+}
+
+/// Streams `remaining` bytes of `file` in chunks.
+fn file_body(file: tokio::fs::File, remaining: u64) -> ResponseBody {
+    let stream =
+        futures_util::stream::unfold((file, remaining), |(mut file, remaining)| async move {
+            if remaining == 0 {
+                return None;
+            }
+            let want = remaining.min(CHUNK as u64) as usize;
+            let mut buf = BytesMut::with_capacity(want);
+            match (&mut file).take(want as u64).read_buf(&mut buf).await {
+                Ok(0) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "zip shorter than its recorded length",
+                    )),
+                    (file, 0),
+                )),
+                Ok(n) => Some((
+                    Ok(http_body::Frame::data(buf.freeze())),
+                    (file, remaining - n as u64),
+                )),
+                Err(e) => Some((Err(e), (file, 0))),
+            }
+        });
+    StreamBody::new(stream).boxed_unsync()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeSpec {
+    Full,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range; several ranges or a malformed header are answered with the whole body,
+/// which RFC 9110 §14.2 allows.
+fn parse_range(value: &str, len: u64) -> RangeSpec {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeSpec::Full;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => RangeSpec::Full,
+        (true, false) => match parse(b) {
+            // A suffix of zero bytes, or any suffix of an empty body, selects nothing.
+            Some(0) => RangeSpec::Unsatisfiable,
+            Some(_) if len == 0 => RangeSpec::Unsatisfiable,
+            Some(n) => RangeSpec::Part(len.saturating_sub(n), len - 1),
+            None => RangeSpec::Full,
+        },
+        (false, _) => {
+            let Some(start) = parse(a) else {
+                return RangeSpec::Full;
+            };
+            let end = if b.is_empty() {
+                Some(u64::MAX)
+            } else {
+                parse(b)
+            };
+            match end {
+                None => RangeSpec::Full,
+                Some(end) if end < start => RangeSpec::Full,
+                Some(_) if start >= len => RangeSpec::Unsatisfiable,
+                Some(end) => RangeSpec::Part(start, end.min(len - 1)),
+            }
+        }
+    }
+}
+
+fn etag_list_matches(header: &HeaderValue, tag: &HeaderValue) -> bool {
+    let Ok(list) = header.to_str() else {
+        return false;
+    };
+    let ours = tag.to_str().unwrap_or("");
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == ours)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(parse_range("bytes=0-99", 1000), RangeSpec::Part(0, 99));
+        assert_eq!(parse_range("bytes=900-", 1000), RangeSpec::Part(900, 999));
+        assert_eq!(parse_range("bytes=-100", 1000), RangeSpec::Part(900, 999));
+        assert_eq!(parse_range("bytes=-5000", 1000), RangeSpec::Part(0, 999));
+        assert_eq!(
+            parse_range("bytes=990-5000", 1000),
+            RangeSpec::Part(990, 999)
+        );
+        assert_eq!(parse_range("bytes=1000-", 1000), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 1000), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-1", 1000), RangeSpec::Full);
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), RangeSpec::Full);
+        assert_eq!(parse_range("items=0-1", 1000), RangeSpec::Full);
+        assert_eq!(parse_range("bytes=x-1", 1000), RangeSpec::Full);
+    }
+
+    #[test]
+    fn etags_are_strong_and_quoted() {
+        let t = etag(Some(b"h1:abc+/=\n"), 5);
+        assert_eq!(t, "\"h1:abc+/=\"");
+        assert_eq!(etag(None, 5), "\"len-5\"");
+        assert!(etag_list_matches(
+            &HeaderValue::from_static("\"x\", \"h1:abc+/=\""),
+            &t
+        ));
+        assert!(!etag_list_matches(&HeaderValue::from_static("\"y\""), &t));
+    }
+}
