@@ -1,8 +1,189 @@
 use super::*;
+use std::io::Write;
+
+fn load_str(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("modgate.toml");
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(toml.as_bytes()))
+        .expect("write config");
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::load_with_env(Some(&path), move |k| {
+        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    })
+}
+
+const MINIMAL: &str = r#"
+[storage.local]
+plugin = "storage-fs"
+config = { root = "data" }
+
+[upstream.public]
+goproxy = "${GOPROXY}"
+
+[[route]]
+match = ["corp.example/*", "git.corp.example"]
+storage = "local"
+
+[[route]]
+match = ["*"]
+storage = "local"
+sources = ["public"]
+"#;
 
 #[test]
 fn embedded_defaults_resolve() {
     let c = Config::load_with_env(None, |_| None).expect("defaults load");
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
-    assert!(c.routes.route("rsc.io/quote").is_some());
+    let route = c.routes.route("rsc.io/quote").expect("catch-all route");
+    assert!(
+        route.sources.is_offline(),
+        "no GOPROXY in the environment means offline"
+    );
+    assert_eq!(
+        c.storage.get("local"),
+        Some(&StorageConfig::Fs {
+            root: PathBuf::from("./modgate-data")
+        })
+    );
+}
+
+#[test]
+fn upstream_comes_from_the_environment() {
+    let c = Config::load_with_env(None, |k| {
+        (k == "GOPROXY").then(|| "http://127.0.0.1:9/a|http://127.0.0.1:9/b,off".to_owned())
+    })
+    .expect("defaults load");
+    let route = c.routes.route("rsc.io/quote").expect("route");
+    let bases: Vec<_> = route
+        .sources
+        .entries
+        .iter()
+        .map(|e| e.base.as_str())
+        .collect();
+    assert_eq!(bases, ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]);
+    assert!(route.sources.entries[0].fallthrough_on_error);
+}
+
+#[test]
+fn routes_storage_paths_and_sources_resolve() {
+    let c = load_str(MINIMAL, &[("GOPROXY", "http://127.0.0.1:1")]).expect("loads");
+    let corp = c.routes.route("corp.example/team/x").expect("corp route");
+    assert_eq!(corp.index, 0);
+    assert!(corp.sources.is_offline());
+    assert_eq!(
+        c.routes.route("git.corp.example/x").map(|r| r.index),
+        Some(0)
+    );
+    let public = c.routes.route("rsc.io/quote").expect("public route");
+    assert_eq!(public.sources.entries.len(), 1);
+    // Relative storage roots are relative to the config file's directory.
+    let StorageConfig::Fs { root } = &c.storage["local"];
+    assert!(root.is_absolute() && root.ends_with("data"), "{root:?}");
+}
+
+#[test]
+fn unknown_keys_name_the_key_and_the_file() {
+    let err = load_str(
+        &format!("{MINIMAL}\n[server]\nlisten = \"127.0.0.1:1\"\nlistne = 1\n"),
+        &[],
+    )
+    .expect_err("unknown key");
+    let msg = err.to_string();
+    assert!(msg.contains("listne"), "{msg}");
+    assert!(msg.contains("modgate.toml"), "{msg}");
+
+    let err = load_str(
+        &MINIMAL.replace(
+            "sources = [\"public\"]",
+            "sources = [\"public\"]\nauht = []",
+        ),
+        &[],
+    )
+    .expect_err("unknown route key");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("auht") && msg.contains("modgate.toml"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_values_name_the_key_and_the_file() {
+    let cases = [
+        (
+            MINIMAL.replace(
+                "storage = \"local\"\nsources",
+                "storage = \"nope\"\nsources",
+            ),
+            "route[1].storage",
+        ),
+        (
+            MINIMAL.replace("sources = [\"public\"]", "sources = [\"missing\"]"),
+            "route[1].sources",
+        ),
+        (
+            MINIMAL.replace("\"storage-fs\"", "\"storage-ftp\""),
+            "storage.local.plugin",
+        ),
+        (
+            MINIMAL.replace("root = \"data\"", "rot = \"data\""),
+            "storage.local.config.rot",
+        ),
+        (
+            format!("[server]\nlisten = \"localhost\"\n{MINIMAL}"),
+            "server.listen",
+        ),
+        (
+            MINIMAL.replace("\"${GOPROXY}\"", "\"ftp://x\""),
+            "upstream.public.goproxy",
+        ),
+        (
+            MINIMAL.replace("\"corp.example/*\", ", "\"[a-\", "),
+            "route[0].match",
+        ),
+    ];
+    for (toml, key) in cases {
+        let msg = load_str(&toml, &[]).expect_err(key).to_string();
+        assert!(
+            msg.contains(key) && msg.contains("modgate.toml"),
+            "{key}: {msg}"
+        );
+    }
+    let msg = load_str("[server]\nheader_timeout = \"soon\"\n", &[])
+        .expect_err("bad duration")
+        .to_string();
+    assert!(
+        msg.contains("header_timeout") && msg.contains("modgate.toml"),
+        "{msg}"
+    );
+}
+
+#[test]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment::Jail's closure signature is fixed by figment"
+)]
+fn environment_overrides_file_values() {
+    // figment reads MODGATE_* from the process environment; Jail sets it only for this closure.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("modgate.toml");
+    std::fs::write(&path, MINIMAL).expect("write");
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("MODGATE_SERVER__MAX_CONNECTIONS", "7");
+        let c = Config::load_with_env(Some(&path), |_| None).expect("loads");
+        assert_eq!(c.server.max_connections, 7);
+        Ok(())
+    });
+}
+
+#[test]
+fn env_expansion() {
+    let env = |k: &str| (k == "A").then(|| "x".to_owned());
+    assert_eq!(expand_env("${A},${B}|z", &env).expect("ok"), "x,|z");
+    assert!(expand_env("${A", &env).is_err());
+    assert!(expand_env("${A-B}", &env).is_err());
 }

@@ -1,7 +1,64 @@
 //! Checks a module zip fetched from an upstream before it is stored (`zip.CheckZip` and the
 //! limits of the Go modules reference, "Module zip files").
+//!
+//! The rules follow `golang.org/x/mod/zip` `checkZip` (every entry under `module@version/`, clean
+//! and valid names, no case-insensitive collisions, no file that is also a directory, `go.mod`
+//! only at the root and lowercase, size limits), plus what the go command enforces when it reads
+//! the zip (`archive/zip`: actual size equals declared size, CRC-32). Unlike `checkZip`, sizes are
+//! enforced on the bytes actually decompressed, not only on the headers, and the `h1:` hash is
+//! computed in the same pass, streaming each entry through a fixed buffer.
+//!
+//! The central directory is read exactly as Go's `archive/zip` reads it (module `archive`), so the
+//! entries checked and hashed are the ones the go command will see. Deliberately stricter than
+//! the go command, since none of these occur in zips the go command writes:
+//! - symbolic links and other irregular Unix modes (Go's package documentation forbids them, but
+//!   `checkZip` never looks at modes, and `Unzip` would write a symlink as a regular file);
+//! - entries flagged as encrypted, and zips the `zip` crate reads differently from Go (an Info-ZIP
+//!   Unicode path field naming another file, a layout the crate refuses): "ambiguous zip";
+//! - an entry whose CRC field is 0 but whose data is not empty (Go skips the CRC check then).
 
+pub(crate) mod archive;
+#[cfg(test)]
+pub(crate) mod testzip;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+
+use self::archive::{Archive, ArchiveError, Entry, METHOD_DEFLATE, METHOD_STORE};
+use super::hash::hash1;
+
+/// `zip.MaxZipFile`: the largest module zip, and the largest total uncompressed size (500 MiB).
+pub const MAX_ZIP_FILE: u64 = 500 << 20;
+/// `zip.MaxGoMod`: the largest go.mod, in a zip or served alone (16 MiB).
+pub const MAX_GO_MOD: u64 = 16 << 20;
+/// `zip.MaxLICENSE`: the largest root `LICENSE` file in a zip (16 MiB).
+pub const MAX_LICENSE: u64 = 16 << 20;
+
+/// The size limits a zip is checked against; [`Limits::GO`] are the go command's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest zip file in bytes.
+    pub max_zip_file: u64,
+    /// Largest total uncompressed size of the files in bytes.
+    pub max_total: u64,
+    /// Largest root `go.mod` in bytes.
+    pub max_go_mod: u64,
+    /// Largest root `LICENSE` in bytes.
+    pub max_license: u64,
+}
+
+impl Limits {
+    /// The limits of `golang.org/x/mod/zip` (`MaxZipFile`, `MaxGoMod`, `MaxLICENSE`).
+    pub const GO: Limits = Limits {
+        max_zip_file: MAX_ZIP_FILE,
+        max_total: MAX_ZIP_FILE,
+        max_go_mod: MAX_GO_MOD,
+        max_license: MAX_LICENSE,
+    };
+}
 
 /// What a zip that passed every check looks like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,16 +76,331 @@ pub struct CheckedZip {
 #[error("{0}")]
 pub struct ZipError(pub String);
 
-/// Checks the zip at `path` for `module@version` (unescaped path, canonical version).
-pub fn check_zip(_path: &Path, _module: &str, _version: &str) -> Result<CheckedZip, ZipError> {
-    Ok(CheckedZip {
-        h1: String::new(),
-        files: 0,
-        uncompressed_size: 0,
-    }) // STUB
+impl ZipError {
+    /// Builds the error, keeping it on one line whatever the names hold.
+    fn new(message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        Self(message.replace(['\n', '\r'], " "))
+    }
+
+    fn entry(entry: &Entry, rule: impl std::fmt::Display) -> Self {
+        Self::new(format!("zip entry {:?}: {rule}", entry.name_lossy()))
+    }
 }
 
-/// Checks a go.mod served by an upstream: at most 16 MiB.
-pub fn check_go_mod(_data: &[u8]) -> Result<(), ZipError> {
-    Ok(()) // STUB
+impl From<ArchiveError> for ZipError {
+    fn from(e: ArchiveError) -> Self {
+        Self::new(e.to_string())
+    }
 }
+
+/// Checks the zip at `path` for `module@version` (unescaped path, canonical version) with the go
+/// command's limits ([`Limits::GO`]); on success returns its `h1:` hash, file count and size.
+///
+/// The caller has already validated `module` and `version` (`module.Check`); they only form the
+/// required `module@version/` prefix here.
+pub fn check_zip(path: &Path, module: &str, version: &str) -> Result<CheckedZip, ZipError> {
+    check_zip_with_limits(path, module, version, &Limits::GO)
+}
+
+/// [`check_zip`] with explicit size limits.
+pub fn check_zip_with_limits(
+    path: &Path,
+    module: &str,
+    version: &str,
+    limits: &Limits,
+) -> Result<CheckedZip, ZipError> {
+    // zip.checkZip: the file size first, before parsing anything.
+    let mut archive = Archive::open(path, limits.max_zip_file)?;
+    let prefix = format!("{module}@{version}/");
+
+    // Pass 1: names, collisions, kinds and declared sizes, from the central directory alone.
+    let mut collisions = Collisions::default();
+    let mut names = Vec::with_capacity(archive.entries().len());
+    let mut declared_total = 0u64;
+    let mut files = 0usize;
+    for entry in archive.entries() {
+        if !entry.name.starts_with(prefix.as_bytes()) {
+            return Err(ZipError::entry(
+                entry,
+                format_args!("does not start with {prefix:?}"),
+            ));
+        }
+        let Ok(full) = std::str::from_utf8(&entry.name) else {
+            return Err(ZipError::entry(entry, "name is not valid UTF-8"));
+        };
+        // The prefix is a whole UTF-8 prefix of full, so this slice is on a char boundary.
+        let rel = full.get(prefix.len()..).unwrap_or_default();
+        names.push(full.to_owned());
+        check_entry(
+            entry,
+            rel,
+            limits,
+            &mut collisions,
+            &mut declared_total,
+            &mut files,
+        )?;
+    }
+
+    // Pass 2: stream every entry (directories too: dirhash.HashZip hashes them as empty files),
+    // counting the bytes actually produced.
+    let mut hashed = Vec::with_capacity(names.len());
+    let mut total = 0u64;
+    for (index, name) in names.into_iter().enumerate() {
+        let mut sha = Sha256::new();
+        let max_total = limits.max_total;
+        let mut sink = |chunk: &[u8]| {
+            total = total.saturating_add(chunk.len() as u64);
+            if total > max_total {
+                return Err(ArchiveError::Refused(total_too_large(max_total).0));
+            }
+            sha.update(chunk);
+            Ok(())
+        };
+        let rel = name.get(prefix.len()..).unwrap_or_default();
+        let size = archive.read_entry(index, &mut sink)?;
+        if let Some(limit) = root_file_limit(rel, limits)
+            && size > limit
+        {
+            return Err(ZipError::new(format!(
+                "zip entry {name:?}: {rel} file too large (max size is {limit} bytes)"
+            )));
+        }
+        hashed.push((name, sha.finalize().into()));
+    }
+    Ok(CheckedZip {
+        h1: hash1(hashed),
+        files,
+        uncompressed_size: total,
+    })
+}
+
+/// The `zip.checkZip` rules for one entry; `rel` is its name below the prefix.
+fn check_entry(
+    entry: &Entry,
+    rel: &str,
+    limits: &Limits,
+    collisions: &mut Collisions,
+    declared_total: &mut u64,
+    files: &mut usize,
+) -> Result<(), ZipError> {
+    // The bare "module@version/" entry is skipped by checkZip (but still hashed).
+    if rel.is_empty() {
+        return Ok(());
+    }
+    let (rel, is_dir) = match rel.strip_suffix('/') {
+        Some(dir) => (dir, true),
+        None => (rel, false),
+    };
+    // Defence in depth: these are also rejected by path.Clean and module.CheckFilePath below,
+    // but an escaping name must never depend on a single check.
+    if rel.starts_with('/') {
+        return Err(ZipError::entry(entry, "is not relative to the module root"));
+    }
+    if rel.split(['/', '\\']).any(|elem| elem == "..") {
+        return Err(ZipError::entry(entry, "escapes the module prefix"));
+    }
+    if rel.contains(['\\', '\n', '\r', '\0']) {
+        return Err(ZipError::entry(
+            entry,
+            "name holds a backslash or a control character",
+        ));
+    }
+    if clean(rel) != rel {
+        return Err(ZipError::entry(entry, "file path is not clean"));
+    }
+    super::path::check_file_path(rel).map_err(|e| ZipError::entry(entry, e))?;
+    collisions.check(rel, is_dir)?;
+    if is_dir {
+        return Ok(());
+    }
+
+    // Go's package documentation: "Symbolic links and other irregular files are not allowed."
+    // (checkZip itself does not look at modes; the go command never writes them.)
+    match entry.unix_file_type() {
+        Some(0o120_000) => return Err(ZipError::entry(entry, "is a symbolic link")),
+        None | Some(0) | Some(0o100_000) => {}
+        Some(_) => return Err(ZipError::entry(entry, "is not a regular file")),
+    }
+    if entry.is_encrypted() {
+        return Err(ZipError::entry(entry, "is encrypted"));
+    }
+    if entry.method != METHOD_STORE && entry.method != METHOD_DEFLATE {
+        return Err(ZipError::entry(
+            entry,
+            format_args!("uses unsupported compression method {}", entry.method),
+        ));
+    }
+
+    // zip.checkZip: a go.mod (any case) only at the root, and then lowercase.
+    let base = rel.rsplit('/').next().unwrap_or(rel);
+    if base.eq_ignore_ascii_case("go.mod") {
+        if base != rel {
+            return Err(ZipError::entry(
+                entry,
+                "go.mod file not in module root directory",
+            ));
+        }
+        if rel != "go.mod" {
+            return Err(ZipError::entry(
+                entry,
+                "go.mod files must have lowercase names",
+            ));
+        }
+    }
+
+    let size = entry.uncompressed_size;
+    *declared_total = declared_total
+        .checked_add(size)
+        .filter(|&t| t <= limits.max_total)
+        .ok_or_else(|| total_too_large(limits.max_total))?;
+    if let Some(limit) = root_file_limit(rel, limits)
+        && size > limit
+    {
+        return Err(ZipError::entry(
+            entry,
+            format_args!("{rel} file too large (max size is {limit} bytes)"),
+        ));
+    }
+    *files += 1;
+    Ok(())
+}
+
+fn total_too_large(limit: u64) -> ZipError {
+    ZipError::new(format!(
+        "total uncompressed size of module contents too large (max size is {limit} bytes)"
+    ))
+}
+
+/// The limit for the root files `zip.checkZip` caps on their own.
+fn root_file_limit(rel: &str, limits: &Limits) -> Option<u64> {
+    match rel {
+        "go.mod" => Some(limits.max_go_mod),
+        "LICENSE" => Some(limits.max_license),
+        _ => None,
+    }
+}
+
+/// Checks a go.mod served by an upstream: at most 16 MiB (`zip.MaxGoMod`, which
+/// `modfetch` also applies to `.mod` downloads). Its content is not otherwise checked: it is
+/// served byte for byte, and the go command does not require UTF-8 either.
+pub fn check_go_mod(data: &[u8]) -> Result<(), ZipError> {
+    if data.len() as u64 > MAX_GO_MOD {
+        return Err(ZipError::new(format!(
+            "go.mod file too large ({} bytes; max size is {MAX_GO_MOD} bytes)",
+            data.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `zip.collisionChecker`: finds names equal under case folding, and paths that are both a file
+/// and a directory (a file `a` next to `a/b`). Keys are folded names; values the original name
+/// and whether it is a directory.
+#[derive(Default)]
+struct Collisions(HashMap<String, (String, bool)>);
+
+impl Collisions {
+    /// Records `p` and every parent directory of it.
+    fn check(&mut self, p: &str, is_dir: bool) -> Result<(), ZipError> {
+        let mut p = p;
+        let mut is_dir = is_dir;
+        loop {
+            let key = fold(p);
+            if let Some((other, other_is_dir)) = self.0.get(key.as_ref()) {
+                if p != other {
+                    return Err(ZipError::new(format!(
+                        "zip holds both {other:?} and {p:?} (names differ only in case)"
+                    )));
+                }
+                if is_dir != *other_is_dir {
+                    return Err(ZipError::new(format!(
+                        "zip holds {p:?} both as a file and as a directory"
+                    )));
+                }
+                if !is_dir {
+                    return Err(ZipError::new(format!("zip holds {p:?} more than once")));
+                }
+                // A directory seen before had its parents recorded then: Go re-walks them
+                // without finding anything new.
+                return Ok(());
+            }
+            self.0.insert(key.into_owned(), (p.to_owned(), is_dir));
+            match p.rfind('/') {
+                Some(i) => {
+                    p = p.get(..i).unwrap_or_default();
+                    is_dir = true;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// A key with `fold(s) == fold(t)` iff `s` and `t` are equal under Unicode simple case folding
+/// (Go's `strToFold`, used for `strings.EqualFold`).
+///
+/// Go maps each rune to the smallest member of its `unicode.SimpleFold` orbit. Rust's standard
+/// library has no simple folding, so each char is mapped to the lowercase of its uppercase, using
+/// a mapping only when it is a single char (multi-char results are full case mappings, which
+/// simple folding ignores), and the Turkic dotted/dotless i, whose folds are Turkic-only, stay
+/// apart. Checked exhaustively against Go 1.26: the classes are the same for every rune
+/// `unicode.IsLetter` accepts, the only non-ASCII runes `module.CheckFilePath` lets through.
+/// (They may differ for letters newer than Go's Unicode tables, which Go rejects anyway.)
+fn fold(s: &str) -> Cow<'_, str> {
+    // Fast path, as in Go: ASCII without upper case folds to itself.
+    if s.bytes().all(|c| c.is_ascii() && !c.is_ascii_uppercase()) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().map(fold_char).collect())
+}
+
+fn fold_char(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    if c == 'ı' || c == 'İ' {
+        return c;
+    }
+    let upper = single(c.to_uppercase()).unwrap_or(c);
+    single(upper.to_lowercase()).unwrap_or(upper)
+}
+
+fn single(mut chars: impl Iterator<Item = char>) -> Option<char> {
+    let first = chars.next()?;
+    chars.next().is_none().then_some(first)
+}
+
+/// Go's `path.Clean` (lexical): drop empty and `.` elements, resolve `..` against a preceding
+/// element, keep leading `..` of a relative path; `""` becomes `"."`.
+fn clean(p: &str) -> Cow<'_, str> {
+    let rooted = p.starts_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    for elem in p.split('/') {
+        match elem {
+            "" | "." => {}
+            ".." => match out.last() {
+                Some(&last) if last != ".." => {
+                    out.pop();
+                }
+                _ if rooted => {}
+                _ => out.push(".."),
+            },
+            _ => out.push(elem),
+        }
+    }
+    let joined = out.join("/");
+    let cleaned = match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    };
+    if cleaned == p {
+        Cow::Borrowed(p)
+    } else {
+        Cow::Owned(cleaned)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -24,6 +24,15 @@ impl FsBackend {
         std::fs::create_dir_all(root).map_err(|e| {
             Error::storage(name, format_args!("create root {}: {e}", root.display()))
         })?;
+        // A process killed mid-download leaves `.tmp-*` files behind; they are never served
+        // (no request maps to them) but take space. Sweep old ones without delaying start-up.
+        let sweep_root = root.to_path_buf();
+        std::thread::spawn(move || {
+            let removed = sweep_temporaries(&sweep_root, STALE_TEMPORARY);
+            if removed > 0 {
+                tracing::info!(root = %sweep_root.display(), removed, "removed stale temporary files");
+            }
+        });
         Ok(Self {
             name: name.to_owned(),
             root: root.to_path_buf(),
@@ -60,6 +69,39 @@ impl FsBackend {
             .module_dir(key.module)?
             .join(format!("{version}.{}", key.kind.extension())))
     }
+}
+
+/// A temporary file older than this is left over from a process that died: no live download
+/// goes this long without writing (upstream requests time out well before).
+const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Removes `.tmp-*` files under `root` last modified more than `age` ago; returns how many.
+pub fn sweep_temporaries(root: &Path, age: std::time::Duration) -> usize {
+    let mut removed = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file()
+                && entry.file_name().to_string_lossy().starts_with(".tmp-")
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > age))
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 impl Backend for FsBackend {
@@ -106,5 +148,51 @@ impl Backend for FsBackend {
 
     fn ready(&self) -> bool {
         std::fs::metadata(&self.root).is_ok_and(|m| m.is_dir())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn stale_temporaries_are_swept_and_artifacts_kept() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("example.com/m/@v");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        for name in [".tmp-old", "v1.0.0.zip", "v1.0.0.info"] {
+            let f = std::fs::File::create(dir.join(name)).expect("create");
+            f.set_modified(old).expect("set mtime");
+        }
+        std::fs::File::create(dir.join(".tmp-fresh")).expect("create");
+        assert_eq!(sweep_temporaries(root.path(), STALE_TEMPORARY), 1);
+        assert!(!dir.join(".tmp-old").exists());
+        assert!(dir.join(".tmp-fresh").exists());
+        assert!(dir.join("v1.0.0.zip").exists());
+    }
+
+    #[test]
+    fn committed_versions_come_from_info_files() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let b = FsBackend::new("t", root.path()).expect("backend");
+        let m = ModulePath::parse("example.com/m").expect("path");
+        let dir = root.path().join("example.com/m/@v");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for name in [
+            "v1.0.0.info",
+            "v1.0.0.zip",
+            "v1.1.0.mod",
+            ".tmp-x.info",
+            "v1.2.0.info",
+        ] {
+            std::fs::write(dir.join(name), "x").expect("write");
+        }
+        let mut v = b.committed_versions(&m).expect("list");
+        v.sort();
+        assert_eq!(v, ["v1.0.0", "v1.2.0"]);
+        let missing = ModulePath::parse("example.com/none").expect("path");
+        assert!(b.committed_versions(&missing).expect("list").is_empty());
     }
 }
