@@ -151,13 +151,7 @@ impl App {
         head: bool,
     ) -> Result<Response<ResponseBody>, Error> {
         let module = match &parsed {
-            ProxyRequest::Sumdb { name, .. } => {
-                // A 404 for `/sumdb/<name>/supported` tells the go command to contact the
-                // database itself (Go modules reference, "Checksum database").
-                return Err(Error::NotFound(format!(
-                    "checksum database {name} is not proxied here; the go command contacts it directly"
-                )));
-            }
+            ProxyRequest::Sumdb { name, rest } => return self.sumdb(name, rest, head).await,
             ProxyRequest::List { module }
             | ProxyRequest::Info { module, .. }
             | ProxyRequest::Mod { module, .. }
@@ -196,6 +190,59 @@ impl App {
             ProxyRequest::Zip { version, .. } => ctx.zip(&version, headers, head).await,
             ProxyRequest::Sumdb { .. } => unreachable!("answered above"),
         }
+    }
+}
+
+impl App {
+    /// Checksum database requests (`/sumdb/<name>/supported`, `lookup/…`, `tile/…`) are passed
+    /// to the upstreams of the route that matches the database's name, so clients that reach
+    /// the database only through their proxy can verify what they download. The go command
+    /// checks the database's signatures itself; modgate only forwards. A 404 for `supported`
+    /// (no route or no upstream) tells the client to contact the database directly.
+    async fn sumdb(
+        &self,
+        name: &str,
+        rest: &str,
+        head: bool,
+    ) -> Result<Response<ResponseBody>, Error> {
+        let not_proxied = || {
+            Error::NotFound(format!(
+                "checksum database {name} is not proxied here; the go command contacts it directly"
+            ))
+        };
+        let route = self.routes.route(name).ok_or_else(not_proxied)?;
+        if route.sources.is_offline() {
+            return Err(not_proxied());
+        }
+        let store = self.stores.get(&route.storage).ok_or_else(|| {
+            Error::Internal(format!(
+                "route[{}] names unknown storage {}",
+                route.index, route.storage
+            ))
+        })?;
+        let module = ModulePath::parse(name).map_err(|_| not_proxied())?;
+        let ctx = Ctx {
+            app: self,
+            route,
+            store,
+            module: &module,
+        };
+        let body = ctx
+            .fetch_changing(&format!("sumdb/{name}/{rest}"), fill::MAX_SUMDB)
+            .await?;
+        // Tiles never change once published (a partial tile is named by its width); lookups
+        // carry the latest signed tree head.
+        let fresh = if rest.starts_with("tile/") {
+            Freshness::Immutable
+        } else {
+            Freshness::Short(self.cache.list_ttl)
+        };
+        let ct = if rest.starts_with("tile/") {
+            ContentType::Binary
+        } else {
+            ContentType::Text
+        };
+        Ok(respond::bytes(body, ct, fresh, head))
     }
 }
 

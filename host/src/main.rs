@@ -1,1 +1,177 @@
-fn main() {}
+//! The `modgate` command: a thin CLI over the library (config → server).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+
+use modgate::config::{Config, StorageConfig};
+use modgate::server::{self, Server};
+use modgate::telemetry;
+
+/// A Go module proxy (GOPROXY server) with sandboxed WebAssembly policy plugins.
+#[derive(Debug, Parser)]
+#[command(name = "modgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve GOPROXY requests until SIGTERM or SIGINT, then drain.
+    Serve {
+        /// Configuration file (TOML). Without one, the embedded defaults are used.
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file (and its TLS files) without serving.
+    CheckConfig {
+        /// Configuration file (TOML).
+        file: PathBuf,
+    },
+}
+
+/// Exit status for an invalid configuration, so scripts can tell it from a runtime failure.
+const EXIT_BAD_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Serve { config } => match serve(config.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("modgate: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check_config(file: &Path) -> ExitCode {
+    let config = match Config::load(Some(file)) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("modgate: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    if let Some(tls) = &config.server.tls
+        && let Err(e) = server::load_tls(tls)
+    {
+        eprintln!("modgate: {}: {e}", file.display());
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
+    println!("{}: ok", file.display());
+    println!(
+        "  listen {} ({})",
+        config.server.listen,
+        if config.server.tls.is_some() {
+            "TLS"
+        } else {
+            "plain HTTP"
+        }
+    );
+    for (name, storage) in &config.storage {
+        println!("  storage {name}: {}", describe_storage(storage));
+    }
+    for route in config.routes.iter() {
+        let patterns: Vec<&str> = route.patterns.iter().map(|p| p.as_str()).collect();
+        let sources = if route.sources.is_offline() {
+            "offline".to_owned()
+        } else {
+            route
+                .sources
+                .entries
+                .iter()
+                .map(|e| e.base.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "  route[{}] {} -> storage {}, sources: {sources}",
+            route.index,
+            patterns.join(","),
+            route.storage
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn describe_storage(storage: &StorageConfig) -> String {
+    match storage {
+        StorageConfig::Fs { root } => format!("fs {}", root.display()),
+    }
+}
+
+fn serve(path: Option<&Path>) -> anyhow::Result<()> {
+    telemetry::init_logging()?;
+    let config = Config::load(path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("modgate-worker")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        let server = Server::bind(&config).await?;
+        let upstreams: BTreeSet<&str> = config
+            .routes
+            .iter()
+            .flat_map(|r| r.sources.entries.iter().map(|e| e.base.as_str()))
+            .collect();
+        let upstreams = upstreams.into_iter().collect::<Vec<_>>().join(", ");
+        let storage = config
+            .storage
+            .iter()
+            .map(|(name, s)| format!("{name}={}", describe_storage(s)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        tracing::info!(
+            listen = %server.local_addr(),
+            tls = config.server.tls.is_some(),
+            config = config.origin.as_str(),
+            storage = storage.as_str(),
+            routes = config.routes.iter().count(),
+            upstreams = upstreams.as_str(),
+            offline = upstreams.is_empty(),
+            version = env!("CARGO_PKG_VERSION"),
+            "modgate listening"
+        );
+        server.serve(shutdown).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Resolves on the first SIGTERM or SIGINT. A second one exits at once, for an operator who
+/// does not want to wait for the drain.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate()).context("cannot install a SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install a SIGINT handler")?;
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutdown requested");
+        let _ = first_tx.send(());
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::warn!(
+            signal = name,
+            "second signal: exiting without waiting for connections"
+        );
+        std::process::exit(130);
+    });
+    Ok(async move {
+        // An Err means the signal task is gone, which only happens on runtime shutdown.
+        let _ = first_rx.await;
+    })
+}

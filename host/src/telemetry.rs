@@ -1,30 +1,317 @@
 //! Access logs (tracing) and Prometheus metrics.
+//!
+//! Logs are JSON lines on stdout ([`init_logging`]); the access log is one line per request with
+//! target `modgate::access`, written by the server when the response body is finished or dropped.
+//! Metrics live in one [`Metrics`] registry shared by the server and the handler and are rendered
+//! at `/metrics` by [`Metrics::render`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Process-wide metrics, rendered at `/metrics`.
-#[derive(Default)]
-pub struct Metrics {}
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 
-impl Metrics {
-    pub fn new() -> Self {
-        Self {}
-    }
-    /// One finished request: endpoint kind (`list`, `info`, `mod`, `zip`, `latest`, `sumdb`, `ops`, `invalid`).
-    pub fn observe_request(&self, _endpoint: &'static str, _status: u16, _elapsed: Duration) {}
-    /// A storage lookup for `kind` (`info`, `mod`, `zip`, `list`, `latest`) hit or missed.
-    pub fn cache_lookup(&self, _kind: &'static str, _hit: bool) {}
-    /// One upstream request finished with `outcome` (`ok`, `not_found`, `error`, `timeout`).
-    pub fn upstream_fetch(&self, _outcome: &'static str, _elapsed: Duration) {}
-    /// An upstream artifact failed validation and was not stored.
-    pub fn upstream_rejected(&self) {}
-    /// Prometheus text exposition format.
-    pub fn render(&self) -> String {
-        String::new()
+/// The endpoint kind of a response, for metric labels and the access log.
+///
+/// The handler inserts it into the response's extensions; the server reads it back when the
+/// response is finished. Responses without one are counted as `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoint(pub &'static str);
+
+impl Endpoint {
+    /// The label used when a response carries no [`Endpoint`].
+    pub const OTHER: Endpoint = Endpoint("other");
+}
+
+/// The environment variable holding the log filter (`RUST_LOG` syntax, e.g. `info,modgate=debug`).
+pub const LOG_ENV: &str = "MODGATE_LOG";
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LogInitError {
+    /// `MODGATE_LOG` does not parse as a filter.
+    #[error("{LOG_ENV}: {0}")]
+    Filter(#[from] tracing_subscriber::filter::FromEnvError),
+    /// A global subscriber was already installed (e.g. `init_logging` called twice).
+    #[error("logging is already initialised: {0}")]
+    AlreadySet(#[from] tracing_subscriber::util::TryInitError),
+}
+
+/// Installs the global tracing subscriber: JSON lines on stdout, event fields flattened into the
+/// top-level object (so access-log lines read `{"method":"GET","status":200,...}`), filtered by
+/// [`LOG_ENV`] (default `info`).
+pub fn init_logging() -> Result<(), LogInitError> {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .with_env_var(LOG_ENV)
+        .from_env()?;
+    json_subscriber(filter, std::io::stdout).try_init()?;
+    Ok(())
+}
+
+/// The production log format writing to `writer`; tests use it to check what operators see.
+pub(crate) fn json_subscriber<W>(
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .finish()
+}
+
+// Label sets are small `Copy`-able structs of static strings so that `get_or_create` on the hot
+// path hashes a few words and never allocates after the first request of each kind.
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    kind: &'static str,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// Request latency buckets (seconds): storage hits take around a millisecond, upstream fetches
+/// of large zips can take minutes.
+const REQUEST_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0,
+];
+
+fn request_histogram() -> Histogram {
+    Histogram::new(REQUEST_BUCKETS)
+}
+
+/// Process-wide metrics, rendered at `/metrics`.
+///
+/// Cheap to update from any thread: every method is a few atomic operations (plus a hash-map
+/// lookup under a read lock for labelled families).
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    cache_lookups: Family<CacheLabels, Counter>,
+    upstream_requests: Family<OutcomeLabels, Counter>,
+    upstream_duration: Histogram,
+    upstream_rejected: Counter,
+    connections_open: Gauge,
+    tls_handshake_failures: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-/// The GOPROXY endpoint a response answered (`list`, `info`, `mod`, `zip`, `latest`, `sumdb`,
-/// `ops`, `invalid`), set by the handler as a response extension for logs and metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct Endpoint(pub &'static str);
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// The `Content-Type` of [`Metrics::render`]'s output (OpenMetrics text, which Prometheus
+    /// scrapes natively).
+    pub const CONTENT_TYPE: &'static str =
+        "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+    /// Creates the registry with every modgate metric registered (all start at zero).
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("modgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests served, by endpoint and status",
+            requests.clone(),
+        );
+        let request_duration =
+            Family::<EndpointLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                request_histogram,
+            );
+        registry.register_with_unit(
+            "request_duration",
+            "Time from request head to the last body byte, by endpoint",
+            Unit::Seconds,
+            request_duration.clone(),
+        );
+        let cache_lookups = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "cache_lookups",
+            "Storage lookups by artifact kind and result (hit or miss)",
+            cache_lookups.clone(),
+        );
+        let upstream_requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "upstream_requests",
+            "Upstream requests by outcome (ok, not_found, error, timeout)",
+            upstream_requests.clone(),
+        );
+        let upstream_duration = request_histogram();
+        registry.register_with_unit(
+            "upstream_request_duration",
+            "Duration of upstream requests, including the body",
+            Unit::Seconds,
+            upstream_duration.clone(),
+        );
+        let upstream_rejected = Counter::default();
+        registry.register(
+            "upstream_rejected",
+            "Upstream artifacts that failed validation and were not stored",
+            upstream_rejected.clone(),
+        );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Client connections currently open",
+            connections_open.clone(),
+        );
+        let tls_handshake_failures = Counter::default();
+        registry.register(
+            "tls_handshake_failures",
+            "Client connections dropped because the TLS handshake failed or timed out",
+            tls_handshake_failures.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_duration,
+            cache_lookups,
+            upstream_requests,
+            upstream_duration,
+            upstream_rejected,
+            connections_open,
+            tls_handshake_failures,
+        }
+    }
+
+    /// One finished request: endpoint kind (`list`, `info`, `mod`, `zip`, `latest`, `sumdb`, `ops`, `invalid`).
+    pub fn observe_request(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels { endpoint, status })
+            .inc();
+        self.request_duration
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A storage lookup for `kind` (`info`, `mod`, `zip`, `list`, `latest`) hit or missed.
+    pub fn cache_lookup(&self, kind: &'static str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.cache_lookups
+            .get_or_create(&CacheLabels { kind, result })
+            .inc();
+    }
+
+    /// One upstream request finished with `outcome` (`ok`, `not_found`, `error`, `timeout`).
+    pub fn upstream_fetch(&self, outcome: &'static str, elapsed: Duration) {
+        self.upstream_requests
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        self.upstream_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// An upstream artifact failed validation and was not stored.
+    pub fn upstream_rejected(&self) {
+        self.upstream_rejected.inc();
+    }
+
+    /// A TLS handshake failed or timed out.
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.inc();
+    }
+
+    /// Counts a client connection as open until the returned guard is dropped.
+    pub fn connection_opened(self: &Arc<Self>) -> OpenConnection {
+        self.connections_open.inc();
+        OpenConnection {
+            metrics: Arc::clone(self),
+        }
+    }
+
+    /// Prometheus text exposition format (OpenMetrics flavour, see [`Metrics::CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail; an Err here could only come from a metric's own
+        // encoder, and those in this registry are all infallible.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "rendering metrics failed");
+        }
+        out
+    }
+}
+
+/// An open connection, counted in `modgate_connections_open` until dropped.
+#[derive(Debug)]
+pub struct OpenConnection {
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.metrics.connections_open.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_metric_with_labels() {
+        let m = Arc::new(Metrics::new());
+        m.observe_request("zip", 200, Duration::from_millis(30));
+        m.observe_request("zip", 200, Duration::from_millis(3));
+        m.observe_request("info", 404, Duration::from_millis(1));
+        m.cache_lookup("mod", true);
+        m.cache_lookup("mod", false);
+        m.upstream_fetch("ok", Duration::from_millis(120));
+        m.upstream_rejected();
+        let conn = m.connection_opened();
+        let text = m.render();
+        for needle in [
+            r#"modgate_requests_total{endpoint="zip",status="200"} 2"#,
+            r#"modgate_requests_total{endpoint="info",status="404"} 1"#,
+            r#"modgate_request_duration_seconds_count{endpoint="zip"} 2"#,
+            r#"modgate_cache_lookups_total{kind="mod",result="hit"} 1"#,
+            r#"modgate_cache_lookups_total{kind="mod",result="miss"} 1"#,
+            r#"modgate_upstream_requests_total{outcome="ok"} 1"#,
+            "modgate_upstream_request_duration_seconds_count 1",
+            "modgate_upstream_rejected_total 1",
+            "modgate_connections_open 1",
+            "# EOF",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        drop(conn);
+        assert!(m.render().contains("modgate_connections_open 0"));
+    }
+}

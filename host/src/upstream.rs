@@ -383,7 +383,12 @@ impl UpstreamClient {
         }
         if !status.is_success() {
             let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-            let e = failed(&current, format!("answered {status}"));
+            let explanation = first_line_of_body(response.into_body(), entry.timeout).await;
+            let message = match explanation {
+                Some(text) => format!("answered {status}: {text}"),
+                None => format!("answered {status}"),
+            };
+            let e = failed(&current, message);
             return if transient {
                 Attempt::Transient(e)
             } else {
@@ -433,6 +438,31 @@ impl Default for UpstreamClient {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The first line of an error body, if it is short printable text (what the go command would
+/// show), so our own error can say why the upstream refused.
+async fn first_line_of_body(mut body: hyper::body::Incoming, timeout: Duration) -> Option<String> {
+    let mut buf = Vec::new();
+    let read = async {
+        while buf.len() < 1024 {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        buf.extend_from_slice(&data);
+                    }
+                }
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout.min(Duration::from_secs(5)), read).await;
+    let text = String::from_utf8_lossy(&buf);
+    let line = text.lines().next()?.trim();
+    if line.is_empty() || line.chars().any(char::is_control) {
+        return None;
+    }
+    Some(line.chars().take(200).collect())
 }
 
 fn resolve_location<B>(base: &Uri, response: &http::Response<B>) -> Option<String> {

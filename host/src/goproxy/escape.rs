@@ -30,31 +30,35 @@ pub fn escape_version(v: &str) -> Result<String, PathError> {
 /// A raw uppercase letter, `!` not followed by `a`–`z`, a trailing `!` or a non-ASCII character
 /// is an error.
 pub fn unescape_path(escaped: &str) -> Result<String, PathError> {
-    let path = unescape_string(escaped).map_err(|reason| {
+    unescape_path_reason(escaped).map_err(|reason| {
         PathError(format!(
             "invalid escaped module path {}: {reason}",
             quote(escaped)
         ))
-    })?;
-    path::check_module_path_reason(&path).map_err(|reason| {
-        PathError(format!(
-            "invalid escaped module path {}: {reason}",
-            quote(escaped)
-        ))
-    })?;
+    })
+}
+
+/// [`unescape_path`], returning only the reason on failure (callers add the path).
+pub(crate) fn unescape_path_reason(escaped: &str) -> Result<String, String> {
+    let path = unescape_string(escaped)?;
+    path::check_module_path_reason(&path)?;
     Ok(path)
 }
 
 /// `module.UnescapeVersion`: decodes `!x` → `X`; the result must be a valid file name.
 pub fn unescape_version(escaped: &str) -> Result<String, PathError> {
-    let v = unescape_string(escaped).map_err(|reason| {
+    unescape_version_reason(escaped).map_err(|reason| {
         PathError(format!(
             "invalid escaped version {}: {reason}",
             quote(escaped)
         ))
-    })?;
-    path::check_version_elem(&v)
-        .map_err(|reason| PathError(format!("invalid escaped version {}: {reason}", quote(&v))))?;
+    })
+}
+
+/// [`unescape_version`], returning only the reason on failure (callers add the version).
+pub(crate) fn unescape_version_reason(escaped: &str) -> Result<String, String> {
+    let v = unescape_string(escaped)?;
+    path::check_version_elem(&v)?;
     Ok(v)
 }
 

@@ -89,6 +89,15 @@ impl fmt::Display for ModulePath {
     }
 }
 
+impl std::str::FromStr for ModulePath {
+    type Err = PathError;
+
+    /// Same as [`ModulePath::parse`] (the unescaped form).
+    fn from_str(path: &str) -> Result<Self, Self::Err> {
+        Self::parse(path)
+    }
+}
+
 impl AsRef<str> for ModulePath {
     fn as_ref(&self) -> &str {
         &self.path

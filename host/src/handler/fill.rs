@@ -25,6 +25,8 @@ pub const MAX_ZIP: u64 = 500 << 20;
 pub const MAX_GO_MOD: u64 = 16 << 20;
 /// Largest `.info`/`@latest` answer accepted from an upstream.
 pub const MAX_INFO: u64 = 1 << 20;
+/// Largest checksum database answer (a data tile holds 256 records).
+pub const MAX_SUMDB: u64 = 4 << 20;
 /// Largest `list` answer accepted from an upstream.
 pub const MAX_LIST: u64 = 16 << 20;
 

@@ -23,6 +23,8 @@ pub enum ContentType {
     Json,
     /// `.zip`.
     Zip,
+    /// Checksum database tiles.
+    Binary,
 }
 
 impl ContentType {
@@ -31,6 +33,7 @@ impl ContentType {
             ContentType::Text => "text/plain; charset=utf-8",
             ContentType::Json => "application/json",
             ContentType::Zip => "application/zip",
+            ContentType::Binary => "application/octet-stream",
         })
     }
 }
@@ -109,7 +112,7 @@ pub fn metrics(body: String, head: bool) -> Response<ResponseBody> {
         .status(StatusCode::OK)
         .header(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            crate::telemetry::Metrics::CONTENT_TYPE,
         )
         .header(header::CACHE_CONTROL, "no-store")
         .header(header::CONTENT_LENGTH, body.len());

@@ -1,0 +1,694 @@
+//! Server tests against a real listener on 127.0.0.1:0 with a stand-in handler.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests: a panic is how a test reports failure"
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use http::{Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Incoming;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::*;
+use crate::config::TlsFile;
+use crate::telemetry::Endpoint;
+
+/// The test handler:
+/// - `/slow`: `first;` now, `second` 400 ms later;
+/// - `/forever`: one chunk, then never finishes;
+/// - `/panic`: panics;
+/// - anything else: `ok`, labelled endpoint `test`, with the protocol and TLS flag in headers.
+struct TestHandler;
+
+impl Handler for TestHandler {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send {
+        let path = req.uri().path().to_owned();
+        let version = format!("{:?}", req.version());
+        let tls = conn.tls;
+        async move {
+            match path.as_str() {
+                "/slow" => stream_response(vec![
+                    (Duration::ZERO, "first;"),
+                    (Duration::from_millis(400), "second"),
+                ]),
+                "/forever" => {
+                    let chunks = futures_util::stream::once(async {
+                        Ok::<_, io::Error>(Frame::data(Bytes::from_static(b"chunk")))
+                    })
+                    .chain(futures_util::stream::pending());
+                    Response::new(StreamBody::new(chunks).boxed_unsync())
+                }
+                "/panic" => panic!("test handler panic"),
+                _ => {
+                    let mut resp = Response::new(full("ok"));
+                    resp.headers_mut()
+                        .insert("x-version", version.parse().unwrap());
+                    resp.headers_mut()
+                        .insert("x-tls", tls.to_string().parse().unwrap());
+                    resp.extensions_mut().insert(Endpoint("test"));
+                    resp
+                }
+            }
+        }
+    }
+}
+
+fn full(s: &'static str) -> ResponseBody {
+    Full::new(Bytes::from_static(s.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn stream_response(chunks: Vec<(Duration, &'static str)>) -> Response<ResponseBody> {
+    let stream = futures_util::stream::iter(chunks).then(|(delay, text)| async move {
+        tokio::time::sleep(delay).await;
+        Ok::<_, io::Error>(Frame::data(Bytes::from_static(text.as_bytes())))
+    });
+    Response::new(StreamBody::new(stream).boxed_unsync())
+}
+
+fn settings() -> ServerConfig {
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        max_connections: 64,
+        header_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(10),
+        shutdown_grace: Duration::from_secs(5),
+        max_header_bytes: 16 * 1024,
+        access_log: true,
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl Running {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Triggers shutdown and waits for `serve` to return.
+    async fn stop(mut self) -> Duration {
+        let started = Instant::now();
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("serve did not return")
+            .unwrap()
+            .unwrap();
+        started.elapsed()
+    }
+}
+
+async fn start(settings: ServerConfig) -> Running {
+    let metrics = Arc::new(Metrics::new());
+    let server = Server::bind_with(&settings, Arc::new(TestHandler), Arc::clone(&metrics))
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    assert_ne!(addr.port(), 0);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        metrics,
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// Sends `GET path` on `stream` and reads one response (head and `Content-Length` body).
+async fn raw_get(stream: &mut TcpStream, path: &str) -> io::Result<String> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    read_response(stream).await
+}
+
+async fn read_response(stream: &mut TcpStream) -> io::Result<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + length {
+                return Ok(String::from_utf8_lossy(&buf).into_owned());
+            }
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads until the server closes the connection; true if it did within `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut chunk = [0u8; 1024];
+    let until = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(until, stream.read(&mut chunk)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn plain_http1_request_counts_in_metrics() {
+    let server = start(settings()).await;
+    let resp = reqwest::get(server.url("/hello")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-tls"], "false");
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    // The exchange is recorded when hyper drops the body, just after the last byte is sent.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let text = server.metrics.render();
+    assert!(
+        text.contains(r#"modgate_requests_total{endpoint="test",status="200"} 1"#),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+struct Pki {
+    _dir: tempfile::TempDir,
+    files: TlsFile,
+    ca_pem: String,
+}
+
+fn pki() -> Pki {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    Pki {
+        _dir: dir,
+        files: TlsFile { cert, key },
+        ca_pem: certified.cert.pem(),
+    }
+}
+
+fn tls_client(pki: &Pki, addr: SocketAddr) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap())
+        .resolve("localhost", addr)
+}
+
+#[tokio::test]
+async fn tls_serves_http1_and_http2_chosen_by_alpn() {
+    let pki = pki();
+    let server = start(ServerConfig {
+        tls: Some(pki.files.clone()),
+        ..settings()
+    })
+    .await;
+    let url = format!("https://localhost:{}/hello", server.addr.port());
+
+    let h1 = tls_client(&pki, server.addr).http1_only().build().unwrap();
+    let resp = h1.get(&url).send().await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_11);
+    assert_eq!(resp.headers()["x-version"], "HTTP/1.1");
+    assert_eq!(resp.headers()["x-tls"], "true");
+    assert_eq!(resp.text().await.unwrap(), "ok");
+
+    // No version forced: the client offers h2 and http/1.1 through ALPN and the server picks h2.
+    let auto = tls_client(&pki, server.addr).build().unwrap();
+    let resp = auto.get(&url).send().await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.headers()["x-version"], "HTTP/2.0");
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tls_errors_name_the_key_and_the_file() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let missing = dir.path().join("missing.pem");
+
+    let err = |files: TlsFile| load_tls(&files).err().expect("should fail").to_string();
+    assert_eq!(
+        err(TlsFile {
+            cert: empty.clone(),
+            key: pki.files.key.clone()
+        }),
+        format!("server.tls.cert: {}: no certificate found", empty.display())
+    );
+    // A certificate where the key should be.
+    assert_eq!(
+        err(TlsFile {
+            cert: pki.files.cert.clone(),
+            key: pki.files.cert.clone()
+        }),
+        format!(
+            "server.tls.key: {}: no private key found",
+            pki.files.cert.display()
+        )
+    );
+    let message = err(TlsFile {
+        cert: missing.clone(),
+        key: pki.files.key.clone(),
+    });
+    assert!(
+        message.starts_with(&format!(
+            "server.tls.cert: {}: cannot read:",
+            missing.display()
+        )),
+        "{message}"
+    );
+    // A key that does not belong to the certificate.
+    let other = self::pki();
+    let message = err(TlsFile {
+        cert: pki.files.cert.clone(),
+        key: other.files.key.clone(),
+    });
+    assert!(message.starts_with("server.tls.key: "), "{message}");
+}
+
+#[tokio::test]
+async fn failed_tls_handshakes_do_not_stop_the_server() {
+    let pki = pki();
+    let server = start(ServerConfig {
+        tls: Some(pki.files.clone()),
+        header_timeout: Duration::from_millis(300),
+        ..settings()
+    })
+    .await;
+    // Garbage instead of a ClientHello.
+    let mut garbage = TcpStream::connect(server.addr).await.unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut garbage, Duration::from_secs(2)).await);
+    // Connects and never says anything: closed by the handshake deadline.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(2)).await);
+    // A client that does not trust the certificate.
+    let untrusting = reqwest::Client::builder()
+        .resolve("localhost", server.addr)
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/hello", server.addr.port());
+    assert!(untrusting.get(&url).send().await.is_err());
+
+    let good = tls_client(&pki, server.addr).build().unwrap();
+    assert_eq!(good.get(&url).send().await.unwrap().status(), 200);
+    assert!(
+        server
+            .metrics
+            .render()
+            .contains("modgate_tls_handshake_failures_total 3")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_in_flight_response_finish() {
+    let server = start(settings()).await;
+    let client = reqwest::Client::new();
+    let resp = client.get(server.url("/slow")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let addr = server.addr;
+
+    // Headers are in, the body is mid-way: shut down now.
+    let stopping = tokio::spawn(server.stop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "listener should be closed once shutdown starts"
+    );
+    assert_eq!(resp.text().await.unwrap(), "first;second");
+    let took = stopping.await.unwrap();
+    assert!(took < Duration::from_secs(3), "drain took {took:?}");
+}
+
+#[tokio::test]
+async fn shutdown_grace_bounds_the_drain() {
+    let server = start(ServerConfig {
+        shutdown_grace: Duration::from_millis(300),
+        ..settings()
+    })
+    .await;
+    let mut resp = reqwest::get(server.url("/forever")).await.unwrap();
+    assert_eq!(resp.chunk().await.unwrap().unwrap(), "chunk");
+    let took = server.stop().await;
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // The unfinished response is cut off, not completed.
+    assert!(resp.chunk().await.is_err());
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_close_on_shutdown() {
+    let server = start(settings()).await;
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    assert!(raw_get(&mut conn, "/hello").await.unwrap().ends_with("ok"));
+    let took = server.stop().await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(closed_within(&mut conn, Duration::from_secs(1)).await);
+}
+
+#[tokio::test]
+async fn connection_limit_makes_extra_connections_wait() {
+    let server = start(ServerConfig {
+        max_connections: 1,
+        ..settings()
+    })
+    .await;
+    let mut first = TcpStream::connect(server.addr).await.unwrap();
+    assert!(raw_get(&mut first, "/hello").await.unwrap().ends_with("ok"));
+
+    // The kernel completes the second connect, but the server does not accept it yet.
+    let mut second = TcpStream::connect(server.addr).await.unwrap();
+    second
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(400), read_response(&mut second)).await;
+    assert!(
+        waited.is_err(),
+        "second connection was served while the first held the only slot"
+    );
+
+    drop(first);
+    let resp = tokio::time::timeout(Duration::from_secs(3), read_response(&mut second))
+        .await
+        .expect("second connection still waiting after the first closed")
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431_never_5xx() {
+    let server = start(ServerConfig {
+        max_header_bytes: 8 * 1024,
+        ..settings()
+    })
+    .await;
+    // Under the limit: served.
+    let mut ok = TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /hello HTTP/1.1\r\nHost: test\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(4000)
+    );
+    ok.write_all(request.as_bytes()).await.unwrap();
+    assert!(
+        read_response(&mut ok)
+            .await
+            .unwrap()
+            .starts_with("HTTP/1.1 200")
+    );
+
+    for size in [9 * 1024, 64 * 1024, 1024 * 1024] {
+        let mut big = TcpStream::connect(server.addr).await.unwrap();
+        let request = format!(
+            "GET /hello HTTP/1.1\r\nHost: test\r\nX-Pad: {}\r\n\r\n",
+            "a".repeat(size)
+        );
+        // The server may stop reading (and reset) before the whole request is written.
+        let _ = big.write_all(request.as_bytes()).await;
+        let answer = tokio::time::timeout(Duration::from_secs(3), read_response(&mut big))
+            .await
+            .expect("oversized request hung");
+        // Closed or reset is acceptable too: the limit held.
+        if let Ok(resp) = answer {
+            assert!(resp.starts_with("HTTP/1.1 431"), "{size}: {resp}");
+        }
+    }
+    // Still serving.
+    assert_eq!(
+        reqwest::get(server.url("/hello")).await.unwrap().status(),
+        200
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn header_limits_below_hypers_minimum_do_not_panic() {
+    let server = start(ServerConfig {
+        max_header_bytes: 100,
+        ..settings()
+    })
+    .await;
+    assert_eq!(
+        reqwest::get(server.url("/hello")).await.unwrap().status(),
+        200
+    );
+    server.stop().await;
+}
+
+/// Writes `GET / HTTP/1.1\r\n` and then a header byte every 50 ms, forever.
+fn trickle(stream: TcpStream) -> (tokio::net::tcp::OwnedReadHalf, JoinHandle<()>) {
+    let (read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        if write.write_all(b"GET / HTTP/1.1\r\n").await.is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if write.write_all(b"X").await.is_err() {
+                return;
+            }
+        }
+    });
+    (read, writer)
+}
+
+async fn read_until_closed(read: &mut tokio::net::tcp::OwnedReadHalf, limit: Duration) -> bool {
+    let mut chunk = [0u8; 1024];
+    let until = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(until, read.read(&mut chunk)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn slowloris_is_closed_after_the_header_timeout() {
+    let server = start(ServerConfig {
+        header_timeout: Duration::from_millis(300),
+        ..settings()
+    })
+    .await;
+    let started = Instant::now();
+    let (mut read, writer) = trickle(TcpStream::connect(server.addr).await.unwrap());
+    assert!(read_until_closed(&mut read, Duration::from_secs(3)).await);
+    let took = started.elapsed();
+    writer.abort();
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn keep_alive_waits_idle_timeout_but_next_headers_get_header_timeout() {
+    let server = start(ServerConfig {
+        header_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(1200),
+        ..settings()
+    })
+    .await;
+    // Idle longer than header_timeout between requests: still open.
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    assert!(raw_get(&mut conn, "/hello").await.unwrap().ends_with("ok"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(raw_get(&mut conn, "/hello").await.unwrap().ends_with("ok"));
+
+    // Then starting a request head and trickling it: closed after header_timeout, well before
+    // idle_timeout.
+    let started = Instant::now();
+    let (mut read, writer) = trickle(conn);
+    assert!(read_until_closed(&mut read, Duration::from_secs(3)).await);
+    let took = started.elapsed();
+    writer.abort();
+    assert!(took < Duration::from_millis(1000), "{took:?}");
+
+    // A quiet keep-alive connection is closed after idle_timeout.
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    assert!(raw_get(&mut conn, "/hello").await.unwrap().ends_with("ok"));
+    let started = Instant::now();
+    assert!(closed_within(&mut conn, Duration::from_secs(4)).await);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1000), "{took:?}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn long_downloads_are_not_idle() {
+    let server = start(ServerConfig {
+        header_timeout: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(150),
+        ..settings()
+    })
+    .await;
+    // The body takes 400 ms, longer than both timeouts.
+    let body = reqwest::get(server.url("/slow"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "first;second");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn http2_connections_close_when_idle_but_not_while_streaming() {
+    let pki = pki();
+    let server = start(ServerConfig {
+        tls: Some(pki.files.clone()),
+        idle_timeout: Duration::from_millis(150),
+        ..settings()
+    })
+    .await;
+    let client = tls_client(&pki, server.addr).build().unwrap();
+    let url = |path: &str| format!("https://localhost:{}{path}", server.addr.port());
+    // Streams for 400 ms, longer than the idle timeout.
+    let resp = client.get(url("/slow")).send().await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.text().await.unwrap(), "first;second");
+    assert!(
+        server
+            .metrics
+            .render()
+            .contains("modgate_connections_open 1")
+    );
+    // Then quiet: the server says GOAWAY and the connection goes away.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let metrics = server.metrics.render();
+    assert!(metrics.contains("modgate_connections_open 0"), "{metrics}");
+    // The client reconnects transparently.
+    assert_eq!(
+        client.get(url("/hello")).send().await.unwrap().status(),
+        200
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn handler_panic_is_a_500_and_the_server_carries_on() {
+    let server = start(settings()).await;
+    let client = reqwest::Client::new();
+    let resp = client.get(server.url("/panic")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let resp = client.get(server.url("/hello")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    server.stop().await;
+}
+
+thread_local! {
+    static CAPTURED: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Log output of the current thread, while capturing.
+struct ThreadCapture;
+
+impl std::io::Write for ThreadCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURED.with_borrow_mut(|c| {
+            if let Some(c) = c {
+                c.extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Starts capturing this thread's log lines in the production format.
+///
+/// A global subscriber rather than `set_default`: tracing caches per-callsite interest across
+/// threads, and with tests running in parallel a thread-scoped subscriber can miss events whose
+/// callsite another thread registered first. Each `#[tokio::test]` runs its tasks on its own
+/// thread, so a thread-local buffer separates the tests.
+fn capture_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::new("info");
+        let subscriber = crate::telemetry::json_subscriber(filter, || ThreadCapture);
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("another test installed a global subscriber");
+    });
+    CAPTURED.set(Some(Vec::new()));
+}
+
+fn captured_logs() -> String {
+    String::from_utf8(CAPTURED.take().unwrap_or_default()).unwrap()
+}
+
+#[tokio::test]
+async fn access_log_is_one_json_line_per_request() {
+    capture_logs();
+    let server = start(settings()).await;
+    let resp = reqwest::Client::new()
+        .get(server.url("/hello"))
+        .header("user-agent", "modgate-test/1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    server.stop().await;
+
+    let out = captured_logs();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["target"] == "modgate::access")
+        .collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    let line = &lines[0];
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["path"], "/hello");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["bytes"], 2);
+    assert_eq!(line["protocol"], "HTTP/1.1");
+    assert_eq!(line["user_agent"], "modgate-test/1");
+    assert_eq!(line["endpoint"], "test");
+    assert_eq!(line["aborted"], false);
+    assert_eq!(line["tls"], false);
+    assert!(line["duration_ms"].is_number());
+    assert!(line["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+}
