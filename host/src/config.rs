@@ -85,6 +85,10 @@ pub struct ServerFile {
     /// A keep-alive connection with no request in flight is closed after this long.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// A connection with bytes to send whose socket accepts none for this long (the client
+    /// stopped reading) is closed. Zero: no limit.
+    #[serde(with = "humantime_serde")]
+    pub send_timeout: Duration,
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -102,6 +106,7 @@ impl Default for ServerFile {
             max_connections: 4096,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
             max_header_bytes: 16 * 1024,
             access_log: true,
@@ -127,6 +132,9 @@ pub struct CacheFile {
     /// How long "not found upstream" is remembered, and the `max-age` of 404 responses.
     #[serde(with = "humantime_serde")]
     pub not_found_ttl: Duration,
+    /// Bytes of memory for copies of small immutable artifacts (`.info`, `.mod`, `.ziphash`);
+    /// 0 turns the copies off.
+    pub memory_bytes: u64,
 }
 
 impl Default for CacheFile {
@@ -134,6 +142,7 @@ impl Default for CacheFile {
         Self {
             list_ttl: Duration::from_secs(60),
             not_found_ttl: Duration::from_secs(60),
+            memory_bytes: 16 << 20,
         }
     }
 }
@@ -208,6 +217,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Longest time the socket may accept no bytes while a response (or any other write) is
+    /// waiting to be sent; then the connection is closed. `Duration::ZERO`: no limit.
+    pub send_timeout: Duration,
     pub shutdown_grace: Duration,
     pub max_header_bytes: usize,
     pub access_log: bool,
@@ -292,6 +304,7 @@ fn resolve(
         max_connections: s.max_connections,
         header_timeout: s.header_timeout,
         idle_timeout: s.idle_timeout,
+        send_timeout: s.send_timeout,
         shutdown_grace: s.shutdown_grace,
         max_header_bytes: s.max_header_bytes,
         access_log: s.access_log,

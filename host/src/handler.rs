@@ -23,7 +23,7 @@ use crate::goproxy::request::{self, InfoQuery, ProxyRequest};
 use crate::goproxy::{pseudo, semver};
 use crate::route::{Route, RouteTable};
 use crate::storage::fs::FsBackend;
-use crate::storage::{ArtifactKey, ArtifactKind, Store};
+use crate::storage::{ArtifactKey, ArtifactKind, MemoryCache, Store};
 use crate::telemetry::{Endpoint, Metrics};
 use crate::upstream::UpstreamClient;
 
@@ -55,11 +55,13 @@ pub struct App {
 impl App {
     /// Builds the pipeline from a resolved configuration (opens storage, builds the upstream client).
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Self, Error> {
+        let memory = (config.cache.memory_bytes > 0)
+            .then(|| Arc::new(MemoryCache::new(config.cache.memory_bytes)));
         let mut stores = HashMap::new();
         for (name, storage) in &config.storage {
             let store = match storage {
                 StorageConfig::Fs { root } => {
-                    Store::new(name, Arc::new(FsBackend::new(name, root)?))
+                    Store::new(name, Arc::new(FsBackend::new(name, root)?), memory.clone())
                 }
             };
             stores.insert(name.clone(), Arc::new(store));

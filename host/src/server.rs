@@ -12,6 +12,8 @@
 //!   the connect, and on a keep-alive connection the next request's headers within
 //!   `header_timeout` of their first byte; a connection with no request in flight and no bytes
 //!   arriving is closed after `idle_timeout`;
+//! - a connection with bytes to send whose socket accepts none for `send_timeout` (the client
+//!   stopped reading) is closed (`send_timeout.rs`);
 //! - HTTP/1.1 header blocks larger than `max_header_bytes` get `431` (hyper's parser), HTTP/2
 //!   advertises the same limit as `SETTINGS_MAX_HEADER_LIST_SIZE`.
 
@@ -27,7 +29,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
@@ -37,6 +39,7 @@ use crate::handler::{App, ConnInfo, ResponseBody};
 use crate::telemetry::Metrics;
 
 mod conn;
+mod send_timeout;
 mod tls;
 
 pub use tls::load_tls;
@@ -141,7 +144,7 @@ impl<H: Handler> Server<H> {
             addr: settings.listen,
             source,
         };
-        let listener = TcpListener::bind(settings.listen).await.map_err(bind_err)?;
+        let listener = listen(settings.listen).map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
         Ok(Self {
             listener,
@@ -260,6 +263,32 @@ impl<H: Handler> Server<H> {
         tracing::info!(listen = %local_addr, "server stopped");
         Ok(())
     }
+}
+
+/// The accept queue's length, as `std` and tokio's `TcpListener::bind` choose it.
+const LISTEN_BACKLOG: u32 = 128;
+
+/// Opens the listening socket like `TcpListener::bind` does, plus `SO_KEEPALIVE`.
+///
+/// Set on the listener because accepted sockets inherit it (Linux, the BSDs, macOS, Windows) and
+/// tokio's `TcpStream` cannot set it. With the kernel's probe timing (Linux: first probe after
+/// 2 h of silence) this only reclaims connections whose client vanished without a FIN or RST
+/// (powered off, NAT entry dropped) while nothing else would notice, e.g. an HTTP/2 connection
+/// with a request in flight; the timeouts handle everything faster. Tuning the timing needs
+/// `socket2`'s `TcpKeepalive`.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // Rebinding right after a restart; not on Windows, where it would allow taking over a port
+    // in use (tokio does the same).
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.set_keepalive(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Pause after an accept error that is not about one connection (e.g. `EMFILE`).

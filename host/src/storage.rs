@@ -111,26 +111,85 @@ impl Artifact {
 }
 
 /// A version's artifacts staged for commit: a checked zip already in a temporary file beside its
-/// final place (see [`Store::zip_staging`]), its hash, and the `.info` that commits it.
+/// final place (see [`Store::zip_staging`]), its hash, the go.mod when it is not stored yet, and
+/// the `.info` that commits it.
 #[derive(Debug)]
 pub struct StagedVersion {
     pub zip: tempfile::TempPath,
     pub zip_hash: String,
+    pub go_mod: Option<Bytes>,
     pub info: Bytes,
+}
+
+/// A bounded in-memory copy of small immutable artifacts (`.info`, `.mod`, `.ziphash`), shared
+/// by all stores. Versioned artifacts never change, so a copy is never stale; it saves a file
+/// open per request on the hot path and keeps canonical `.info` answers of versions whose zip
+/// is not stored yet (those are not written to storage: `.info` there marks a complete version).
+pub struct MemoryCache {
+    entries: quick_cache::sync::Cache<String, Bytes, ByteWeighter>,
+}
+
+#[derive(Clone)]
+struct ByteWeighter;
+
+impl quick_cache::Weighter<String, Bytes> for ByteWeighter {
+    fn weight(&self, key: &String, value: &Bytes) -> u64 {
+        // Roughly what an entry costs: its bytes plus bookkeeping.
+        (key.len() + value.len() + 64) as u64
+    }
+}
+
+impl MemoryCache {
+    /// A cache holding at most about `bytes` bytes.
+    pub fn new(bytes: u64) -> Self {
+        let items = usize::try_from(bytes / 256).unwrap_or(usize::MAX).max(16);
+        Self {
+            entries: quick_cache::sync::Cache::with_weighter(items, bytes.max(1), ByteWeighter),
+        }
+    }
 }
 
 /// The host side of a storage backend: opens, writes and commits with the host's own I/O.
 pub struct Store {
     name: String,
     backend: std::sync::Arc<dyn Backend>,
+    memory: Option<std::sync::Arc<MemoryCache>>,
 }
 
 impl Store {
     /// Wraps `backend`, named `name` in the config (`[storage.NAME]`).
-    pub fn new(name: &str, backend: std::sync::Arc<dyn Backend>) -> Self {
+    pub fn new(
+        name: &str,
+        backend: std::sync::Arc<dyn Backend>,
+        memory: Option<std::sync::Arc<MemoryCache>>,
+    ) -> Self {
         Self {
             name: name.to_owned(),
             backend,
+            memory,
+        }
+    }
+
+    fn memory_key(&self, key: ArtifactKey<'_>) -> Option<(&MemoryCache, String)> {
+        let memory = self.memory.as_deref()?;
+        if key.kind == ArtifactKind::Zip {
+            return None;
+        }
+        let k = format!(
+            "{}\0{}\0{}\0{}",
+            self.name,
+            key.module.escaped(),
+            key.version,
+            key.kind.extension()
+        );
+        Some((memory, k))
+    }
+
+    /// Keeps a copy of a small immutable artifact in memory without storing it (a canonical
+    /// `.info` whose version is not committed yet).
+    pub fn remember(&self, key: ArtifactKey<'_>, data: &Bytes) {
+        if let Some((memory, k)) = self.memory_key(key) {
+            memory.entries.insert(k, data.clone());
         }
     }
 
@@ -170,17 +229,28 @@ impl Store {
         }
     }
 
-    /// Reads a small artifact (`.info`, `.mod`, `.ziphash`) whole; `Ok(None)` when not stored.
+    /// Reads a small artifact (`.info`, `.mod`, `.ziphash`) whole, from memory when a copy is
+    /// there; `Ok(None)` when not stored (or remembered).
     pub async fn read_small(&self, key: ArtifactKey<'_>) -> Result<Option<Bytes>, Error> {
-        match self.backend.read_plan(key)? {
-            ReadPlan::Inline(bytes) => Ok(bytes),
-            ReadPlan::File(path) => match tokio::fs::read(&path).await {
-                Ok(b) => Ok(Some(Bytes::from(b))),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(e) if e.raw_os_error() == Some(20) || e.raw_os_error() == Some(36) => Ok(None),
-                Err(e) => Err(self.err(format_args!("read {}: {e}", path.display()))),
-            },
+        let memory = self.memory_key(key);
+        if let Some((memory, k)) = &memory
+            && let Some(b) = memory.entries.get(k)
+        {
+            return Ok(Some(b));
         }
+        let found = match self.backend.read_plan(key)? {
+            ReadPlan::Inline(bytes) => bytes,
+            ReadPlan::File(path) => match tokio::fs::read(&path).await {
+                Ok(b) => Some(Bytes::from(b)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) if e.raw_os_error() == Some(20) || e.raw_os_error() == Some(36) => None,
+                Err(e) => return Err(self.err(format_args!("read {}: {e}", path.display()))),
+            },
+        };
+        if let (Some((memory, k)), Some(b)) = (memory, &found) {
+            memory.entries.insert(k, b.clone());
+        }
+        Ok(found)
     }
 
     /// Whether `key` is stored.
@@ -208,7 +278,9 @@ impl Store {
         .await;
         written.map_err(|e| self.err(format_args!("write {}: {e}", tmp_path.display())))?;
         drop(file);
-        persist(tmp_path, &path).map_err(|e| self.err(e))
+        persist(tmp_path, &path).map_err(|e| self.err(e))?;
+        self.remember(key, &Bytes::copy_from_slice(data));
+        Ok(())
     }
 
     /// A temporary file beside the final place of `key`'s zip, for the host to download into.
@@ -233,8 +305,8 @@ impl Store {
         Ok((tokio::fs::File::from_std(std_file), tmp_path))
     }
 
-    /// Commits a version: the zip (already checked and synced), its hash, then `.info` last.
-    /// `.mod` must already be stored.
+    /// Commits a version: its go.mod (unless already stored), the zip (already checked and
+    /// synced), its hash, then `.info` last.
     pub async fn commit(
         &self,
         module: &ModulePath,
@@ -246,6 +318,9 @@ impl Store {
             version,
             kind,
         };
+        if let Some(go_mod) = &staged.go_mod {
+            self.put_small(key(ArtifactKind::Mod), go_mod).await?;
+        }
         self.put_small(key(ArtifactKind::ZipHash), staged.zip_hash.as_bytes())
             .await?;
         let WritePlan::File(zip_path) = self.backend.write_plan(key(ArtifactKind::Zip))?;

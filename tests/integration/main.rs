@@ -1,1 +1,22 @@
-fn main() {}
+//! Black-box integration tests: the real `modgate` binary, fake upstreams in-process, and the
+//! real `go` command as the client and judge.
+//!
+//! - `harness`: starting/stopping modgate, free ports, config files, an isolated go environment.
+//! - `fixtures`: fixture modules and GOPROXY trees (and hostile zips), built in Rust.
+//! - `upstream`: the fake upstream GOPROXY server with request counts and failure knobs.
+//! - the rest, one area each: `protocol`, `go_client`, `fallthrough`, `singleflight`, `crash`,
+//!   `hostile`, `tls`.
+//!
+//! The harness checks itself without modgate: `go_client::fixture_tree_is_valid_for_the_go_command`
+//! and the unit tests in `fixtures::rawzip`.
+
+mod crash;
+mod fallthrough;
+mod fixtures;
+mod go_client;
+mod harness;
+mod hostile;
+mod protocol;
+mod singleflight;
+mod tls;
+mod upstream;

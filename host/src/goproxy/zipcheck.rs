@@ -197,7 +197,13 @@ fn check_entry(
     if rel.starts_with('/') {
         return Err(ZipError::entry(entry, "is not relative to the module root"));
     }
-    if rel.split(['/', '\\']).any(|elem| elem == "..") {
+    if rel.contains('\\') {
+        return Err(ZipError::entry(
+            entry,
+            "contains a backslash, which module file names may not",
+        ));
+    }
+    if rel.split('/').any(|elem| elem == "..") {
         return Err(ZipError::entry(entry, "escapes the module prefix"));
     }
     if rel.contains(['\\', '\n', '\r', '\0']) {

@@ -198,13 +198,20 @@ impl Fetcher {
         }
     }
 
-    /// Fetches, checks and stores a version's go.mod.
-    pub async fn fetch_mod(&self, version: &str) -> Result<Bytes, Error> {
+    /// Fetches and checks a version's go.mod without storing it.
+    async fn fetch_checked_mod(&self, version: &str) -> Result<Bytes, Error> {
         let what = self.what(version, "mod");
         let (body, url) = self
             .fetch_small(&self.rel(version, "mod")?, &what, MAX_GO_MOD)
             .await?;
         zipcheck::check_go_mod(&body).map_err(|e| self.rejected(what, url, e.to_string()))?;
+        Ok(body)
+    }
+
+    /// Fetches, checks and stores a version's go.mod (the go command reads many go.mod files
+    /// whose zips it never needs, so a go.mod is worth keeping on its own).
+    pub async fn fetch_mod(&self, version: &str) -> Result<Bytes, Error> {
+        let body = self.fetch_checked_mod(version).await?;
         self.store
             .put_small(self.key(version, ArtifactKind::Mod), &body)
             .await?;
@@ -212,7 +219,7 @@ impl Fetcher {
     }
 
     /// Fetches and checks a version's `.info`. It is stored (committing the version) only when
-    /// the version's `.mod` and `.zip` already are.
+    /// the version's `.mod` and `.zip` already are; otherwise it is only remembered in memory.
     pub async fn fetch_info(&self, version: &str) -> Result<Bytes, Error> {
         let what = self.what(version, "info");
         let (body, url) = self
@@ -231,6 +238,9 @@ impl Fetcher {
             self.store
                 .put_small(self.key(version, ArtifactKind::Info), &body)
                 .await?;
+        } else {
+            self.store
+                .remember(self.key(version, ArtifactKind::Info), &body);
         }
         Ok(body)
     }
@@ -259,15 +269,24 @@ impl Fetcher {
             return Ok(());
         }
         // `.info` and `.mod` first: cheap, and a not-found ends the fill before the download.
+        // The go.mod is only stored with the zip, so a version whose zip is rejected leaves
+        // nothing behind.
         let info = self.fetch_info(version).await?;
-        if !self
+        let go_mod = if self
             .store
             .contains(self.key(version, ArtifactKind::Mod))
             .await?
         {
-            self.fetch_mod(version).await?;
-        }
+            None
+        } else {
+            Some(self.fetch_checked_mod(version).await?)
+        };
         if self.store.contains(zip_key).await? {
+            if let Some(go_mod) = &go_mod {
+                self.store
+                    .put_small(self.key(version, ArtifactKind::Mod), go_mod)
+                    .await?;
+            }
             return self.store.put_small(info_key, &info).await;
         }
 
@@ -296,6 +315,7 @@ impl Fetcher {
         let staged = StagedVersion {
             zip: tmp,
             zip_hash: checked.h1,
+            go_mod,
             info,
         };
         self.store.commit(&self.module, version, staged).await

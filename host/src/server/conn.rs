@@ -25,6 +25,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::Handler;
+use super::send_timeout::SendTimeout;
 use crate::config::ServerConfig;
 use crate::handler::{ConnInfo, ResponseBody};
 use crate::telemetry::{Endpoint, Metrics};
@@ -44,6 +45,7 @@ pub(super) struct Shared<H> {
 pub(super) struct Timeouts {
     header: Option<Duration>,
     idle: Option<Duration>,
+    send: Option<Duration>,
 }
 
 impl Timeouts {
@@ -52,6 +54,7 @@ impl Timeouts {
         Self {
             header: non_zero(settings.header_timeout),
             idle: non_zero(settings.idle_timeout),
+            send: non_zero(settings.send_timeout),
         }
     }
 }
@@ -69,6 +72,8 @@ pub(super) async fn run<H: Handler>(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
+    // Under TLS, so the clock sees the bytes the kernel takes, whatever the protocol above.
+    let stream = SendTimeout::new(stream, shared.timeouts.send, peer);
     let state = Arc::new(ConnState {
         info: ConnInfo {
             peer,

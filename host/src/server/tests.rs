@@ -27,6 +27,7 @@ use crate::telemetry::Endpoint;
 /// The test handler:
 /// - `/slow`: `first;` now, `second` 400 ms later;
 /// - `/forever`: one chunk, then never finishes;
+/// - `/large`: [`LARGE_BODY`] bytes of zeros, produced as hyper asks for them;
 /// - `/panic`: panics;
 /// - anything else: `ok`, labelled endpoint `test`, with the protocol and TLS flag in headers.
 struct TestHandler;
@@ -53,6 +54,11 @@ impl Handler for TestHandler {
                     .chain(futures_util::stream::pending());
                     Response::new(StreamBody::new(chunks).boxed_unsync())
                 }
+                "/large" => {
+                    let chunks = futures_util::stream::iter(0..LARGE_BODY / ZEROS.len())
+                        .map(|_| Ok::<_, io::Error>(Frame::data(Bytes::from_static(&ZEROS))));
+                    Response::new(StreamBody::new(chunks).boxed_unsync())
+                }
                 "/panic" => panic!("test handler panic"),
                 _ => {
                     let mut resp = Response::new(full("ok"));
@@ -67,6 +73,10 @@ impl Handler for TestHandler {
         }
     }
 }
+
+/// Far more than the kernel buffers on both ends of a loopback connection hold.
+const LARGE_BODY: usize = 64 * 1024 * 1024;
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 fn full(s: &'static str) -> ResponseBody {
     Full::new(Bytes::from_static(s.as_bytes()))
@@ -89,6 +99,7 @@ fn settings() -> ServerConfig {
         max_connections: 64,
         header_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(10),
+        send_timeout: Duration::from_secs(10),
         shutdown_grace: Duration::from_secs(5),
         max_header_bytes: 16 * 1024,
         access_log: true,
@@ -471,6 +482,157 @@ async fn header_limits_below_hypers_minimum_do_not_panic() {
         200
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_after_the_send_timeout() {
+    let server = start(ServerConfig {
+        max_connections: 1,
+        send_timeout: Duration::from_secs(1),
+        ..settings()
+    })
+    .await;
+    let started = Instant::now();
+    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /large HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    // Never reads. The second client waits in the accept queue until the stalled connection's
+    // slot is freed.
+    let mut second = TcpStream::connect(server.addr).await.unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), raw_get(&mut second, "/hello"))
+        .await
+        .expect("second client not served: the stalled connection kept its slot")
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    // The stalled connection was cut off: what the kernel buffered, then the end, far short of
+    // the whole body.
+    let mut received = 0;
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), stalled.read(&mut chunk)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => received += n,
+            Err(_) => panic!("stalled connection still open after {received} bytes"),
+        }
+    }
+    assert!(received < LARGE_BODY / 2, "{received}");
+    // Still healthy (once `second` gives the only slot back), and nothing left to drain.
+    drop(second);
+    assert_eq!(
+        reqwest::get(server.url("/hello")).await.unwrap().status(),
+        200
+    );
+    let took = server.stop().await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[tokio::test]
+async fn the_send_timeout_leaves_idle_connections_alone() {
+    let server = start(ServerConfig {
+        send_timeout: Duration::from_millis(200),
+        ..settings()
+    })
+    .await;
+    // Nothing to send while idle, so no clock runs; the idle timeout (10 s) is the one that
+    // applies.
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    assert!(raw_get(&mut conn, "/hello").await.unwrap().ends_with("ok"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(raw_get(&mut conn, "/hello").await.unwrap().ends_with("ok"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_send_timeout_covers_tls_connections() {
+    let pki = pki();
+    let server = start(ServerConfig {
+        tls: Some(pki.files.clone()),
+        max_connections: 1,
+        send_timeout: Duration::from_secs(1),
+        ..settings()
+    })
+    .await;
+    let url = |path: &str| format!("https://localhost:{}{path}", server.addr.port());
+    // hyper's HTTP/1.1 client reads the body only as it is consumed: holding the response
+    // unread stalls the connection.
+    let stalled = tls_client(&pki, server.addr).http1_only().build().unwrap();
+    let resp = stalled.get(url("/large")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let second = tls_client(&pki, server.addr)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let served = second.get(url("/hello")).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert!(
+        resp.bytes().await.is_err(),
+        "the stalled body should be cut off"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
+    let server = start(ServerConfig {
+        send_timeout: Duration::from_secs(1),
+        ..settings()
+    })
+    .await;
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    conn.write_all(b"GET /large HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    // A bite every 200 ms for 2.4 s, more than twice the send timeout. The send timeout watches
+    // the server's socket, which accepts more only once half its buffer (autotuned up to
+    // `tcp_wmem`'s maximum, 4 MiB by default) has drained, so a bite must be big enough for that
+    // to happen well within the timeout: 2 MiB bites leave the socket blocked ~200 ms at a time.
+    let mut chunk = vec![0u8; SLOW_READ];
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        conn.read_exact(&mut chunk).await.unwrap();
+    }
+    // Then the rest at full speed: a connection cut off meanwhile ends before the last chunk
+    // (the kernel still delivers what it had buffered).
+    let mut tail = Vec::new();
+    let mut chunk = vec![0u8; 256 * 1024];
+    let complete = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let n = conn.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                return false;
+            }
+            tail.extend_from_slice(&chunk[..n]);
+            tail.drain(..tail.len().saturating_sub(7));
+            if tail == b"\r\n0\r\n\r\n" {
+                return true;
+            }
+        }
+    })
+    .await
+    .expect("the rest of the body did not arrive");
+    assert!(complete, "the slow reader was cut off");
+    server.stop().await;
+}
+
+/// How much the slow reader takes per bite.
+const SLOW_READ: usize = 2 * 1024 * 1024;
+
+#[tokio::test]
+async fn accepted_sockets_inherit_keepalive() {
+    let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    let _client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (accepted, _) = listener.accept().await.unwrap();
+    // tokio's TcpSocket is the safe way to read the option back.
+    let accepted = tokio::net::TcpSocket::from_std_stream(accepted.into_std().unwrap());
+    assert!(accepted.keepalive().unwrap());
 }
 
 /// Writes `GET / HTTP/1.1\r\n` and then a header byte every 50 ms, forever.

@@ -166,7 +166,11 @@ fn dot_dot_escapes() {
         "escapes",
     );
     rejected(check(&raw_zip(&[RawEntry::file("a/..", b"x")])), "escapes");
-    rejected(check(&raw_zip(&[RawEntry::file("..\\x", b"x")])), "escapes");
+    // On Windows `..\x` escapes too; it is refused for its backslash first.
+    rejected(
+        check(&raw_zip(&[RawEntry::file("..\\x", b"x")])),
+        "backslash",
+    );
 }
 
 #[test]

@@ -1,0 +1,588 @@
+//! Starting and stopping modgate, free ports, config files, and the go command in an isolated
+//! environment.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// A port that was free a moment ago: bind `127.0.0.1:0`, read the port, let it go.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A directory shared by every test of this build (cargo's per-target scratch space).
+pub fn shared_dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&d).expect("create shared test dir");
+    d
+}
+
+/// The last `lines` lines of a file, for failure messages.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// modgate
+
+/// What goes into one modgate config file.
+#[derive(Clone)]
+pub struct Setup {
+    pub storage_root: PathBuf,
+    /// The upstream GOPROXY list; `None` for an offline route (storage only).
+    pub upstream: Option<String>,
+    /// PEM certificate chain and key: serve HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub list_ttl: String,
+    pub not_found_ttl: String,
+    /// `[upstream.hermetic]` `timeout` and `retries`.
+    pub upstream_timeout: String,
+    pub upstream_retries: u32,
+}
+
+impl Setup {
+    pub fn new(storage_root: &Path, upstream: Option<&str>) -> Self {
+        Self {
+            storage_root: storage_root.to_path_buf(),
+            upstream: upstream.map(str::to_string),
+            tls: None,
+            list_ttl: "60s".into(),
+            not_found_ttl: "60s".into(),
+            upstream_timeout: "30s".into(),
+            upstream_retries: 2,
+        }
+    }
+
+    /// The TOML config (see the interface contract in the issue).
+    pub fn render(&self, port: u16) -> String {
+        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let p = |p: &Path| q(p.to_str().expect("utf-8 path"));
+        let mut s = format!("[server]\nlisten = \"127.0.0.1:{port}\"\naccess_log = true\n");
+        if let Some((cert, key)) = &self.tls {
+            s += &format!("tls = {{ cert = {}, key = {} }}\n", p(cert), p(key));
+        }
+        s += &format!(
+            "\n[cache]\nlist_ttl = {}\nnot_found_ttl = {}\n\n[storage.local]\nplugin = \"storage-fs\"\nconfig = {{ root = {} }}\n",
+            q(&self.list_ttl),
+            q(&self.not_found_ttl),
+            p(&self.storage_root)
+        );
+        let sources = match &self.upstream {
+            Some(list) => {
+                s += &format!(
+                    "\n[upstream.hermetic]\ngoproxy = {}\ntimeout = {}\nretries = {}\n",
+                    q(list),
+                    q(&self.upstream_timeout),
+                    self.upstream_retries
+                );
+                "[\"hermetic\"]"
+            }
+            None => "[]",
+        };
+        s += &format!("\n[[route]]\nmatch = [\"*\"]\nstorage = \"local\"\nsources = {sources}\n");
+        s
+    }
+}
+
+/// A running modgate process. Killed (and its logs shown, if the test is failing) on drop.
+pub struct Modgate {
+    child: Option<Child>,
+    pub port: u16,
+    pub setup: Setup,
+    dir: TempDir,
+    generation: u32,
+}
+
+impl Modgate {
+    /// Writes the config, starts `modgate serve --config FILE` and waits until `/healthz` answers 200.
+    pub fn start(setup: Setup) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("modgate-run-")
+            .tempdir()
+            .expect("tempdir");
+        let mut m = Self {
+            child: None,
+            port: 0,
+            setup,
+            dir,
+            generation: 0,
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        self.generation += 1;
+        self.port = free_port();
+        let config = self.dir.path().join("modgate.toml");
+        std::fs::write(&config, self.setup.render(self.port)).expect("write config");
+        let out = std::fs::File::create(self.log_path("stdout")).expect("stdout log");
+        let err = std::fs::File::create(self.log_path("stderr")).expect("stderr log");
+        let child = Command::new(env!("CARGO_BIN_EXE_modgate"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn modgate");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn log_path(&self, stream: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("{stream}.{}.log", self.generation))
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                // Drop shows the logs.
+                panic!("modgate exited during startup with {status}");
+            }
+            let ready = if self.setup.tls.is_some() {
+                TcpStream::connect(self.addr()).is_ok()
+            } else {
+                raw_request(
+                    self.addr(),
+                    "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                )
+                .is_ok_and(|r| r.status == 200)
+            };
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "modgate did not become ready in 30s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// `http://127.0.0.1:PORT` (or `https://` with TLS).
+    pub fn url(&self) -> String {
+        let scheme = if self.setup.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The tails of stdout and stderr of the current (or last) process.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- modgate stdout (tail) ---\n{}\n--- modgate stderr (tail) ---\n{}\n---",
+            tail(&self.log_path("stdout"), 40),
+            tail(&self.log_path("stderr"), 40)
+        )
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix): no chance to clean up, like a power cut
+    /// for the process.
+    pub fn sigkill(&mut self) {
+        self.stop();
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `HUP`) with the `kill` command: the workspace
+    /// forbids `unsafe`, so `libc::kill` is out of reach.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("modgate is running").id();
+        let ok = Command::new("kill")
+            .args(["-s", name, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -s {name} {pid} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().ok().flatten() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Starts a new process on the same config (storage root, upstream), on a fresh port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Same as [`restart`](Self::restart) but with a changed setup (e.g. offline).
+    pub fn restart_with(&mut self, setup: Setup) {
+        self.stop();
+        self.setup = setup;
+        self.spawn();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Modgate {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP/1.1 (no client library normalizing the path)
+
+/// A response read off a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `request` verbatim (it should say `Connection: close`) and reads the response to EOF.
+pub fn raw_request(addr: SocketAddr, request: &str) -> std::io::Result<RawResponse> {
+    raw_request_bytes(addr, request.as_bytes())
+}
+
+pub fn raw_request_bytes(addr: SocketAddr, request: &[u8]) -> std::io::Result<RawResponse> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.set_write_timeout(Some(Duration::from_secs(20)))?;
+    // A server may answer (431) and close before reading the whole request: that is fine.
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let r = s.read_to_end(&mut buf);
+    if buf.is_empty() {
+        r?;
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed without a response",
+        ));
+    }
+    parse_response(&buf)
+}
+
+fn parse_response(buf: &[u8]) -> std::io::Result<RawResponse> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let head = std::str::from_utf8(&buf[..end]).map_err(|_| bad("non-UTF-8 head"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or_else(|| bad("empty"))?;
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad(&format!("bad status line {status_line:?}")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
+    } else if let Some(len) = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
+        body.truncate(len);
+    }
+    Ok(RawResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n")?;
+        let size_str = std::str::from_utf8(&b[..eol]).ok()?;
+        let size = usize::from_str_radix(size_str.split(';').next()?.trim(), 16).ok()?;
+        b = &b[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(b.get(..size)?);
+        b = b.get(size + 2..)?;
+    }
+}
+
+/// Why `body` is not an error body the go command can show in full — one line (exactly one
+/// `\n`, at the end), at most 648 bytes, no control characters (GOPROXY.md §1) — or `None`.
+pub fn one_line_problem(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let problem = if body.len() <= 1 {
+        "empty error body"
+    } else if body.len() > 648 {
+        "error body longer than 648 bytes"
+    } else if !body.ends_with(b"\n") {
+        "error body does not end with a newline"
+    } else if body.iter().filter(|&&b| b == b'\n').count() != 1 {
+        "error body is not one line"
+    } else if body[..body.len() - 1]
+        .iter()
+        .any(|&b| b < 0x20 || b == 0x7f)
+    {
+        "error body holds control characters"
+    } else {
+        return None;
+    };
+    Some(format!("{problem}: {text:?}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The go command
+
+/// The `go` binary from PATH. These tests need the real go command as the client; a machine
+/// without it fails here, loudly, instead of skipping.
+pub fn go_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("go"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "the `go` command is not on PATH ({}): the integration tests use the real go \
+                 client as the judge of modgate's answers; install Go (1.21 or later) and put it on PATH",
+                path.to_string_lossy()
+            )
+        })
+}
+
+/// An isolated go environment: its own HOME, GOPATH, GOMODCACHE and a scratch module, a shared
+/// GOCACHE, no checksum database, the given GOPROXY.
+pub struct GoEnv {
+    dir: TempDir,
+    pub goproxy: String,
+    extra: Vec<(String, String)>,
+}
+
+impl GoEnv {
+    pub fn new(goproxy: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("modgate-go-")
+            .tempdir()
+            .expect("tempdir");
+        for d in ["home", "gopath", "modcache", "work"] {
+            std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
+        }
+        // Telemetry off, as `go telemetry off` would write it: otherwise the go command writes
+        // counters under HOME and may leave a detached child doing so after the test is gone.
+        let telemetry = dir.path().join("home/.config/go/telemetry");
+        std::fs::create_dir_all(&telemetry).expect("mkdir telemetry");
+        std::fs::write(telemetry.join("mode"), "off").expect("write telemetry mode");
+        std::fs::write(
+            dir.path().join("work/go.mod"),
+            "module example.com/scratch\n\ngo 1.21\n",
+        )
+        .expect("write go.mod");
+        Self {
+            dir,
+            goproxy: goproxy.to_string(),
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.extra.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn modcache(&self) -> PathBuf {
+        self.dir.path().join("modcache")
+    }
+
+    /// The scratch module the commands run in.
+    pub fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(go_binary());
+        c.args(args).current_dir(self.work()).env_clear();
+        let root = self.dir.path();
+        c.env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", root.join("home"))
+            .env("GOPATH", root.join("gopath"))
+            .env("GOMODCACHE", self.modcache())
+            .env("GOCACHE", shared_dir("gocache"))
+            .env("GOFLAGS", "-mod=mod -modcacherw")
+            .env("GOPROXY", &self.goproxy)
+            .env("GOSUMDB", "off")
+            .env("GONOSUMDB", "*")
+            .env("GOTOOLCHAIN", "local")
+            .env("GO111MODULE", "on")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("TMPDIR", std::env::temp_dir());
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
+        c
+    }
+
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run go {args:?}: {e}"))
+    }
+
+    /// Runs go and returns stdout; panics with everything go said if it fails.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            out.status.success(),
+            "`go {}` with GOPROXY={} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            args.join(" "),
+            self.goproxy,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("go output is UTF-8")
+    }
+
+    /// `go mod download -json` of `queries`: one JSON object per module version.
+    pub fn download(&self, queries: &[String]) -> Vec<serde_json::Value> {
+        let mut args = vec!["mod", "download", "-json"];
+        args.extend(queries.iter().map(String::as_str));
+        let out = self.run(&args);
+        let docs: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&out)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .expect("go mod download -json prints JSON objects");
+        for d in &docs {
+            assert!(
+                d.get("Error").is_none(),
+                "go mod download reported an error: {d}"
+            );
+        }
+        docs
+    }
+
+    /// Files under `$GOMODCACHE/cache/download` that hold module content (`.info`, `.mod`,
+    /// `.zip`, `.ziphash`), by relative path.
+    pub fn download_cache(&self) -> BTreeMap<String, Vec<u8>> {
+        let root = self.modcache().join("cache/download");
+        let mut out = BTreeMap::new();
+        for f in walk(&root) {
+            let rel = f
+                .strip_prefix(&root)
+                .expect("under root")
+                .to_string_lossy()
+                .into_owned();
+            if rel.starts_with("sumdb/") {
+                continue;
+            }
+            if [".info", ".mod", ".zip", ".ziphash"]
+                .iter()
+                .any(|e| rel.ends_with(e))
+            {
+                out.insert(rel, std::fs::read(&f).expect("read cache file"));
+            }
+        }
+        out
+    }
+
+    pub fn read_work(&self, name: &str) -> String {
+        std::fs::read_to_string(self.work().join(name)).unwrap_or_default()
+    }
+}
+
+/// Every regular file under `root`, recursively (none if it does not exist).
+pub fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(_) => out.push(p),
+                Err(_) => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every path (files and directories) under `root`, relative, for before/after comparisons.
+pub fn snapshot(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            out.push(
+                p.strip_prefix(root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
