@@ -48,12 +48,13 @@ pub use tls::load_tls;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The listen address could not be bound (in use, no permission, not a local address).
-    #[error("server.listen: cannot listen on {addr}: {source}")]
+    // The reason is in the message, not a `#[source]`: `{:#}` chains would print it twice.
+    #[error("server.listen: cannot listen on {addr}: {reason}")]
     Bind {
         /// The configured address.
         addr: SocketAddr,
         /// The operating system's reason.
-        source: io::Error,
+        reason: io::Error,
     },
     /// A TLS certificate or key file could not be read or used.
     #[error("{key}: {}: {message}", path.display())]
@@ -67,7 +68,7 @@ pub enum ServerError {
     },
     /// The request pipeline could not be built (storage, upstream client).
     #[error("cannot start: {0}")]
-    App(#[source] crate::error::Error),
+    App(crate::error::Error),
 }
 
 /// Serves HTTP requests; the server calls it once per request.
@@ -140,9 +141,9 @@ impl<H: Handler> Server<H> {
     ) -> Result<Self, ServerError> {
         // TLS first: a bad certificate should be reported even when the port is also taken.
         let tls = settings.tls.as_ref().map(load_tls).transpose()?;
-        let bind_err = |source| ServerError::Bind {
+        let bind_err = |reason| ServerError::Bind {
             addr: settings.listen,
-            source,
+            reason,
         };
         let listener = listen(settings.listen).map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;

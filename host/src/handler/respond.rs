@@ -62,9 +62,10 @@ impl Freshness {
     }
 }
 
-/// Chunk size for streaming files: large enough for few syscalls, small enough that 32
-/// concurrent downloads stay within a few MiB of buffers.
-const CHUNK: usize = 128 * 1024;
+/// Chunk size for streaming files. Measured with bench/run on 2 cores: 128 KiB left a single
+/// download at 0.80× nginx; 256 KiB reaches parity at 21 MiB peak RSS for 32 downloads; 512 KiB
+/// gains little more and costs 30 MiB.
+const CHUNK: usize = 256 * 1024;
 
 fn empty() -> ResponseBody {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
@@ -218,11 +219,15 @@ pub async fn zip(
 /// warm zip then costs no thread hop, as in nginx's event loop); what is not cached is read on
 /// the blocking pool.
 fn file_body(file: std::fs::File, start: u64, count: u64) -> ResponseBody {
+    stream_file(file, start, count, cfg!(target_os = "linux"))
+}
+
+fn stream_file(file: std::fs::File, start: u64, count: u64, nowait: bool) -> ResponseBody {
     let state = FileStream {
         file: std::sync::Arc::new(file),
         offset: start,
         remaining: count,
-        nowait: cfg!(target_os = "linux"),
+        nowait,
     };
     let stream = futures_util::stream::unfold(state, |mut s| async move {
         if s.remaining == 0 {
@@ -397,6 +402,37 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 1000), RangeSpec::Full);
         assert_eq!(parse_range("items=0-1", 1000), RangeSpec::Full);
         assert_eq!(parse_range("bytes=x-1", 1000), RangeSpec::Full);
+    }
+
+    #[tokio::test]
+    async fn file_bodies_are_exact_on_both_read_paths() {
+        let data: Vec<u8> = (0..(3 * CHUNK + 12_345))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("z");
+        std::fs::write(&path, &data).expect("write");
+        for nowait in [true, false] {
+            for (start, count) in [
+                (0, data.len()),
+                (5, CHUNK),
+                (CHUNK - 1, 2 * CHUNK + 3),
+                (data.len() - 1, 1),
+            ] {
+                let file = std::fs::File::open(&path).expect("open");
+                let body = stream_file(file, start as u64, count as u64, nowait);
+                let got = body.collect().await.expect("body").to_bytes();
+                assert_eq!(
+                    &got[..],
+                    &data[start..start + count],
+                    "nowait={nowait} {start}+{count}"
+                );
+            }
+        }
+        // A file shorter than promised ends the body with an error, never with short bytes.
+        let file = std::fs::File::open(&path).expect("open");
+        let body = stream_file(file, 0, data.len() as u64 + 10, false);
+        assert!(body.collect().await.is_err());
     }
 
     #[test]
