@@ -39,7 +39,7 @@ sources = ["public"]
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read or did not parse, or a key is unknown or has the wrong type.
-    #[error("{0}")]
+    #[error("{}", describe_figment(.0))]
     Load(#[from] Box<figment::Error>),
     /// A key parsed but its value is not acceptable.
     #[error("{origin}: `{key}`: {message}")]
@@ -48,6 +48,54 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+}
+
+/// Phrases figment's errors like the others: `FILE: `key`: reason`, one per line, without
+/// figment's profile prefix (`default.`).
+fn describe_figment(e: &figment::Error) -> String {
+    e.clone()
+        .into_iter()
+        .map(|e| {
+            let origin = e
+                .metadata
+                .as_ref()
+                .and_then(|m| m.source.as_ref())
+                .map(|s| match s {
+                    figment::Source::File(p) => p.display().to_string(),
+                    other => other.to_string(),
+                })
+                .or_else(|| e.metadata.as_ref().map(|m| m.name.to_string()));
+            let key = e.path.join(".");
+            let reason = one_line_reason(&e.kind.to_string());
+            match (origin, key.is_empty()) {
+                (Some(o), false) => format!("{o}: `{key}`: {reason}"),
+                (Some(o), true) => format!("{o}: {reason}"),
+                (None, false) => format!("`{key}`: {reason}"),
+                (None, true) => reason,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The TOML parser reports over several lines with a source snippet (`1 | x = [`, `|  ^`);
+/// keep the sentences and join them.
+fn one_line_reason(text: &str) -> String {
+    let sentences: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            let after_number = l.trim_start_matches(|c: char| c.is_ascii_digit());
+            !l.starts_with('|')
+                && !(after_number.len() < l.len() && after_number.trim_start().starts_with('|'))
+        })
+        .collect();
+    match sentences.split_first() {
+        Some((first, rest)) if !rest.is_empty() => format!("{first}: {}", rest.join(", ")),
+        Some((first, _)) => (*first).to_owned(),
+        None => String::new(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -187,3 +187,14 @@ fn env_expansion() {
     assert!(expand_env("${A", &env).is_err());
     assert!(expand_env("${A-B}", &env).is_err());
 }
+
+#[test]
+fn parse_errors_are_one_line_naming_the_file() {
+    let msg = load_str("x = [", &[]).expect_err("bad toml").to_string();
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    assert!(
+        msg.contains("modgate.toml") && msg.contains("line 1"),
+        "{msg}"
+    );
+    assert!(!msg.contains("default."), "{msg}");
+}
