@@ -78,6 +78,13 @@ fn describe_figment(e: &figment::Error) -> String {
         .join("\n")
 }
 
+/// A source-snippet line of a TOML parse error: `|    ^` or `12 | x = [`.
+fn is_snippet_line(line: &str) -> bool {
+    line.trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start()
+        .starts_with('|')
+}
+
 /// The TOML parser reports over several lines with a source snippet (`1 | x = [`, `|  ^`);
 /// keep the sentences and join them.
 fn one_line_reason(text: &str) -> String {
@@ -85,11 +92,7 @@ fn one_line_reason(text: &str) -> String {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .filter(|l| {
-            let after_number = l.trim_start_matches(|c: char| c.is_ascii_digit());
-            !l.starts_with('|')
-                && !(after_number.len() < l.len() && after_number.trim_start().starts_with('|'))
-        })
+        .filter(|l| !is_snippet_line(l))
         .collect();
     match sentences.split_first() {
         Some((first, rest)) if !rest.is_empty() => format!("{first}: {}", rest.join(", ")),
