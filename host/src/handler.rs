@@ -39,6 +39,68 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
+/// The live pipeline, swappable at run time: each request runs to the end on the [`App`] it
+/// started with, so a reload never disturbs in-flight downloads.
+pub struct Gateway {
+    current: arc_swap::ArcSwap<App>,
+    /// Where the configuration came from (`None`: embedded defaults).
+    config_path: Option<std::path::PathBuf>,
+    /// The server settings the listener was built with; they cannot change without a restart.
+    server: crate::config::ServerConfig,
+    metrics: Arc<Metrics>,
+    client: UpstreamClient,
+}
+
+/// Why a reload was refused; the old configuration stays in force.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file no longer loads or resolves.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The new pipeline could not be built (storage, plugins).
+    #[error("{0}")]
+    Build(Error),
+}
+
+impl Gateway {
+    /// The pipeline for `config`, loaded from `config_path` (reloads read it again).
+    pub fn new(
+        config: &Config,
+        config_path: Option<&std::path::Path>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, Error> {
+        let client = UpstreamClient::new();
+        let app = App::with_client(config, Arc::clone(&metrics), client.clone())?;
+        Ok(Self {
+            current: arc_swap::ArcSwap::from_pointee(app),
+            config_path: config_path.map(std::path::Path::to_path_buf),
+            server: config.server.clone(),
+            metrics,
+            client,
+        })
+    }
+
+    /// The pipeline new requests get.
+    pub fn current(&self) -> Arc<App> {
+        self.current.load_full()
+    }
+
+    /// Reads the configuration again, builds a new pipeline beside the old one and swaps it in.
+    /// Requests already running finish on the old pipeline; new ones get the new one. On any
+    /// error the old pipeline stays. `[server]` settings (listener, TLS, limits) need a restart.
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        let config = Config::load(self.config_path.as_deref())?;
+        if format!("{:?}", config.server) != format!("{:?}", self.server) {
+            tracing::warn!("[server] settings changed; they take effect after a restart");
+        }
+        let app = App::with_client(&config, Arc::clone(&self.metrics), self.client.clone())
+            .map_err(ReloadError::Build)?;
+        self.current.store(Arc::new(app));
+        tracing::info!(config = config.origin.as_str(), routes = config.routes.iter().count(), "configuration reloaded");
+        Ok(())
+    }
+}
+
 /// Everything a request needs, shared by all connections.
 pub struct App {
     pub metrics: Arc<Metrics>,
@@ -55,6 +117,15 @@ pub struct App {
 impl App {
     /// Builds the pipeline from a resolved configuration (opens storage, builds the upstream client).
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Self, Error> {
+        Self::with_client(config, metrics, UpstreamClient::new())
+    }
+
+    /// Like [`App::new`], sharing an upstream client (and its connection pool) across reloads.
+    pub fn with_client(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        client: UpstreamClient,
+    ) -> Result<Self, Error> {
         let memory = (config.cache.memory_bytes > 0)
             .then(|| Arc::new(MemoryCache::new(config.cache.memory_bytes)));
         let mut stores = HashMap::new();
@@ -71,7 +142,7 @@ impl App {
             routes: config.routes.clone(),
             cache: config.cache.clone(),
             stores,
-            client: UpstreamClient::new(),
+            client,
             flights: Arc::default(),
             recent: Arc::default(),
         })

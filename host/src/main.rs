@@ -118,7 +118,17 @@ fn serve(path: Option<&Path>) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        let server = Server::bind(&config).await?;
+        let server = Server::bind(&config, path).await?;
+        // SIGHUP: re-read the configuration and swap the pipeline; a bad file keeps the old one.
+        let gateway = std::sync::Arc::clone(server.handler());
+        let mut hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                if let Err(e) = gateway.reload() {
+                    tracing::error!(error = %e, "reload refused; the previous configuration stays in force");
+                }
+            }
+        });
         let upstreams: BTreeSet<&str> = config
             .routes
             .iter()

@@ -20,7 +20,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ServerConfig};
-use crate::handler::{App, ConnInfo, ResponseBody};
+use crate::handler::{App, ConnInfo, Gateway, ResponseBody};
 use crate::telemetry::Metrics;
 
 mod conn;
@@ -97,14 +97,27 @@ impl Handler for App {
     }
 }
 
+impl Handler for Gateway {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send {
+        // The request keeps its pipeline alive until it is done, even across a reload.
+        let app = self.current();
+        let conn = conn.clone();
+        async move { app.handle(req, &conn).await }
+    }
+}
+
 /// Binds the configured address, serves until `shutdown` resolves, then drains connections for
 /// up to `server.shutdown_grace`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
-    Server::bind(&config).await?.serve(shutdown).await
+    Server::bind(&config, None).await?.serve(shutdown).await
 }
 
 /// A bound, not yet serving, server.
-pub struct Server<H = App> {
+pub struct Server<H = Gateway> {
     listener: TcpListener,
     local_addr: SocketAddr,
     tls: Option<TlsAcceptor>,
@@ -122,13 +135,14 @@ impl<H> std::fmt::Debug for Server<H> {
     }
 }
 
-impl Server<App> {
-    /// Builds the request pipeline ([`App::new`]) with fresh [`Metrics`], loads TLS and binds
-    /// `server.listen`.
-    pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+impl Server<Gateway> {
+    /// Builds the pipeline for `config` (re-read from `config_path` on reload; `None`: the
+    /// embedded defaults) and binds the configured address.
+    pub async fn bind(config: &Config, config_path: Option<&Path>) -> Result<Self, ServerError> {
         let metrics = Arc::new(Metrics::new());
-        let app = App::new(config, Arc::clone(&metrics)).map_err(ServerError::App)?;
-        Self::bind_with(&config.server, Arc::new(app), metrics).await
+        let gateway =
+            Gateway::new(config, config_path, Arc::clone(&metrics)).map_err(ServerError::App)?;
+        Self::bind_with(&config.server, Arc::new(gateway), metrics).await
     }
 }
 
@@ -165,6 +179,11 @@ impl<H: Handler> Server<H> {
     /// The metrics this server records into (shared with the handler).
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The handler requests go to (for a [`Gateway`]: where reloads are triggered).
+    pub fn handler(&self) -> &Arc<H> {
+        &self.handler
     }
 
     /// Accepts connections until `shutdown` resolves; then stops accepting (closing the
