@@ -20,3 +20,4 @@ mod protocol;
 mod singleflight;
 mod tls;
 mod upstream;
+mod zipbuild;
