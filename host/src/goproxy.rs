@@ -8,4 +8,5 @@ pub mod path;
 pub mod pseudo;
 pub mod request;
 pub mod semver;
+pub mod zipbuild;
 pub mod zipcheck;

@@ -21,3 +21,4 @@ mod protocol;
 mod singleflight;
 mod tls;
 mod upstream;
+mod zipbuild;
