@@ -2,6 +2,7 @@
 //!
 //! See the Go modules reference ("GOPROXY protocol", "Module zip files") and `golang.org/x/mod`.
 
+pub mod collision;
 pub mod escape;
 pub mod hash;
 pub mod path;

@@ -96,7 +96,11 @@ impl Gateway {
         let app = App::with_client(&config, Arc::clone(&self.metrics), self.client.clone())
             .map_err(ReloadError::Build)?;
         self.current.store(Arc::new(app));
-        tracing::info!(config = config.origin.as_str(), routes = config.routes.iter().count(), "configuration reloaded");
+        tracing::info!(
+            config = config.origin.as_str(),
+            routes = config.routes.iter().count(),
+            "configuration reloaded"
+        );
         Ok(())
     }
 }

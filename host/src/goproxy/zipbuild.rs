@@ -24,8 +24,7 @@ mod dir;
 mod git;
 mod gomod;
 
-use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{self, Read, Seek, Write};
 use std::path::Path;
 
@@ -354,7 +353,7 @@ fn check_files(files: Vec<Candidate>, blobs: &mut BlobReader<'_>) -> Result<Chec
             invalid = Some(e);
         }
     };
-    let mut collisions = Collisions::default();
+    let mut collisions = super::collision::Collisions::default();
     let mut remaining = MAX_ZIP_FILE;
     let mut valid = Vec::new();
     for f in files {
@@ -385,8 +384,8 @@ fn check_files(files: Vec<Candidate>, blobs: &mut BlobReader<'_>) -> Result<Chec
             );
             continue;
         }
-        if let Err(rule) = collisions.check(p, false) {
-            fail(p, BuildError::file(p, rule));
+        if let Err(collision) = collisions.check(p, false) {
+            fail(p, BuildError::file(p, collision.go_message()));
             continue;
         }
         if f.kind != Kind::Regular {
@@ -527,67 +526,6 @@ fn is_clean(p: &str) -> bool {
         && rel
             .split('/')
             .all(|e| !e.is_empty() && e != "." && e != "..")
-}
-
-/// `zip.collisionChecker`. The same as `zipcheck`'s, which is private to that module.
-#[derive(Default)]
-struct Collisions(HashMap<String, (String, bool)>);
-
-impl Collisions {
-    fn check(&mut self, p: &str, is_dir: bool) -> Result<(), String> {
-        let mut p = p;
-        let mut is_dir = is_dir;
-        loop {
-            let key = fold(p);
-            if let Some((other, other_is_dir)) = self.0.get(key.as_ref()) {
-                if p != other {
-                    return Err(format!(
-                        "case-insensitive file name collision: {other:?} and {p:?}"
-                    ));
-                }
-                if is_dir != *other_is_dir {
-                    return Err(format!("entry {p:?} is both a file and a directory"));
-                }
-                if !is_dir {
-                    return Err(format!("multiple entries for file {p:?}"));
-                }
-                return Ok(());
-            }
-            self.0.insert(key.into_owned(), (p.to_owned(), is_dir));
-            match p.rfind('/') {
-                Some(i) => {
-                    p = p.get(..i).unwrap_or_default();
-                    is_dir = true;
-                }
-                None => return Ok(()),
-            }
-        }
-    }
-}
-
-/// Go's `strToFold` (see `zipcheck::fold` for why this approximation is exact for the runes
-/// `CheckFilePath` admits).
-fn fold(s: &str) -> Cow<'_, str> {
-    if s.bytes().all(|c| c.is_ascii() && !c.is_ascii_uppercase()) {
-        return Cow::Borrowed(s);
-    }
-    Cow::Owned(s.chars().map(fold_char).collect())
-}
-
-fn fold_char(c: char) -> char {
-    if c.is_ascii() {
-        return c.to_ascii_lowercase();
-    }
-    if c == 'ı' || c == 'İ' {
-        return c;
-    }
-    let upper = single(c.to_uppercase()).unwrap_or(c);
-    single(upper.to_lowercase()).unwrap_or(upper)
-}
-
-fn single(mut chars: impl Iterator<Item = char>) -> Option<char> {
-    let first = chars.next()?;
-    chars.next().is_none().then_some(first)
 }
 
 #[cfg(test)]

@@ -22,12 +22,12 @@ pub(crate) mod archive;
 pub(crate) mod testzip;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
 use self::archive::{Archive, ArchiveError, Entry, METHOD_DEFLATE, METHOD_STORE};
+use super::collision::{Collision, Collisions};
 use super::hash::hash1;
 
 /// `zip.MaxZipFile`: the largest module zip, and the largest total uncompressed size (500 MiB).
@@ -216,7 +216,17 @@ fn check_entry(
         return Err(ZipError::entry(entry, "file path is not clean"));
     }
     super::path::check_file_path(rel).map_err(|e| ZipError::entry(entry, e))?;
-    collisions.check(rel, is_dir)?;
+    collisions.check(rel, is_dir).map_err(|c| {
+        ZipError::new(match c {
+            Collision::CaseFold { earlier, name } => {
+                format!("zip holds both {earlier:?} and {name:?} (names differ only in case)")
+            }
+            Collision::FileAndDirectory { name } => {
+                format!("zip holds {name:?} both as a file and as a directory")
+            }
+            Collision::Duplicate { name } => format!("zip holds {name:?} more than once"),
+        })
+    })?;
     if is_dir {
         return Ok(());
     }
@@ -298,83 +308,6 @@ pub fn check_go_mod(data: &[u8]) -> Result<(), ZipError> {
         )));
     }
     Ok(())
-}
-
-/// `zip.collisionChecker`: finds names equal under case folding, and paths that are both a file
-/// and a directory (a file `a` next to `a/b`). Keys are folded names; values the original name
-/// and whether it is a directory.
-#[derive(Default)]
-struct Collisions(HashMap<String, (String, bool)>);
-
-impl Collisions {
-    /// Records `p` and every parent directory of it.
-    fn check(&mut self, p: &str, is_dir: bool) -> Result<(), ZipError> {
-        let mut p = p;
-        let mut is_dir = is_dir;
-        loop {
-            let key = fold(p);
-            if let Some((other, other_is_dir)) = self.0.get(key.as_ref()) {
-                if p != other {
-                    return Err(ZipError::new(format!(
-                        "zip holds both {other:?} and {p:?} (names differ only in case)"
-                    )));
-                }
-                if is_dir != *other_is_dir {
-                    return Err(ZipError::new(format!(
-                        "zip holds {p:?} both as a file and as a directory"
-                    )));
-                }
-                if !is_dir {
-                    return Err(ZipError::new(format!("zip holds {p:?} more than once")));
-                }
-                // A directory seen before had its parents recorded then: Go re-walks them
-                // without finding anything new.
-                return Ok(());
-            }
-            self.0.insert(key.into_owned(), (p.to_owned(), is_dir));
-            match p.rfind('/') {
-                Some(i) => {
-                    p = p.get(..i).unwrap_or_default();
-                    is_dir = true;
-                }
-                None => return Ok(()),
-            }
-        }
-    }
-}
-
-/// A key with `fold(s) == fold(t)` iff `s` and `t` are equal under Unicode simple case folding
-/// (Go's `strToFold`, used for `strings.EqualFold`).
-///
-/// Go maps each rune to the smallest member of its `unicode.SimpleFold` orbit. Rust's standard
-/// library has no simple folding, so each char is mapped to the lowercase of its uppercase, using
-/// a mapping only when it is a single char (multi-char results are full case mappings, which
-/// simple folding ignores), and the Turkic dotted/dotless i, whose folds are Turkic-only, stay
-/// apart. Checked exhaustively against Go 1.26: the classes are the same for every rune
-/// `unicode.IsLetter` accepts, the only non-ASCII runes `module.CheckFilePath` lets through.
-/// (They may differ for letters newer than Go's Unicode tables, which Go rejects anyway.)
-fn fold(s: &str) -> Cow<'_, str> {
-    // Fast path, as in Go: ASCII without upper case folds to itself.
-    if s.bytes().all(|c| c.is_ascii() && !c.is_ascii_uppercase()) {
-        return Cow::Borrowed(s);
-    }
-    Cow::Owned(s.chars().map(fold_char).collect())
-}
-
-fn fold_char(c: char) -> char {
-    if c.is_ascii() {
-        return c.to_ascii_lowercase();
-    }
-    if c == 'ı' || c == 'İ' {
-        return c;
-    }
-    let upper = single(c.to_uppercase()).unwrap_or(c);
-    single(upper.to_lowercase()).unwrap_or(upper)
-}
-
-fn single(mut chars: impl Iterator<Item = char>) -> Option<char> {
-    let first = chars.next()?;
-    chars.next().is_none().then_some(first)
 }
 
 /// Go's `path.Clean` (lexical): drop empty and `.` elements, resolve `..` against a preceding

@@ -248,3 +248,14 @@ fn leading_zeros_and_garbage() {
         assert!(is_valid(good), "{good:?} should be valid");
     }
 }
+
+#[test]
+fn shorthands_take_no_build_or_prerelease() {
+    // semver.parse: after a short `v1.2` only the end of the string is allowed.
+    for v in ["v1.2+foo", "v1+foo", "v1.2-pre", "v1-pre"] {
+        assert!(!is_valid(v), "{v}");
+        assert_eq!(canonical(v), None, "{v}");
+    }
+    assert_eq!(canonical("v1.2").as_deref(), Some("v1.2.0"));
+    assert_eq!(canonical("v1.2.3+foo").as_deref(), Some("v1.2.3"));
+}

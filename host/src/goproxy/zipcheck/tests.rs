@@ -4,9 +4,9 @@ use super::testzip::{
     MODULE, PREFIX, RawEntry, VERSION, build, build_prefixed, cached_zips, forge_size, raw_zip, tmp,
 };
 use super::{
-    CheckedZip, Limits, MAX_GO_MOD, ZipError, check_go_mod, check_zip, check_zip_with_limits,
-    clean, fold,
+    CheckedZip, Limits, MAX_GO_MOD, ZipError, check_go_mod, check_zip, check_zip_with_limits, clean,
 };
+use crate::goproxy::collision::fold;
 use crate::goproxy::hash::{hash_zip_file, hash1};
 
 const GO_MOD: &[u8] = b"module example.com/m\n";
