@@ -233,6 +233,39 @@ impl Modgate {
         None
     }
 
+    /// Rewrites the running process's config file with `setup` (same port) without signalling
+    /// it: follow with `signal("HUP")` to reload.
+    pub fn rewrite_config(&mut self, setup: Setup) {
+        self.setup = setup;
+        let config = self.dir.path().join("modgate.toml");
+        std::fs::write(&config, self.setup.render(self.port)).expect("write config");
+    }
+
+    /// Replaces the config file with arbitrary text (to test refused reloads).
+    pub fn write_raw_config(&self, text: &str) {
+        std::fs::write(self.dir.path().join("modgate.toml"), text).expect("write config");
+    }
+
+    /// Waits until the current process's stdout or stderr contains `needle` `count` times.
+    pub fn wait_for_log(&self, needle: &str, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = format!(
+                "{}{}",
+                std::fs::read_to_string(self.log_path("stdout")).unwrap_or_default(),
+                std::fs::read_to_string(self.log_path("stderr")).unwrap_or_default()
+            );
+            if text.matches(needle).count() >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts a new process on the same config (storage root, upstream), on a fresh port.
     pub fn restart(&mut self) {
         self.stop();
