@@ -16,13 +16,12 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 
-use crate::config::{CacheFile, Config, StorageConfig};
+use crate::config::{CacheFile, Config};
 use crate::error::Error;
 use crate::goproxy::path::ModulePath;
 use crate::goproxy::request::{self, InfoQuery, ProxyRequest};
 use crate::goproxy::{pseudo, semver};
 use crate::route::{Route, RouteTable};
-use crate::storage::fs::FsBackend;
 use crate::storage::{ArtifactKey, ArtifactKind, MemoryCache, Store};
 use crate::telemetry::{Endpoint, Metrics};
 use crate::upstream::UpstreamClient;
@@ -132,15 +131,7 @@ impl App {
     ) -> Result<Self, Error> {
         let memory = (config.cache.memory_bytes > 0)
             .then(|| Arc::new(MemoryCache::new(config.cache.memory_bytes)));
-        let mut stores = HashMap::new();
-        for (name, storage) in &config.storage {
-            let store = match storage {
-                StorageConfig::Fs { root } => {
-                    Store::new(name, Arc::new(FsBackend::new(name, root)?), memory.clone())
-                }
-            };
-            stores.insert(name.clone(), Arc::new(store));
-        }
+        let stores = crate::storage::open_stores(config, memory)?;
         Ok(Self {
             metrics,
             routes: config.routes.clone(),

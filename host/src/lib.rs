@@ -12,12 +12,14 @@
 //!   become HTTP responses.
 //! - [`storage`]: where artifacts live; backends answer with *plans* and the host moves the bytes.
 //! - [`upstream`]: fetching from upstream GOPROXY servers with the go command's `,`/`|` semantics.
+//! - [`publish`]: private module versions built from a directory and committed to storage.
 //! - [`telemetry`]: access logs and Prometheus metrics.
 
 pub mod config;
 pub mod error;
 pub mod goproxy;
 pub mod handler;
+pub mod publish;
 pub mod route;
 pub mod server;
 pub mod storage;

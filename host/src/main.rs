@@ -28,6 +28,22 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Publish a module version from a directory into the storage that serves it: the zip is
+    /// built exactly as the go command builds it. A version is never overwritten: other content
+    /// under a published version is refused, the same content again is a no-op.
+    Publish {
+        /// The module's root directory (where its go.mod is).
+        dir: PathBuf,
+        /// The module path, e.g. `corp.example/team/lib`.
+        #[arg(long)]
+        module: String,
+        /// The version, e.g. `v1.2.3` (its major version must match the module path).
+        #[arg(long)]
+        version: String,
+        /// Configuration file naming the storage (the route matching the module decides).
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Validate a configuration file (and its TLS files) without serving.
     CheckConfig {
         /// Configuration file (TOML).
@@ -42,6 +58,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Publish {
+            dir,
+            module,
+            version,
+            config,
+        } => match publish(&dir, &module, &version, config.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("modgate: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve { config } => match serve(config.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -50,6 +78,43 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn publish(dir: &Path, module: &str, version: &str, config: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(config)?;
+    let module = modgate::goproxy::path::ModulePath::parse(module)
+        .map_err(|e| anyhow::anyhow!("invalid module path {module:?}: {e}"))?;
+    let route = config
+        .routes
+        .route(module.as_str())
+        .ok_or_else(|| anyhow::anyhow!("{module}: no [[route]] in {} matches", config.origin))?;
+    let stores = modgate::storage::open_stores(&config, None)?;
+    let store = stores.get(&route.storage).ok_or_else(|| {
+        anyhow::anyhow!("route[{}]: unknown storage {}", route.index, route.storage)
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let published =
+        runtime.block_on(modgate::publish::publish_dir(store, dir, &module, version))?;
+    match published {
+        modgate::publish::Published::Created(h) => {
+            println!(
+                "published {module}@{version} to storage {} ({} files)",
+                store.name(),
+                h.files
+            );
+            println!("{module} {version} {}", h.zip);
+            println!("{module} {version}/go.mod {}", h.go_mod);
+        }
+        modgate::publish::Published::Unchanged(h) => {
+            println!("{module}@{version} is already published with this content; nothing changed");
+            println!("{module} {version} {}", h.zip);
+            println!("{module} {version}/go.mod {}", h.go_mod);
+        }
+    }
+    Ok(())
 }
 
 fn check_config(file: &Path) -> ExitCode {

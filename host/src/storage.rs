@@ -349,6 +349,26 @@ fn is_absent(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || matches!(e.raw_os_error(), Some(20 | 36))
 }
 
+/// Opens every `[storage.NAME]` of `config`, sharing `memory` for small-artifact copies.
+pub fn open_stores(
+    config: &crate::config::Config,
+    memory: Option<std::sync::Arc<MemoryCache>>,
+) -> Result<std::collections::HashMap<String, std::sync::Arc<Store>>, Error> {
+    let mut stores = std::collections::HashMap::new();
+    for (name, storage) in &config.storage {
+        let backend: std::sync::Arc<dyn Backend> = match storage {
+            crate::config::StorageConfig::Fs { root } => {
+                std::sync::Arc::new(fs::FsBackend::new(name, root)?)
+            }
+        };
+        stores.insert(
+            name.clone(),
+            std::sync::Arc::new(Store::new(name, backend, memory.clone())),
+        );
+    }
+    Ok(stores)
+}
+
 /// A hidden temporary file in `dir`, named `.tmp-…` so it is never mistaken for an artifact.
 fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile, String> {
     tempfile::Builder::new()

@@ -18,6 +18,7 @@ mod go_client;
 mod harness;
 mod hostile;
 mod protocol;
+mod publish;
 mod reload;
 mod singleflight;
 mod tls;

@@ -1,0 +1,136 @@
+//! Publishing private module versions: build the zip exactly as the go command would
+//! ([`crate::goproxy::zipbuild`]) and commit it to storage like any other version.
+//!
+//! Versions are immutable: publishing other content under a stored version is refused
+//! ([`PublishError::Conflict`]); publishing the same content again changes nothing.
+
+use std::path::Path;
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::goproxy::hash::hash_go_mod;
+use crate::goproxy::path::ModulePath;
+use crate::goproxy::pseudo::Timestamp;
+use crate::goproxy::zipbuild::{self, BuildError, BuiltZip};
+use crate::storage::{ArtifactKey, ArtifactKind, StagedVersion, Store};
+
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// A new version was committed.
+    Created(Hashes),
+    /// The version was already stored with exactly this content; nothing changed.
+    Unchanged(Hashes),
+}
+
+/// The `go.sum` hashes of a published version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashes {
+    pub zip: String,
+    pub go_mod: String,
+    pub files: usize,
+}
+
+/// Why a publish was refused. Nothing stored changes in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The tree breaks a module zip rule, or the version does not fit the module path. The
+    /// build error's message names the module, file and rule; it is the whole message (not a
+    /// `source`), so error chains do not print it twice.
+    #[error("{reason}")]
+    Build { reason: BuildError },
+    /// The version exists with other content (versions are immutable) → 409.
+    #[error(
+        "{module}@{version} is already published with other content ({what}: stored {stored}, new {new}); publish a new version instead"
+    )]
+    Conflict {
+        module: String,
+        version: String,
+        what: &'static str,
+        stored: String,
+        new: String,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] Error),
+}
+
+/// Builds `dir` as `module@version` and commits it to `store`.
+pub async fn publish_dir(
+    store: &Store,
+    dir: &Path,
+    module: &ModulePath,
+    version: &str,
+) -> Result<Published, PublishError> {
+    let (file, tmp) = store.zip_staging(module, version).await?;
+    let (dir, m, v) = (dir.to_path_buf(), module.clone(), version.to_owned());
+    let mut std_file = file.into_std().await;
+    let built = tokio::task::spawn_blocking(move || {
+        let built = zipbuild::zip_from_dir(&dir, &m, &v, &mut std_file)?;
+        std_file.sync_all().map_err(|e| BuildError::Io {
+            context: "syncing the zip".into(),
+            source: e,
+        })?;
+        Ok::<_, BuildError>(built)
+    })
+    .await
+    .map_err(Error::from)?
+    .map_err(|reason| PublishError::Build { reason })?;
+    commit_built(store, module, version, built, tmp).await
+}
+
+/// Commits a zip built by [`zipbuild`] (in `zip`, a staging file of `store`) unless the version
+/// is already stored: then it must be identical.
+pub async fn commit_built(
+    store: &Store,
+    module: &ModulePath,
+    version: &str,
+    built: BuiltZip,
+    zip: tempfile::TempPath,
+) -> Result<Published, PublishError> {
+    let hashes = Hashes {
+        zip: built.zip_h1.clone(),
+        go_mod: built.mod_h1.clone(),
+        files: built.files,
+    };
+    let key = |kind| ArtifactKey {
+        module,
+        version,
+        kind,
+    };
+    let conflict = |what, stored: String, new: &str| PublishError::Conflict {
+        module: module.to_string(),
+        version: version.to_owned(),
+        what,
+        stored,
+        new: new.to_owned(),
+    };
+    if let Some(stored_mod) = store.read_small(key(ArtifactKind::Mod)).await? {
+        let stored = hash_go_mod(&stored_mod);
+        if stored != built.mod_h1 {
+            return Err(conflict("go.mod", stored, &built.mod_h1));
+        }
+    }
+    if let Some(stored_hash) = store.read_small(key(ArtifactKind::ZipHash)).await? {
+        let stored = String::from_utf8_lossy(&stored_hash).trim().to_owned();
+        if stored != built.zip_h1 {
+            return Err(conflict("zip", stored, &built.zip_h1));
+        }
+        if store.contains(key(ArtifactKind::Info)).await? {
+            return Ok(Published::Unchanged(hashes));
+        }
+    }
+    let time = Timestamp::from_system_time(std::time::SystemTime::now())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
+    let info = serde_json::json!({ "Version": version, "Time": time }).to_string();
+    let staged = StagedVersion {
+        zip,
+        zip_hash: built.zip_h1,
+        go_mod: Some(Bytes::from(built.go_mod)),
+        info: Bytes::from(info),
+    };
+    store.commit(module, version, staged).await?;
+    Ok(Published::Created(hashes))
+}
