@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod goproxy;
 pub mod handler;
+pub mod plugin;
 pub mod route;
 pub mod server;
 pub mod storage;
