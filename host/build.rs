@@ -5,7 +5,8 @@
 //!   binary so that `plugin = "<name>"` needs no path;
 //! - `test_plugins::<NAME>` (only under `cfg(test)`): every test plugin (`plugins/test/<name>`,
 //!   package `test-<name>`); integration tests find the same files in the directory named by the
-//!   compile-time variable `MODGATE_TEST_PLUGINS_DIR`, as `<name>.wasm`.
+//!   compile-time variable `TEST_PLUGINS_WASM_DIR`, as `<name>.wasm` (not `MODGATE_…`: cargo
+//!   also sets it when running tests, and `MODGATE_*` variables are config overrides).
 //!
 //! The pattern is wasmtime's `test-programs`: an inner `cargo build` with its own target
 //! directory under `OUT_DIR`, so it never waits on the outer build's lock.
@@ -119,7 +120,7 @@ fn run() -> Result<(), String> {
     );
     fs::write(out_dir.join("plugins.rs"), generated).map_err(|e| e.to_string())?;
     println!(
-        "cargo::rustc-env=MODGATE_TEST_PLUGINS_DIR={}",
+        "cargo::rustc-env=TEST_PLUGINS_WASM_DIR={}",
         test_dir.display()
     );
     Ok(())

@@ -1,8 +1,6 @@
 //! Plugins built from `plugins/` by `host/build.rs`: the first-party ones embedded in the
 //! binary (`EMBEDDED`), and the test plugins (`test_plugins`, under `cfg(test)` only).
 
-include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
-
 /// The embedded first-party plugin called `name` (`plugin = "auth-token"` in a config).
 pub fn lookup(name: &str) -> Option<&'static [u8]> {
     EMBEDDED
@@ -10,3 +8,6 @@ pub fn lookup(name: &str) -> Option<&'static [u8]> {
         .find(|(n, _)| *n == name)
         .map(|(_, wasm)| *wasm)
 }
+
+// Last: it ends with the `cfg(test)` module of test plugins.
+include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
