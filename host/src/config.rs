@@ -116,8 +116,56 @@ pub struct FileConfig {
     pub storage: BTreeMap<String, StorageFile>,
     #[serde(default)]
     pub upstream: BTreeMap<String, UpstreamFile>,
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginFile>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteFile>,
+}
+
+/// `[plugins.NAME]`: a sandboxed WebAssembly plugin and what it may reach.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginFile {
+    /// A first-party plugin embedded in the binary (`auth-token`, …). Exactly one of `plugin`
+    /// and `wasm`.
+    pub plugin: Option<String>,
+    /// A component file built for `wasm32-wasip2`, relative to the config file.
+    pub wasm: Option<PathBuf>,
+    /// The plugin's own settings, handed to it as JSON.
+    #[serde(default)]
+    pub config: toml::Table,
+    /// What the plugin may reach; nothing by default.
+    #[serde(default)]
+    pub grants: GrantsFile,
+    /// Per-call limits.
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+/// `[plugins.NAME.grants]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsFile {
+    /// `host:port` pairs the plugin may send HTTP requests to through the host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Names of secrets the plugin may read; values come from environment variables of the
+    /// same name.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Directories a storage plugin may name in its plans.
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// `[plugins.NAME.limits]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Wall-clock limit of one call in milliseconds (default 50).
+    pub timeout_ms: Option<u64>,
+    /// Memory the plugin may grow to, in MiB (default 32, at most 256).
+    pub memory_mb: Option<u64>,
 }
 
 /// `[server]`
@@ -244,6 +292,10 @@ pub struct RouteFile {
     /// Names of `[upstream.NAME]` tables tried in order; empty: serve from storage only.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// `[plugins.NAME]` authorizers asked in order; the first that does not abstain decides,
+    /// all abstaining is a 401. Empty: no authentication on this route.
+    #[serde(default)]
+    pub auth: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,6 +310,8 @@ pub struct Config {
     pub cache: CacheFile,
     pub storage: BTreeMap<String, StorageConfig>,
     pub routes: RouteTable,
+    /// Every `[plugins.NAME]`, resolved (secrets read from the environment).
+    pub plugins: Vec<crate::plugin::PluginSpec>,
 }
 
 /// Resolved `[server]`.
@@ -407,6 +461,86 @@ fn resolve(
         upstreams.insert(name.as_str(), list.entries);
     }
 
+    let mut plugins = Vec::new();
+    for (name, p) in &file.plugins {
+        let key = |field: &str| format!("plugins.{name}.{field}");
+        let source = match (&p.plugin, &p.wasm) {
+            (Some(builtin), None) => {
+                if crate::plugin::embedded::lookup(builtin).is_none() {
+                    return Err(invalid(
+                        &key("plugin"),
+                        format!(
+                            "no built-in plugin `{builtin}` (built in: {})",
+                            crate::plugin::embedded::names().join(", ")
+                        ),
+                    ));
+                }
+                crate::plugin::PluginSource::Embedded(builtin.clone())
+            }
+            (None, Some(wasm)) => {
+                let path = relative(wasm);
+                if !path.is_file() {
+                    return Err(invalid(
+                        &key("wasm"),
+                        format!("{} is not a file", path.display()),
+                    ));
+                }
+                crate::plugin::PluginSource::File(path)
+            }
+            _ => {
+                return Err(invalid(
+                    &format!("plugins.{name}"),
+                    "set exactly one of `plugin` (built in) and `wasm` (a file)".into(),
+                ));
+            }
+        };
+        let mut limits = crate::plugin::Limits::default();
+        if let Some(ms) = p.limits.timeout_ms {
+            if ms == 0 || ms > 60_000 {
+                return Err(invalid(
+                    &key("limits.timeout_ms"),
+                    "must be 1..=60000".into(),
+                ));
+            }
+            limits.timeout = Duration::from_millis(ms);
+        }
+        if let Some(mb) = p.limits.memory_mb {
+            if mb == 0 || mb > 256 {
+                return Err(invalid(&key("limits.memory_mb"), "must be 1..=256".into()));
+            }
+            limits.memory_bytes = (mb as usize) << 20;
+        }
+        for host in &p.grants.hosts {
+            let ok = host
+                .rsplit_once(':')
+                .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                return Err(invalid(
+                    &key("grants.hosts"),
+                    format!("`{host}` is not host:port (e.g. idp.corp.example:443)"),
+                ));
+            }
+        }
+        let secret_values = p
+            .grants
+            .secrets
+            .iter()
+            .filter_map(|n| env(n).map(|v| (n.clone(), v)))
+            .collect();
+        plugins.push(crate::plugin::PluginSpec {
+            name: name.clone(),
+            source,
+            config: p.config.clone(),
+            grants: crate::plugin::Grants {
+                hosts: p.grants.hosts.clone(),
+                secrets: p.grants.secrets.clone(),
+                dirs: p.grants.dirs.iter().map(|d| relative(d)).collect(),
+            },
+            limits,
+            secret_values,
+        });
+    }
+
     if file.routes.is_empty() {
         return Err(invalid(
             "route",
@@ -440,11 +574,17 @@ fn resolve(
         if patterns.is_empty() {
             return Err(invalid(&key("match"), "needs at least one pattern".into()));
         }
+        for a in &r.auth {
+            if !file.plugins.contains_key(a) {
+                return Err(invalid(&key("auth"), format!("no [plugins.{a}] table")));
+            }
+        }
         routes.push(Route {
             index: i,
             patterns,
             storage: r.storage.clone(),
             sources: SourceList { entries },
+            auth: r.auth.clone(),
         });
     }
 
@@ -454,6 +594,7 @@ fn resolve(
         cache: file.cache,
         storage,
         routes: RouteTable::new(routes),
+        plugins,
     })
 }
 

@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod goproxy;
 pub mod handler;
+pub mod plugin;
 pub mod publish;
 pub mod route;
 pub mod server;

@@ -54,6 +54,8 @@ pub struct Route {
     pub storage: String,
     /// Upstream sources in order; empty means storage only.
     pub sources: SourceList,
+    /// Authorizer plugins asked in order (empty: no authentication).
+    pub auth: Vec<String>,
 }
 
 /// Routes in file order; the first match wins.
@@ -229,6 +231,7 @@ mod tests {
             patterns: vec![Pattern::parse(glob).expect("valid")],
             storage: format!("s{i}"),
             sources: SourceList::default(),
+            auth: Vec::new(),
         };
         let t = RouteTable::new(vec![route(0, "corp.example"), route(1, "*")]);
         assert_eq!(t.route("corp.example/a").map(|r| r.index), Some(0));

@@ -1,0 +1,625 @@
+//! The plugin runtime: sandboxed WebAssembly components (wasmtime 48, component model) that make
+//! modgate's decisions. The contract is `plugin-sdk/wit/plugin.wit` (`modgate:plugin@0.1.0`).
+//!
+//! - [`PluginEngine`]: built once per process. One wasmtime `Engine` (component model, async,
+//!   epoch interruption, pooling allocator, wasmtime's on-disk compilation cache), the one
+//!   `Linker` with the host interfaces, a 1 ms epoch ticker thread, and an in-memory map of
+//!   compiled components by sha256 so a reload recompiles only what changed.
+//! - [`PluginSet`]: the plugins of one configuration, built from [`PluginSpec`]s. Immutable and
+//!   cheap to share (`Arc`): hot reload builds a new set beside the old one and swaps it.
+//!
+//! # Sandbox
+//! A plugin sees no files, no environment, no arguments, no sockets or name lookups, a closed
+//! stdin and discarded stdout/stderr (WASI with nothing granted). It reaches the world only
+//! through the host interfaces, which enforce its [`Grants`]: `http` only to `grants.hosts`,
+//! `secrets` only `grants.secrets`; `kv` is its own. Every call runs under [`Limits`]: a
+//! deadline (epoch interruption, checked every 1 ms tick, plus a wall-clock bound on host calls),
+//! a memory cap, a log cap per call ([`LOG_CAP_BYTES`]) and caps on what it returns
+//! ([`OutputCaps`]). A trap, timeout or OOM fails that call only; after
+//! [`UNHEALTHY_AFTER`] consecutive failures the plugin reports unhealthy until a call succeeds.
+//!
+//! # Instances
+//! Every call gets a fresh instance (from an `InstancePre`, in a pooling-allocator slot) and a
+//! fresh store, dropped after the call: no state leaks between requests, a trapped instance is
+//! never reused, and no pool of instances needs locking. Measured on this machine (2 cores,
+//! release build, `allow-all`; `cargo test --release -p modgate plugin::tests::bench -- --ignored
+//! --nocapture`): see [`tests`]'s `bench_instance_strategies` for the figures and the decision.
+
+mod bindings;
+pub mod embedded;
+mod host;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+pub use bindings::types::{Action, Allow, Decision, Deny, RequestFacts};
+pub use host::LOG_CAP_BYTES;
+use host::{Shared, State};
+
+/// A plugin that fails this many calls in a row is reported unhealthy.
+pub const UNHEALTHY_AFTER: u32 = 5;
+
+/// Settings of the [`PluginEngine`] (process-wide; changing them needs a restart).
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// Instances that may exist at once (concurrent calls, all plugins together): the size of
+    /// the pooling allocator. A call beyond it fails (it does not wait).
+    pub max_instances: u32,
+    /// The largest `limits.memory_bytes` any plugin may have (the pool's slot size).
+    pub max_memory_bytes: usize,
+    /// Where wasmtime keeps compiled code between runs (`None`: compile at every start).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_instances: 256,
+            max_memory_bytes: 256 << 20,
+            cache_dir: None,
+        }
+    }
+}
+
+/// Per-plugin limits (`[plugins.NAME] limits = { timeout_ms, memory_mb }`).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Wall-clock deadline of one call, instantiation included.
+    pub timeout: Duration,
+    /// Linear memory the plugin may grow to.
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_millis(50),
+            memory_bytes: 32 << 20,
+        }
+    }
+}
+
+/// What a plugin may reach (`[plugins.NAME] grants = { hosts, secrets, dirs }`). Nothing by
+/// default.
+#[derive(Clone, Debug, Default)]
+pub struct Grants {
+    /// `host:port` pairs the plugin may send HTTP requests to (port required, e.g.
+    /// `idp.corp.example:443`).
+    pub hosts: Vec<String>,
+    /// Secret names the plugin may read.
+    pub secrets: Vec<String>,
+    /// Directories a storage plugin may name in its plans (reserved for `storage-backend`).
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Where a plugin's component comes from.
+#[derive(Clone, Debug)]
+pub enum PluginSource {
+    /// A first-party plugin embedded in the binary (`plugin = "auth-token"`).
+    Embedded(String),
+    /// A `.wasm` component file (`wasm = "plugins/corp_auth.wasm"`).
+    File(PathBuf),
+    /// Component bytes already in memory.
+    Bytes(Cow<'static, [u8]>),
+}
+
+/// One configured plugin.
+#[derive(Clone, Debug)]
+pub struct PluginSpec {
+    /// The `[plugins.NAME]` key; routes refer to plugins by it.
+    pub name: String,
+    pub source: PluginSource,
+    /// The plugin's `config` table, handed to it as JSON.
+    pub config: toml::Table,
+    pub grants: Grants,
+    pub limits: Limits,
+    /// Values of secrets by name (e.g. read from the environment by the config loader). Only
+    /// names in `grants.secrets` are ever shown to the plugin.
+    pub secret_values: BTreeMap<String, String>,
+}
+
+impl PluginSpec {
+    /// A spec with no config, no grants and default limits.
+    pub fn new(name: impl Into<String>, source: PluginSource) -> Self {
+        PluginSpec {
+            name: name.into(),
+            source,
+            config: toml::Table::new(),
+            grants: Grants::default(),
+            limits: Limits::default(),
+            secret_values: BTreeMap::new(),
+        }
+    }
+}
+
+/// Caps on what a plugin returns; beyond them the answer is [`PluginError::BadOutput`].
+pub struct OutputCaps;
+
+impl OutputCaps {
+    /// Bytes in an allow's principal.
+    pub const PRINCIPAL: usize = 256;
+    /// Number of scopes in an allow.
+    pub const SCOPES: usize = 64;
+    /// Bytes in one scope.
+    pub const SCOPE: usize = 256;
+    /// Bytes in a deny's message.
+    pub const MESSAGE: usize = 1024;
+    /// Bytes in a route name.
+    pub const ROUTE: usize = 256;
+}
+
+/// A plugin failure. Every variant names the plugin; all are the plugin's fault except
+/// [`PluginError::Engine`] and [`PluginError::Busy`] (the host's).
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin {0:?} is not configured")]
+    NotFound(String),
+    #[error("plugin {plugin:?} is not a{} {expected} plugin", if expected.starts_with('a') { "n" } else { "" })]
+    WrongKind {
+        plugin: String,
+        expected: &'static str,
+    },
+    #[error("plugin {plugin:?}: {message}")]
+    Load { plugin: String, message: String },
+    #[error("plugin {plugin:?} trapped: {message}")]
+    Trap { plugin: String, message: String },
+    #[error("plugin {plugin:?} timed out after {timeout:?}")]
+    Timeout { plugin: String, timeout: Duration },
+    #[error("plugin {plugin:?} ran out of memory (limit {limit_bytes} bytes)")]
+    OutOfMemory { plugin: String, limit_bytes: usize },
+    #[error("plugin {plugin:?} returned an invalid answer: {reason}")]
+    BadOutput { plugin: String, reason: String },
+    #[error("plugin {plugin:?} could not start: {message}")]
+    Busy { plugin: String, message: String },
+    #[error("plugin engine: {0}")]
+    Engine(String),
+}
+
+impl PluginError {
+    /// The plugin the error is about, if any.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            PluginError::NotFound(plugin) => Some(plugin),
+            PluginError::WrongKind { plugin, .. }
+            | PluginError::Load { plugin, .. }
+            | PluginError::Trap { plugin, .. }
+            | PluginError::Timeout { plugin, .. }
+            | PluginError::OutOfMemory { plugin, .. }
+            | PluginError::BadOutput { plugin, .. }
+            | PluginError::Busy { plugin, .. } => Some(plugin),
+            PluginError::Engine(_) => None,
+        }
+    }
+}
+
+/// The process-wide engine: compile settings, the linker with the host interfaces, and the
+/// epoch ticker. Build it once; build [`PluginSet`]s from it.
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<State>,
+    settings: EngineSettings,
+    /// Compiled components by sha256 of their bytes: reloads recompile only what changed.
+    compiled: Mutex<HashMap<[u8; 32], Component>>,
+    http: Option<host::HttpClient>,
+}
+
+impl PluginEngine {
+    /// Configure wasmtime and start the epoch ticker.
+    pub fn new(settings: EngineSettings) -> Result<Self, PluginError> {
+        let engine_error = |e: wasmtime::Error| PluginError::Engine(format!("{e:#}"));
+        let mut pool = PoolingAllocationConfig::new();
+        let n = settings.max_instances.max(1);
+        // A Rust wasm32-wasip2 component has a few core instances (the program, WASI adapter
+        // shims) but one memory; leave headroom for other toolchains.
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(8))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(8))
+            .total_stacks(n)
+            .max_memory_size(settings.max_memory_bytes);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if let Some(dir) = &settings.cache_dir {
+            // wasmtime's own cache (keyed by the bytes, the settings and the wasmtime version):
+            // `Component::deserialize_file` would need `unsafe`, this does not.
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(wasmtime::Cache::new(cache).map_err(engine_error)?));
+        }
+        let engine = Engine::new(&config).map_err(engine_error)?;
+
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+        bindings::authorizer::Authorizer::add_to_linker::<State, HasSelf<State>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(engine_error)?;
+
+        // The ticker holds only a weak reference: it stops when the engine is dropped.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+            .map_err(|e| PluginError::Engine(format!("epoch thread: {e}")))?;
+
+        Ok(PluginEngine {
+            engine,
+            linker,
+            settings,
+            compiled: Mutex::new(HashMap::new()),
+            http: host::Shared::http_client(),
+        })
+    }
+
+    fn compile(&self, name: &str, wasm: &[u8]) -> Result<Component, PluginError> {
+        let key: [u8; 32] = Sha256::digest(wasm).into();
+        let mut compiled = self
+            .compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(component) = compiled.get(&key) {
+            return Ok(component.clone());
+        }
+        let component = Component::new(&self.engine, wasm).map_err(|e| PluginError::Load {
+            plugin: name.to_string(),
+            message: format!("not a valid component: {e:#}"),
+        })?;
+        compiled.insert(key, component.clone());
+        Ok(component)
+    }
+}
+
+/// Call counters and health of one plugin (for `/readyz` and metrics).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// False after [`UNHEALTHY_AFTER`] consecutive failed calls, until one succeeds.
+    pub healthy: bool,
+    pub consecutive_failures: u32,
+    pub calls: u64,
+    pub failures: u64,
+    /// Calls whose log output passed [`LOG_CAP_BYTES`] and was cut.
+    pub log_truncations: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    consecutive_failures: AtomicU32,
+    calls: AtomicU64,
+    failures: AtomicU64,
+    log_truncations: AtomicU64,
+}
+
+struct Loaded {
+    shared: Arc<Shared>,
+    limits: Limits,
+    authorizer: Option<bindings::authorizer::AuthorizerPre<State>>,
+    router: Option<bindings::router::RouterPre<State>>,
+    counters: Counters,
+}
+
+/// The plugins of one configuration, ready to call. Immutable: share it in an `Arc` and swap
+/// the `Arc` to reload.
+pub struct PluginSet {
+    engine: Engine,
+    plugins: HashMap<String, Loaded>,
+}
+
+impl PluginSet {
+    /// Load, compile (or take from the cache) and link every plugin. Blocking and CPU-heavy on
+    /// a cold cache: call it from `spawn_blocking` in async code.
+    pub fn build(specs: &[PluginSpec], engine: &PluginEngine) -> Result<Self, PluginError> {
+        let mut plugins = HashMap::new();
+        for spec in specs {
+            let load = |message: String| PluginError::Load {
+                plugin: spec.name.clone(),
+                message,
+            };
+            if spec.limits.memory_bytes > engine.settings.max_memory_bytes {
+                return Err(load(format!(
+                    "limits.memory is {} bytes, more than the engine's maximum of {}",
+                    spec.limits.memory_bytes, engine.settings.max_memory_bytes
+                )));
+            }
+            let wasm: Cow<'_, [u8]> = match &spec.source {
+                PluginSource::Embedded(name) => Cow::Borrowed(
+                    embedded::lookup(name)
+                        .ok_or_else(|| load(format!("no built-in plugin called {name:?}")))?,
+                ),
+                PluginSource::File(path) => Cow::Owned(
+                    std::fs::read(path).map_err(|e| load(format!("{}: {e}", path.display())))?,
+                ),
+                PluginSource::Bytes(bytes) => Cow::Borrowed(bytes.as_ref()),
+            };
+            let component = engine.compile(&spec.name, &wasm)?;
+            let pre = engine
+                .linker
+                .instantiate_pre(&component)
+                .map_err(|e| load(format!("imports something the host does not offer: {e:#}")))?;
+            let authorizer = bindings::authorizer::AuthorizerPre::new(pre.clone()).ok();
+            let router = bindings::router::RouterPre::new(pre).ok();
+            if authorizer.is_none() && router.is_none() {
+                return Err(load(
+                    "exports neither `authorize` (authorizer) nor `route` (router)".into(),
+                ));
+            }
+            let config_json =
+                serde_json::to_string(&spec.config).map_err(|e| load(format!("config: {e}")))?;
+            let secrets = spec
+                .grants
+                .secrets
+                .iter()
+                .map(|name| (name.clone(), spec.secret_values.get(name).cloned()))
+                .collect();
+            let shared = Arc::new(Shared {
+                name: spec.name.clone(),
+                config_json,
+                hosts: spec
+                    .grants
+                    .hosts
+                    .iter()
+                    .map(|h| h.to_ascii_lowercase())
+                    .collect(),
+                secrets,
+                kv: Mutex::default(),
+                http: engine.http.clone(),
+            });
+            let loaded = Loaded {
+                shared,
+                limits: spec.limits.clone(),
+                authorizer,
+                router,
+                counters: Counters::default(),
+            };
+            if plugins.insert(spec.name.clone(), loaded).is_some() {
+                return Err(load("configured twice".into()));
+            }
+        }
+        Ok(PluginSet {
+            engine: engine.engine.clone(),
+            plugins,
+        })
+    }
+
+    /// Ask authorizer `name` about a request.
+    pub async fn authorize(
+        &self,
+        name: &str,
+        facts: &RequestFacts,
+    ) -> Result<Decision, PluginError> {
+        let plugin = self.plugin(name)?;
+        let Some(pre) = &plugin.authorizer else {
+            return Err(PluginError::WrongKind {
+                plugin: name.to_string(),
+                expected: "authorizer",
+            });
+        };
+        let mut store = self.store(plugin);
+        let deadline = store.data().deadline;
+        let outcome = tokio::time::timeout_at(deadline + HOST_GRACE, async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_authorize(&mut store, facts).await
+        })
+        .await;
+        let result = finish(plugin, &store, outcome).and_then(|d| check_decision(name, d));
+        plugin.record(&result, store.data().log_truncated);
+        result
+    }
+
+    /// Ask router `name` for a route name (`None`: let the TOML routes decide).
+    pub async fn route(
+        &self,
+        name: &str,
+        facts: &RequestFacts,
+    ) -> Result<Option<String>, PluginError> {
+        let plugin = self.plugin(name)?;
+        let Some(pre) = &plugin.router else {
+            return Err(PluginError::WrongKind {
+                plugin: name.to_string(),
+                expected: "router",
+            });
+        };
+        let mut store = self.store(plugin);
+        let deadline = store.data().deadline;
+        let outcome = tokio::time::timeout_at(deadline + HOST_GRACE, async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_route(&mut store, facts).await
+        })
+        .await;
+        let result = finish(plugin, &store, outcome).and_then(|route| match route {
+            Some(r) if r.len() > OutputCaps::ROUTE => Err(PluginError::BadOutput {
+                plugin: name.to_string(),
+                reason: format!("route name longer than {} bytes", OutputCaps::ROUTE),
+            }),
+            other => Ok(other),
+        });
+        plugin.record(&result, store.data().log_truncated);
+        result
+    }
+
+    /// Health and counters of every plugin, sorted by name.
+    pub fn health(&self) -> Vec<(String, Health)> {
+        let mut all: Vec<_> = self
+            .plugins
+            .iter()
+            .map(|(name, p)| (name.clone(), p.health()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// The configured plugin names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.plugins.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn plugin(&self, name: &str) -> Result<&Loaded, PluginError> {
+        self.plugins
+            .get(name)
+            .ok_or_else(|| PluginError::NotFound(name.to_string()))
+    }
+
+    /// A fresh store for one call, with the memory cap and the deadline armed.
+    fn store(&self, plugin: &Loaded) -> Store<State> {
+        let deadline = Instant::now() + plugin.limits.timeout;
+        let state = State::new(plugin.shared.clone(), plugin.limits.memory_bytes, deadline);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // Every epoch tick (1 ms) the guest yields to the executor, so a busy plugin never
+        // holds a runtime thread for long, and traps once the deadline has passed.
+        let wall_deadline = deadline.into_std();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if std::time::Instant::now() >= wall_deadline {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Yield(1)
+            })
+        });
+        store
+    }
+}
+
+/// The wall-clock bound on a call is its deadline plus this: the epoch interrupt normally ends
+/// a guest first; this catches time spent in the host (instantiation, host calls).
+const HOST_GRACE: Duration = Duration::from_millis(10);
+
+impl Loaded {
+    fn health(&self) -> Health {
+        let consecutive_failures = self.counters.consecutive_failures.load(Ordering::Relaxed);
+        Health {
+            healthy: consecutive_failures < UNHEALTHY_AFTER,
+            consecutive_failures,
+            calls: self.counters.calls.load(Ordering::Relaxed),
+            failures: self.counters.failures.load(Ordering::Relaxed),
+            log_truncations: self.counters.log_truncations.load(Ordering::Relaxed),
+        }
+    }
+
+    fn record<T>(&self, result: &Result<T, PluginError>, log_truncated: bool) {
+        let c = &self.counters;
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        if log_truncated {
+            c.log_truncations.fetch_add(1, Ordering::Relaxed);
+        }
+        match result {
+            Ok(_) => c.consecutive_failures.store(0, Ordering::Relaxed),
+            Err(e) => {
+                c.failures.fetch_add(1, Ordering::Relaxed);
+                let n = c.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if n == UNHEALTHY_AFTER {
+                    tracing::error!(plugin = %self.shared.name, "plugin unhealthy after {n} failed calls in a row: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Turn a call's outcome into the plugin's answer or a [`PluginError`] saying what went wrong.
+fn finish<T>(
+    plugin: &Loaded,
+    store: &Store<State>,
+    outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+) -> Result<T, PluginError> {
+    let name = plugin.shared.name.clone();
+    let error = match outcome {
+        Ok(Ok(value)) => return Ok(value),
+        Ok(Err(error)) => error,
+        Err(_elapsed) => {
+            return Err(PluginError::Timeout {
+                plugin: name,
+                timeout: plugin.limits.timeout,
+            });
+        }
+    };
+    if store.data().limiter.hit {
+        return Err(PluginError::OutOfMemory {
+            plugin: name,
+            limit_bytes: plugin.limits.memory_bytes,
+        });
+    }
+    if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        return Err(PluginError::Timeout {
+            plugin: name,
+            timeout: plugin.limits.timeout,
+        });
+    }
+    if error.to_string().contains("concurrency limit") {
+        return Err(PluginError::Busy {
+            plugin: name,
+            message: format!("{error:#}"),
+        });
+    }
+    // The first line says what happened (e.g. "wasm trap: wasm `unreachable` instruction
+    // executed"); the backtrace that follows belongs in debug logs, not in errors.
+    let full = format!("{error:#}");
+    tracing::debug!(plugin = %name, "plugin call failed: {full}");
+    let message = full.lines().next().unwrap_or_default().to_string();
+    Err(PluginError::Trap {
+        plugin: name,
+        message,
+    })
+}
+
+fn check_decision(plugin: &str, decision: Decision) -> Result<Decision, PluginError> {
+    let bad = |reason: String| {
+        Err(PluginError::BadOutput {
+            plugin: plugin.to_string(),
+            reason,
+        })
+    };
+    match &decision {
+        Decision::Allow(allow) => {
+            if allow.principal.is_empty() || allow.principal.len() > OutputCaps::PRINCIPAL {
+                return bad(format!(
+                    "principal must be 1 to {} bytes",
+                    OutputCaps::PRINCIPAL
+                ));
+            }
+            if allow.scopes.len() > OutputCaps::SCOPES
+                || allow.scopes.iter().any(|s| s.len() > OutputCaps::SCOPE)
+            {
+                return bad(format!(
+                    "at most {} scopes of at most {} bytes",
+                    OutputCaps::SCOPES,
+                    OutputCaps::SCOPE
+                ));
+            }
+        }
+        Decision::Deny(deny) => {
+            if !(400..=599).contains(&deny.status) {
+                return bad(format!("deny status {} is not 4xx or 5xx", deny.status));
+            }
+            if deny.message.len() > OutputCaps::MESSAGE || deny.message.contains(['\n', '\r']) {
+                return bad(format!(
+                    "deny message must be one line of at most {} bytes",
+                    OutputCaps::MESSAGE
+                ));
+            }
+        }
+        Decision::Abstain => {}
+    }
+    Ok(decision)
+}

@@ -1,0 +1,385 @@
+//! The fault matrix, the sandbox and the grants, with the test plugins from `plugins/test/`.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use super::embedded::test_plugins;
+use super::*;
+
+/// One engine for the whole test binary: its in-memory component map compiles each test
+/// plugin once.
+static ENGINE: LazyLock<PluginEngine> = LazyLock::new(|| {
+    #[expect(clippy::unwrap_used, reason = "test setup")]
+    PluginEngine::new(EngineSettings::default()).unwrap()
+});
+
+fn spec(name: &str, wasm: &'static [u8]) -> PluginSpec {
+    PluginSpec::new(name, PluginSource::Bytes(Cow::Borrowed(wasm)))
+}
+
+fn build(specs: &[PluginSpec]) -> PluginSet {
+    match PluginSet::build(specs, &ENGINE) {
+        Ok(set) => set,
+        Err(e) => panic!("building the plugin set: {e}"),
+    }
+}
+
+fn facts() -> RequestFacts {
+    RequestFacts {
+        method: "GET".into(),
+        path: "/example.com/m/@v/v1.0.0.info".into(),
+        module: Some("example.com/m".into()),
+        version: Some("v1.0.0".into()),
+        action: Action::Read,
+        headers: vec![("user-agent".into(), "Go-http-client/1.1".into())],
+        peer_addr: "127.0.0.1:40000".into(),
+        tls_client_identity: None,
+    }
+}
+
+fn principal(decision: &Decision) -> &str {
+    match decision {
+        Decision::Allow(allow) => &allow.principal,
+        other => panic!("expected allow, got {other:?}"),
+    }
+}
+
+fn health_of(set: &PluginSet, name: &str) -> Health {
+    match set.health().into_iter().find(|(n, _)| n == name) {
+        Some((_, health)) => health,
+        None => panic!("no plugin {name}"),
+    }
+}
+
+fn faulty() -> Vec<PluginSpec> {
+    /// Debug builds on a loaded 2-core machine (the whole test suite at once) can take over
+    /// 50 ms for a call; the tests are about isolation, not latency (see the benchmark).
+    fn slack(spec: PluginSpec) -> PluginSpec {
+        PluginSpec {
+            limits: Limits {
+                timeout: Duration::from_secs(2),
+                ..Limits::default()
+            },
+            ..spec
+        }
+    }
+    vec![
+        slack(spec("allow-all", test_plugins::ALLOW_ALL)),
+        spec("trap", test_plugins::TRAP),
+        spec("panic", test_plugins::PANIC),
+        spec("loop", test_plugins::LOOP),
+        // Must fail by its memory cap, not its deadline (growing 32 MiB takes ~20 ms in debug).
+        slack(spec("membomb", test_plugins::MEMBOMB)),
+    ]
+}
+
+#[tokio::test]
+async fn allow_all_allows() -> anyhow::Result<()> {
+    let set = build(&[spec("allow-all", test_plugins::ALLOW_ALL)]);
+    let decision = set.authorize("allow-all", &facts()).await?;
+    assert_eq!(principal(&decision), "test-user");
+    assert!(health_of(&set, "allow-all").healthy);
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_fault_fails_only_its_own_call_with_its_error() {
+    let set = build(&faulty());
+    for (name, check) in [
+        (
+            "trap",
+            (|e| matches!(e, PluginError::Trap { .. })) as fn(&PluginError) -> bool,
+        ),
+        ("panic", |e| matches!(e, PluginError::Trap { .. })),
+        ("loop", |e| matches!(e, PluginError::Timeout { .. })),
+        ("membomb", |e| matches!(e, PluginError::OutOfMemory { .. })),
+    ] {
+        let started = std::time::Instant::now();
+        let error = match set.authorize(name, &facts()).await {
+            Ok(d) => panic!("{name}: expected a failure, got {d:?}"),
+            Err(e) => e,
+        };
+        assert!(check(&error), "{name}: unexpected error {error:?}");
+        assert_eq!(error.plugin(), Some(name));
+        assert!(error.to_string().contains(name), "{error}");
+        // Within the 50 ms deadline plus scheduling slack, whatever the fault.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{name} took {:?}",
+            started.elapsed()
+        );
+        // The neighbour is unaffected.
+        let decision = set.authorize("allow-all", &facts()).await;
+        assert!(matches!(decision, Ok(Decision::Allow(_))), "{decision:?}");
+    }
+    let error = set.authorize("nope", &facts()).await.err();
+    assert!(matches!(error, Some(PluginError::NotFound(_))), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn well_behaved_calls_see_zero_failures_while_faulty_plugins_run() -> anyhow::Result<()> {
+    let set = Arc::new(build(&faulty()));
+    let mut faults = Vec::new();
+    for name in ["trap", "panic", "loop", "membomb"] {
+        let set = set.clone();
+        faults.push(tokio::spawn(async move {
+            for _ in 0..8 {
+                assert!(set.authorize(name, &facts()).await.is_err());
+            }
+        }));
+    }
+    let mut good = Vec::new();
+    for _ in 0..4 {
+        let set = set.clone();
+        good.push(tokio::spawn(async move {
+            let mut failures = 0;
+            for _ in 0..100 {
+                if let Err(e) = set.authorize("allow-all", &facts()).await {
+                    eprintln!("allow-all failed: {e}");
+                    failures += 1;
+                }
+            }
+            failures
+        }));
+    }
+    for task in good {
+        assert_eq!(task.await?, 0);
+    }
+    for task in faults {
+        task.await?;
+    }
+    for name in ["trap", "panic", "loop", "membomb"] {
+        let health = health_of(&set, name);
+        assert!(!health.healthy, "{name}: {health:?}");
+        assert_eq!(health.failures, 8);
+    }
+    let health = health_of(&set, "allow-all");
+    assert!(health.healthy);
+    assert_eq!((health.calls, health.failures), (400, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn health_flips_after_repeated_failures_and_back_after_a_success() {
+    let set = build(&[spec("trap", test_plugins::TRAP)]);
+    for i in 1..=UNHEALTHY_AFTER {
+        assert!(set.authorize("trap", &facts()).await.is_err());
+        assert_eq!(health_of(&set, "trap").healthy, i < UNHEALTHY_AFTER);
+    }
+    // The trap plugin never succeeds; a success is what resets the count.
+    set.plugins["trap"].record(&Ok(()), false);
+    let health = health_of(&set, "trap");
+    assert!(health.healthy);
+    assert_eq!(health.consecutive_failures, 0);
+}
+
+#[tokio::test]
+async fn a_loud_plugin_is_cut_at_the_log_cap_and_still_answers() -> anyhow::Result<()> {
+    let set = build(&[spec("loud", test_plugins::LOUD)]);
+    let decision = set.authorize("loud", &facts()).await?;
+    assert_eq!(principal(&decision), "loud");
+    assert_eq!(health_of(&set, "loud").log_truncations, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_sandbox_grants_nothing_ambient() -> anyhow::Result<()> {
+    let set = build(&[spec("sneaky", test_plugins::SNEAKY)]);
+    let decision = set.authorize("sneaky", &facts()).await?;
+    match decision {
+        Decision::Deny(deny) => assert_eq!(deny.message, "escaped: none"),
+        other => panic!("expected the sneaky report, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn routers_route_and_kinds_are_checked() -> anyhow::Result<()> {
+    let set = build(&[
+        spec("router", test_plugins::ROUTE_BY_HEADER),
+        spec("allow-all", test_plugins::ALLOW_ALL),
+    ]);
+    let mut req = facts();
+    assert_eq!(set.route("router", &req).await?, None);
+    req.headers.push(("x-route".into(), "tenant-a".into()));
+    assert_eq!(
+        set.route("router", &req).await?.as_deref(),
+        Some("tenant-a")
+    );
+    let wrong = set.authorize("router", &req).await.err();
+    assert!(
+        matches!(wrong, Some(PluginError::WrongKind { .. })),
+        "{wrong:?}"
+    );
+    let wrong = set.route("allow-all", &req).await.err();
+    assert_eq!(
+        wrong.map(|e| e.to_string()).as_deref(),
+        Some("plugin \"allow-all\" is not a router plugin")
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_specs_are_refused_naming_the_plugin() {
+    let missing = PluginSpec::new("x", PluginSource::Embedded("no-such-plugin".into()));
+    let not_wasm = PluginSpec::new("y", PluginSource::Bytes(Cow::Borrowed(b"not wasm")));
+    let mut too_big = spec("z", test_plugins::ALLOW_ALL);
+    too_big.limits.memory_bytes = usize::MAX;
+    for bad in [missing, not_wasm, too_big] {
+        let name = bad.name.clone();
+        match PluginSet::build(&[bad], &ENGINE) {
+            Err(PluginError::Load { plugin, .. }) => assert_eq!(plugin, name),
+            other => panic!("{name}: {:?}", other.err()),
+        }
+    }
+}
+
+#[test]
+fn outputs_past_the_caps_are_bad_output() {
+    let long = "x".repeat(OutputCaps::PRINCIPAL + 1);
+    for decision in [
+        Decision::Allow(Allow {
+            principal: long.clone(),
+            scopes: vec![],
+        }),
+        Decision::Allow(Allow {
+            principal: String::new(),
+            scopes: vec![],
+        }),
+        Decision::Allow(Allow {
+            principal: "p".into(),
+            scopes: vec!["s".into(); OutputCaps::SCOPES + 1],
+        }),
+        Decision::Deny(Deny {
+            status: 200,
+            message: "ok".into(),
+        }),
+        Decision::Deny(Deny {
+            status: 403,
+            message: "two\nlines".into(),
+        }),
+    ] {
+        assert!(matches!(
+            check_decision("p", decision),
+            Err(PluginError::BadOutput { .. })
+        ));
+    }
+    assert!(check_decision("p", Decision::Abstain).is_ok());
+}
+
+/// A one-shot HTTP/1.1 server on 127.0.0.1 answering every request with `200 hello`.
+async fn hello_server() -> anyhow::Result<std::net::SocketAddr> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+                    )
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+#[tokio::test]
+async fn grants_decide_what_a_plugin_reaches() -> anyhow::Result<()> {
+    let granted = hello_server().await?;
+    let other = hello_server().await?;
+    let mut echo = spec("echo", test_plugins::ECHO_CONFIG);
+    echo.config = toml::from_str(&format!(
+        r#"
+        secrets = ["GRANTED", "UNGRANTED", "MISSING"]
+        http = ["http://{granted}/hello", "http://{other}/hello", "file:///etc/passwd"]
+        kv = "v1"
+        "#
+    ))?;
+    echo.grants.secrets = vec!["GRANTED".into(), "MISSING".into()];
+    echo.grants.hosts = vec![granted.to_string()];
+    echo.secret_values = [("GRANTED", "s3cret"), ("UNGRANTED", "leaked")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // Generous: the first outbound connection may be slow on a loaded machine.
+    echo.limits.timeout = Duration::from_secs(2);
+    let set = build(&[echo]);
+
+    let Decision::Allow(first) = set.authorize("echo", &facts()).await? else {
+        panic!("echo-config must allow");
+    };
+    let config: serde_json::Value = serde_json::from_str(&first.principal)?;
+    assert_eq!(config["kv"], "v1");
+    assert_eq!(
+        first.scopes,
+        [
+            "secret:GRANTED=s3cret".to_string(),
+            "secret:UNGRANTED!Error::NotGranted".into(),
+            "secret:MISSING!Error::NotFound".into(),
+            "http:200:hello".into(),
+            format!("http!Error::NotGranted(\"{other}\")"),
+            "http!Error::InvalidRequest(\"url: invalid format\")".into(),
+            "kv:".into(),
+        ]
+    );
+    // kv persists across calls of the same plugin (fresh instances, shared cache).
+    let Decision::Allow(second) = set.authorize("echo", &facts()).await? else {
+        panic!("echo-config must allow");
+    };
+    assert_eq!(second.scopes.last().map(String::as_str), Some("kv:v1"));
+    Ok(())
+}
+
+/// Instance strategy: a fresh instance per call (what [`PluginSet`] does) against one instance
+/// reused for every call. Run with
+/// `cargo test --release -p modgate plugin::tests::bench_instance_strategies -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "micro-benchmark; prints ns/call"]
+async fn bench_instance_strategies() -> anyhow::Result<()> {
+    const N: u32 = 20_000;
+    let set = build(&[spec("allow-all", test_plugins::ALLOW_ALL)]);
+    let req = facts();
+    for _ in 0..1000 {
+        set.authorize("allow-all", &req).await?;
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..N {
+        set.authorize("allow-all", &req).await?;
+    }
+    let fresh = started.elapsed() / N;
+
+    let plugin = &set.plugins["allow-all"];
+    let Some(pre) = &plugin.authorizer else {
+        panic!("allow-all is an authorizer")
+    };
+    let mut store = set.store(plugin);
+    // One long-lived store: push its deadline out of the way.
+    store.data_mut().deadline = Instant::now() + Duration::from_secs(3600);
+    store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Continue(1000)));
+    let wasm_error = |e: wasmtime::Error| anyhow::anyhow!("{e:#}");
+    let instance = pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(wasm_error)?;
+    for _ in 0..1000 {
+        instance
+            .call_authorize(&mut store, &req)
+            .await
+            .map_err(wasm_error)?;
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..N {
+        instance
+            .call_authorize(&mut store, &req)
+            .await
+            .map_err(wasm_error)?;
+    }
+    let reused = started.elapsed() / N;
+    println!("fresh instance per call: {fresh:?}/call; reused instance: {reused:?}/call");
+    Ok(())
+}
