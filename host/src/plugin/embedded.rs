@@ -9,10 +9,10 @@ pub fn lookup(name: &str) -> Option<&'static [u8]> {
         .map(|(_, wasm)| *wasm)
 }
 
-// Last: it ends with the `cfg(test)` module of test plugins.
-include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
-
 /// Names of the embedded first-party plugins, for messages.
 pub fn names() -> Vec<&'static str> {
     EMBEDDED.iter().map(|(n, _)| *n).collect()
 }
+
+// Last: it ends with the `cfg(test)` module of test plugins.
+include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
