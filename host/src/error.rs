@@ -12,6 +12,8 @@ pub enum Fault {
     Client,
     /// An upstream proxy failed or served something invalid.
     Upstream,
+    /// A policy plugin failed.
+    Plugin,
     /// The storage backend failed.
     Storage,
     /// A bug or an exhausted resource in modgate itself.
@@ -30,6 +32,15 @@ pub enum Error {
     /// Only GET and HEAD exist in the GOPROXY protocol → 405.
     #[error("method {0} is not allowed: the GOPROXY protocol is read-only (GET, HEAD)")]
     MethodNotAllowed(http::Method),
+    /// No credentials, or none an auth plugin accepted → 401.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// An auth plugin refused the request with its own status (401, 403, 404…) and message.
+    #[error("{message}")]
+    Denied { status: StatusCode, message: String },
+    /// A plugin failed (trap, timeout, out of memory, bad answer): the request fails closed → 503.
+    #[error("{0}")]
+    Plugin(String),
     /// A `Range` that lies outside the artifact → 416.
     #[error("range not satisfiable: the artifact is {len} bytes")]
     RangeNotSatisfiable { len: u64 },
@@ -69,7 +80,10 @@ impl Error {
             Error::BadRequest(_)
             | Error::NotFound(_)
             | Error::MethodNotAllowed(_)
-            | Error::RangeNotSatisfiable { .. } => Fault::Client,
+            | Error::RangeNotSatisfiable { .. }
+            | Error::Unauthenticated(_)
+            | Error::Denied { .. } => Fault::Client,
+            Error::Plugin(_) => Fault::Plugin,
             Error::Upstream { .. } | Error::UpstreamTimeout { .. } | Error::BadArtifact { .. } => {
                 Fault::Upstream
             }
@@ -85,6 +99,9 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Denied { status, .. } => *status,
+            Error::Plugin(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Upstream { .. } | Error::BadArtifact { .. } => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Error::Storage { .. } | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

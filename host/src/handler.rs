@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::goproxy::path::ModulePath;
 use crate::goproxy::request::{self, InfoQuery, ProxyRequest};
 use crate::goproxy::{pseudo, semver};
+use crate::plugin::{Action, Decision, EngineSettings, PluginEngine, PluginSet, RequestFacts};
 use crate::route::{Route, RouteTable};
 use crate::storage::{ArtifactKey, ArtifactKind, MemoryCache, Store};
 use crate::telemetry::{Endpoint, Metrics};
@@ -48,6 +49,9 @@ pub struct Gateway {
     server: crate::config::ServerConfig,
     metrics: Arc<Metrics>,
     client: UpstreamClient,
+    /// The plugin engine, created when a configuration first names plugins and kept across
+    /// reloads (compiled code and the instance pool are process-wide).
+    engine: std::sync::OnceLock<Arc<PluginEngine>>,
 }
 
 /// Why a reload was refused; the old configuration stays in force.
@@ -69,13 +73,16 @@ impl Gateway {
         metrics: Arc<Metrics>,
     ) -> Result<Self, Error> {
         let client = UpstreamClient::new();
-        let app = App::with_client(config, Arc::clone(&metrics), client.clone())?;
+        let engine = std::sync::OnceLock::new();
+        let plugin_engine = engine_for(&engine, config)?;
+        let app = App::with_client(config, Arc::clone(&metrics), client.clone(), plugin_engine)?;
         Ok(Self {
             current: arc_swap::ArcSwap::from_pointee(app),
             config_path: config_path.map(std::path::Path::to_path_buf),
             server: config.server.clone(),
             metrics,
             client,
+            engine,
         })
     }
 
@@ -92,8 +99,14 @@ impl Gateway {
         if format!("{:?}", config.server) != format!("{:?}", self.server) {
             tracing::warn!("[server] settings changed; they take effect after a restart");
         }
-        let app = App::with_client(&config, Arc::clone(&self.metrics), self.client.clone())
-            .map_err(ReloadError::Build)?;
+        let engine = engine_for(&self.engine, &config).map_err(ReloadError::Build)?;
+        let app = App::with_client(
+            &config,
+            Arc::clone(&self.metrics),
+            self.client.clone(),
+            engine,
+        )
+        .map_err(ReloadError::Build)?;
         self.current.store(Arc::new(app));
         tracing::info!(
             config = config.origin.as_str(),
@@ -102,6 +115,22 @@ impl Gateway {
         );
         Ok(())
     }
+}
+
+/// The engine for `config`'s plugins, created on first need; `None` when it names none.
+fn engine_for(
+    cell: &std::sync::OnceLock<Arc<PluginEngine>>,
+    config: &Config,
+) -> Result<Option<Arc<PluginEngine>>, Error> {
+    if config.plugins.is_empty() {
+        return Ok(cell.get().cloned());
+    }
+    if let Some(engine) = cell.get() {
+        return Ok(Some(Arc::clone(engine)));
+    }
+    let engine = PluginEngine::new(EngineSettings::default())
+        .map_err(|e| Error::Internal(format!("cannot start the plugin engine: {e}")))?;
+    Ok(Some(Arc::clone(cell.get_or_init(|| Arc::new(engine)))))
 }
 
 /// Everything a request needs, shared by all connections.
@@ -115,12 +144,15 @@ pub struct App {
     flights: Arc<fill::Flights>,
     /// Recent upstream answers that change (`list`, `@latest`, queries) and recent not-founds.
     recent: Arc<TtlCache>,
+    /// The configured plugins (`None` when there are none).
+    plugins: Option<PluginSet>,
 }
 
 impl App {
     /// Builds the pipeline from a resolved configuration (opens storage, builds the upstream client).
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Self, Error> {
-        Self::with_client(config, metrics, UpstreamClient::new())
+        let engine = engine_for(&std::sync::OnceLock::new(), config)?;
+        Self::with_client(config, metrics, UpstreamClient::new(), engine)
     }
 
     /// Like [`App::new`], sharing an upstream client (and its connection pool) across reloads.
@@ -128,7 +160,20 @@ impl App {
         config: &Config,
         metrics: Arc<Metrics>,
         client: UpstreamClient,
+        engine: Option<Arc<PluginEngine>>,
     ) -> Result<Self, Error> {
+        let plugins = match (&engine, config.plugins.is_empty()) {
+            (_, true) => None,
+            (Some(engine), false) => Some(
+                PluginSet::build(&config.plugins, engine)
+                    .map_err(|e| Error::Internal(format!("plugins: {e}")))?,
+            ),
+            (None, false) => {
+                return Err(Error::Internal(
+                    "plugins configured without an engine".into(),
+                ));
+            }
+        };
         let memory = (config.cache.memory_bytes > 0)
             .then(|| Arc::new(MemoryCache::new(config.cache.memory_bytes)));
         let stores = crate::storage::open_stores(config, memory)?;
@@ -140,6 +185,7 @@ impl App {
             client,
             flights: Arc::default(),
             recent: Arc::default(),
+            plugins,
         })
     }
 
@@ -147,10 +193,11 @@ impl App {
     pub async fn handle<B>(
         &self,
         req: http::Request<B>,
-        _conn: &ConnInfo,
+        conn: &ConnInfo,
     ) -> Response<ResponseBody> {
         let head = req.method() == Method::HEAD;
-        let (endpoint, result) = self.dispatch(&req).await;
+        let mut private = false;
+        let (endpoint, result) = self.dispatch(&req, conn, &mut private).await;
         let mut response = match result {
             Ok(r) => r,
             Err(e) => {
@@ -162,6 +209,16 @@ impl App {
                 respond::error(&e, &self.cache, head)
             }
         };
+        if private {
+            // Answers behind authentication must not be kept by shared caches.
+            let headers = response.headers_mut();
+            if let Some(cc) = headers.get(http::header::CACHE_CONTROL)
+                && let Ok(text) = cc.to_str()
+                && let Ok(v) = http::HeaderValue::from_str(&text.replace("public", "private"))
+            {
+                headers.insert(http::header::CACHE_CONTROL, v);
+            }
+        }
         response.extensions_mut().insert(Endpoint(endpoint));
         response
     }
@@ -174,6 +231,8 @@ impl App {
     async fn dispatch<B>(
         &self,
         req: &http::Request<B>,
+        conn: &ConnInfo,
+        private: &mut bool,
     ) -> (&'static str, Result<Response<ResponseBody>, Error>) {
         let head = match *req.method() {
             Method::GET => false,
@@ -184,10 +243,17 @@ impl App {
         match path {
             "/healthz" => return ("ops", Ok(respond::text(StatusCode::OK, "ok\n", head))),
             "/readyz" => {
-                let r = if self.ready() {
-                    respond::text(StatusCode::OK, "ready\n", head)
-                } else {
+                let unhealthy = self.unhealthy_plugins();
+                let r = if !self.ready() {
                     respond::text(StatusCode::SERVICE_UNAVAILABLE, "storage not ready\n", head)
+                } else if !unhealthy.is_empty() {
+                    respond::owned_text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("plugins unhealthy: {}\n", unhealthy.join(", ")),
+                        head,
+                    )
+                } else {
+                    respond::text(StatusCode::OK, "ready\n", head)
                 };
                 return ("ops", Ok(r));
             }
@@ -209,17 +275,27 @@ impl App {
             ProxyRequest::Latest { .. } => "latest",
             ProxyRequest::Sumdb { .. } => "sumdb",
         };
-        (endpoint, self.serve(parsed, req.headers(), head).await)
+        let asking = Asking {
+            method: req.method(),
+            path,
+            headers: req.headers(),
+            conn,
+        };
+        (endpoint, self.serve(parsed, &asking, head, private).await)
     }
 
     async fn serve(
         &self,
         parsed: ProxyRequest,
-        headers: &http::HeaderMap,
+        asking: &Asking<'_>,
         head: bool,
+        private: &mut bool,
     ) -> Result<Response<ResponseBody>, Error> {
+        let headers = asking.headers;
         let module = match &parsed {
-            ProxyRequest::Sumdb { name, rest } => return self.sumdb(name, rest, head).await,
+            ProxyRequest::Sumdb { name, rest } => {
+                return self.sumdb(name, rest, asking, head, private).await;
+            }
             ProxyRequest::List { module }
             | ProxyRequest::Info { module, .. }
             | ProxyRequest::Mod { module, .. }
@@ -230,7 +306,18 @@ impl App {
             .routes
             .route(module.as_str())
             .ok_or_else(|| Error::NotFound(format!("{module}: no route serves this module")))?;
-        // Auth decisions plug in here (the route's auth plugins), before storage is touched.
+        // Authentication comes before storage or upstream is touched, so an unauthenticated
+        // caller learns nothing about which private modules exist.
+        let version = match &parsed {
+            ProxyRequest::Info { version, .. } => Some(version.as_str().to_owned()),
+            ProxyRequest::Mod { version, .. } | ProxyRequest::Zip { version, .. } => {
+                Some(version.clone())
+            }
+            _ => None,
+        };
+        *private = !route.auth.is_empty();
+        self.authorize(route, asking, Some(&module), version)
+            .await?;
         let store = self.stores.get(&route.storage).ok_or_else(|| {
             Error::Internal(format!(
                 "route[{}] names unknown storage {}",
@@ -271,7 +358,9 @@ impl App {
         &self,
         name: &str,
         rest: &str,
+        asking: &Asking<'_>,
         head: bool,
+        private: &mut bool,
     ) -> Result<Response<ResponseBody>, Error> {
         let not_proxied = || {
             Error::NotFound(format!(
@@ -279,6 +368,8 @@ impl App {
             ))
         };
         let route = self.routes.route(name).ok_or_else(not_proxied)?;
+        *private = !route.auth.is_empty();
+        self.authorize(route, asking, None, None).await?;
         if route.sources.is_offline() {
             return Err(not_proxied());
         }
@@ -311,6 +402,98 @@ impl App {
             ContentType::Text
         };
         Ok(respond::bytes(body, ct, fresh, head))
+    }
+}
+
+/// The parts of a request that auth plugins see.
+struct Asking<'a> {
+    method: &'a Method,
+    path: &'a str,
+    headers: &'a http::HeaderMap,
+    conn: &'a ConnInfo,
+}
+
+impl App {
+    /// Asks the route's authorizers in order: the first that does not abstain decides; if all
+    /// abstain the request is unauthenticated (401). A plugin that fails fails the request
+    /// closed (503 naming it). Routes without `auth` are open.
+    async fn authorize(
+        &self,
+        route: &Route,
+        asking: &Asking<'_>,
+        module: Option<&ModulePath>,
+        version: Option<String>,
+    ) -> Result<(), Error> {
+        if route.auth.is_empty() {
+            return Ok(());
+        }
+        let plugins = self.plugins.as_ref().ok_or_else(|| {
+            Error::Internal("route names auth plugins but none are loaded".into())
+        })?;
+        let facts = RequestFacts {
+            method: asking.method.as_str().to_owned(),
+            path: asking.path.to_owned(),
+            module: module.map(|m| m.as_str().to_owned()),
+            version,
+            action: Action::Read,
+            headers: asking
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            peer_addr: asking.conn.peer.to_string(),
+            tls_client_identity: None,
+        };
+        for name in &route.auth {
+            match plugins.authorize(name, &facts).await {
+                Ok(Decision::Allow(allow)) => {
+                    tracing::debug!(
+                        plugin = name.as_str(),
+                        principal = allow.principal.as_str(),
+                        "allowed"
+                    );
+                    return Ok(());
+                }
+                Ok(Decision::Deny(deny)) => {
+                    // Only client-error statuses: a plugin cannot make a refusal look like success.
+                    let status = http::StatusCode::from_u16(deny.status)
+                        .ok()
+                        .filter(http::StatusCode::is_client_error)
+                        .unwrap_or(http::StatusCode::FORBIDDEN);
+                    return Err(Error::Denied {
+                        status,
+                        message: deny.message,
+                    });
+                }
+                Ok(Decision::Abstain) => continue,
+                Err(e) => {
+                    tracing::warn!(plugin = name.as_str(), error = %e, "auth plugin failed; request refused");
+                    return Err(Error::Plugin(format!("authentication unavailable: {e}")));
+                }
+            }
+        }
+        Err(Error::Unauthenticated(
+            "authentication required: send credentials (.netrc or GOAUTH)".into(),
+        ))
+    }
+
+    /// Health of every plugin, for `/readyz`: the names of unhealthy ones.
+    fn unhealthy_plugins(&self) -> Vec<String> {
+        self.plugins
+            .as_ref()
+            .map(|p| {
+                p.health()
+                    .into_iter()
+                    .filter(|(_, h)| !h.healthy)
+                    .map(|(n, _)| n)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

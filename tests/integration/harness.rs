@@ -48,6 +48,8 @@ pub struct Setup {
     /// `[upstream.hermetic]` `timeout` and `retries`.
     pub upstream_timeout: String,
     pub upstream_retries: u32,
+    /// TOML inserted before the catch-all route: `[plugins.*]` tables and earlier `[[route]]`s.
+    pub extra_toml: String,
 }
 
 impl Setup {
@@ -60,6 +62,7 @@ impl Setup {
             not_found_ttl: "60s".into(),
             upstream_timeout: "30s".into(),
             upstream_retries: 2,
+            extra_toml: String::new(),
         }
     }
 
@@ -89,6 +92,7 @@ impl Setup {
             }
             None => "[]",
         };
+        s += &self.extra_toml.replace("SOURCES", sources);
         s += &format!("\n[[route]]\nmatch = [\"*\"]\nstorage = \"local\"\nsources = {sources}\n");
         s
     }

@@ -10,6 +10,7 @@
 //! The harness checks itself without modgate: `go_client::fixture_tree_is_valid_for_the_go_command`
 //! and the unit tests in `fixtures::rawzip`.
 
+mod auth;
 mod cli;
 mod crash;
 mod fallthrough;

@@ -107,6 +107,20 @@ pub fn text(status: StatusCode, body: &'static str, head: bool) -> Response<Resp
     )
 }
 
+/// A plain-text answer built at run time (ops endpoints).
+pub fn owned_text(status: StatusCode, body: String, head: bool) -> Response<ResponseBody> {
+    let b = builder(status, ContentType::Text, Freshness::NoStore)
+        .header(header::CONTENT_LENGTH, body.len());
+    finish(
+        b,
+        if head {
+            empty()
+        } else {
+            full(Bytes::from(body))
+        },
+    )
+}
+
 /// The Prometheus exposition.
 pub fn metrics(body: String, head: bool) -> Response<ResponseBody> {
     let b = Response::builder()
@@ -140,6 +154,11 @@ pub fn error(e: &Error, cache: &CacheFile, head: bool) -> Response<ResponseBody>
         Error::MethodNotAllowed(_) => b = b.header(header::ALLOW, "GET, HEAD"),
         Error::RangeNotSatisfiable { len } => {
             b = b.header(header::CONTENT_RANGE, format!("bytes */{len}"))
+        }
+        // The go command ignores the challenge (GOAUTH retries on any 4xx); curl and browsers
+        // use it to ask for credentials.
+        _ if e.status() == StatusCode::UNAUTHORIZED => {
+            b = b.header(header::WWW_AUTHENTICATE, "Basic realm=\"modgate\"")
         }
         _ => {}
     }
