@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod error;
+pub mod gitsource;
 pub mod goproxy;
 pub mod handler;
 pub mod route;

@@ -1,0 +1,911 @@
+//! Serving Go modules straight from git repositories, as the go command does in direct mode
+//! (`cmd/go/internal/modfetch/coderepo.go` over `codehost/git.go`), with gix: no `go` and no
+//! `git` program.
+//!
+//! A [`RepoMapping`] says which repository holds the modules under a path prefix (the
+//! repository root's module path, `codeRoot` in the go command). Tags give the version list
+//! (`sub/dir/vX.Y.Z` for modules in subdirectories, `+incompatible` for v2+ tags without a
+//! go.mod); branch names and hashes resolve to pseudo-versions built on the highest ancestor
+//! tag. Remote repositories are mirrored into bare clones under the cache directory and
+//! fetched at most once per `fetch_ttl`; local ones are read in place.
+//!
+//! Not ported: `retract` directives (the go command skips retracted tags as pseudo-version
+//! bases and as `highestCanonical`), gopkg.in paths, SHA-256 repositories.
+
+mod repo;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use repo::Credentials;
+use repo::{CodeRev, Location, Repo};
+
+use crate::goproxy::path::{ModulePath, match_path_major, split_path_version};
+use crate::goproxy::pseudo::{self, Timestamp};
+use crate::goproxy::semver;
+use crate::goproxy::zipbuild::{self, BuildError, BuiltZip};
+
+/// Which repository holds the modules whose paths start with `module_prefix`.
+#[derive(Debug, Clone)]
+pub struct RepoMapping {
+    /// Module path of the repository root (`corp.example/lib`); modules below it live in
+    /// subdirectories named by the rest of their path.
+    pub module_prefix: String,
+    /// `https://`, `http://`, `git://`, `file://` URL or a local path.
+    pub url: String,
+    /// Basic credentials for an http(s) remote.
+    pub credentials: Option<Credentials>,
+}
+
+/// Why a git source could not answer. One-line messages.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// Unknown module, version or query (the client's; 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A version that is not canonical or does not fit the module (the client's; 404).
+    #[error("{0}")]
+    InvalidVersion(String),
+    /// The repository could not be fetched (upstream; 502).
+    #[error("{0}")]
+    Fetch(String),
+    /// The module's tree breaks a zip rule (names the file and rule).
+    #[error("{0}")]
+    Build(String),
+    /// Something else went wrong reading the repository or the cache.
+    #[error("git source: {0}")]
+    Internal(String),
+}
+
+impl GitError {
+    fn one_line(s: impl std::fmt::Display) -> String {
+        s.to_string().replace(['\n', '\r'], " ")
+    }
+    fn fetch(s: impl std::fmt::Display) -> Self {
+        Self::Fetch(Self::one_line(s))
+    }
+    fn internal(s: impl std::fmt::Display) -> Self {
+        Self::Internal(Self::one_line(s))
+    }
+    fn not_found(s: impl std::fmt::Display) -> Self {
+        Self::NotFound(Self::one_line(s))
+    }
+    fn invalid(module: &ModulePath, version: &str, s: impl std::fmt::Display) -> Self {
+        Self::InvalidVersion(Self::one_line(format!(
+            "{module}@{version}: invalid version: {s}"
+        )))
+    }
+}
+
+/// A resolved version, serialized as the go command's `.info` file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RevInfo {
+    /// Canonical version (a pseudo-version for an untagged commit).
+    #[serde(rename = "Version")]
+    pub version: String,
+    /// Commit time, UTC, RFC 3339.
+    #[serde(rename = "Time")]
+    pub time: String,
+}
+
+/// The repository and directory that serve one module (`newCodeRepo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// Index of the mapping in the source's list.
+    pub mapping: usize,
+    /// The module path.
+    pub module: ModulePath,
+    /// Repository root module path (`codeRoot`).
+    pub code_root: String,
+    /// Subdirectory named by the path, without the major suffix (`codeDir`, `""` at the root).
+    pub code_dir: String,
+    /// Module path without its major suffix (`pathPrefix`).
+    pub path_prefix: String,
+    /// `"/v2"` or `""` (`pathMajor`).
+    pub path_major: String,
+}
+
+impl Located {
+    /// `pseudoMajor`: `"v2"` for a `/v2` path, `""` (meaning v0) otherwise.
+    fn pseudo_major(&self) -> &str {
+        self.path_major.get(1..).unwrap_or("")
+    }
+
+    /// Tag prefix of this module's versions (`codeDir/`).
+    fn tag_prefix(&self) -> String {
+        if self.code_dir.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.code_dir)
+        }
+    }
+}
+
+/// How soon a cached clone may be fetched again because something asked for was not in it.
+pub const MISS_REFETCH: Duration = Duration::from_secs(5);
+
+/// When [`GitSource::ready`] fetches a remote.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    /// Refs must be at most `fetch_ttl` old (lists, `@latest`, branches, short hashes).
+    Fresh,
+    /// Any clone will do (canonical versions and full hashes name immutable content).
+    Present,
+    /// Something was not found: fetch unless the last fetch was a moment ago.
+    Missing,
+}
+
+struct RepoState {
+    location: Location,
+    credentials: Option<Credentials>,
+    /// Held while fetching: one fetch per repository at a time; `None` until the first.
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// Modules served from git repositories. Cheap to share behind an `Arc`.
+pub struct GitSource {
+    mappings: Vec<RepoMapping>,
+    fetch_ttl: Duration,
+    repos: Vec<Arc<RepoState>>,
+}
+
+impl std::fmt::Debug for GitSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSource")
+            .field("mappings", &self.mappings)
+            .field("fetch_ttl", &self.fetch_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GitSource {
+    /// A source for `mappings`, caching remote repositories as bare clones under `cache_dir`
+    /// and fetching each at most once per `fetch_ttl`.
+    pub fn new(cache_dir: PathBuf, mappings: Vec<RepoMapping>, fetch_ttl: Duration) -> Self {
+        let repos = mappings
+            .iter()
+            .map(|m| {
+                let location = if let Some(p) = m.url.strip_prefix("file://") {
+                    Location::Local(PathBuf::from(p))
+                } else if m.url.contains("://") {
+                    Location::Remote {
+                        url: m.url.clone(),
+                        cache: cache_dir.join(cache_name(&m.url)),
+                    }
+                } else {
+                    Location::Local(PathBuf::from(&m.url))
+                };
+                Arc::new(RepoState {
+                    location,
+                    credentials: m.credentials.clone(),
+                    last_fetch: tokio::sync::Mutex::new(None),
+                })
+            })
+            .collect();
+        Self {
+            mappings,
+            fetch_ttl,
+            repos,
+        }
+    }
+
+    /// Which repository and directory serve `module`: the longest mapping prefix; the rest of
+    /// the path, without a `/vN` suffix, is the subdirectory (`newCodeRepo`).
+    pub fn locate(&self, module: &ModulePath) -> Option<Located> {
+        let path = module.as_str();
+        let (mapping, m) = self
+            .mappings
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| has_path_prefix(path, &m.module_prefix))
+            .max_by_key(|(_, m)| m.module_prefix.len())?;
+        let code_root = m.module_prefix.clone();
+        let (mut path_prefix, path_major) = split_path_version(path)?;
+        if path.starts_with("gopkg.in/") {
+            return None;
+        }
+        if code_root == path {
+            path_prefix = path;
+        }
+        let code_dir = if code_root == path {
+            String::new()
+        } else {
+            if !has_path_prefix(path_prefix, &code_root) {
+                return None;
+            }
+            path_prefix[code_root.len()..].trim_matches('/').to_owned()
+        };
+        Some(Located {
+            mapping,
+            module: module.clone(),
+            code_root,
+            code_dir,
+            path_prefix: path_prefix.to_owned(),
+            path_major: path_major.to_owned(),
+        })
+    }
+
+    /// Makes the repository ready to read and returns its path and whether it is a cached
+    /// clone. A remote is fetched (one fetch per repository at a time; waiters then reuse its
+    /// result) when `want` asks for it: [`Want::Fresh`] when the last fetch is older than
+    /// `fetch_ttl`, [`Want::Present`] only when there is no clone yet, [`Want::Missing`] when
+    /// the last fetch is older than [`MISS_REFETCH`].
+    async fn ready(&self, loc: &Located, want: Want) -> Result<(PathBuf, bool), GitError> {
+        let state = Arc::clone(&self.repos[loc.mapping]);
+        match &state.location {
+            Location::Local(p) => Ok((p.clone(), false)),
+            Location::Remote { url, cache } => {
+                let mut last = state.last_fetch.lock().await;
+                let age = last.map(|t| t.elapsed());
+                let fetch = match want {
+                    Want::Fresh => age.is_none_or(|a| a >= self.fetch_ttl),
+                    Want::Present => age.is_none() && !cache.join("HEAD").exists(),
+                    Want::Missing => age.is_none_or(|a| a >= MISS_REFETCH),
+                };
+                if fetch {
+                    let (url, cache2, creds) =
+                        (url.clone(), cache.clone(), state.credentials.clone());
+                    tokio::task::spawn_blocking(move || repo::fetch(&url, &cache2, creds.as_ref()))
+                        .await
+                        .map_err(GitError::internal)??;
+                    *last = Some(Instant::now());
+                }
+                Ok((cache.clone(), true))
+            }
+        }
+    }
+
+    /// Runs `f` on the module's repository on the blocking pool. When `f` finds nothing
+    /// (`NotFound`) in a cached clone, the remote is fetched once more (at most every
+    /// [`MISS_REFETCH`]) and `f` retried: a commit or tag pushed a moment ago is found without
+    /// waiting for `fetch_ttl`.
+    async fn with_repo<T: Send + 'static>(
+        &self,
+        module: &ModulePath,
+        want: Want,
+        f: impl Fn(&CodeRepo<'_>) -> Result<T, GitError> + Send + Sync + 'static,
+    ) -> Result<T, GitError> {
+        let loc = Arc::new(self.locate(module).ok_or_else(|| {
+            GitError::not_found(format!("{module}: no git repository for this module"))
+        })?);
+        let f = Arc::new(f);
+        let run = |path: PathBuf, cached: bool| {
+            let (loc, f) = (Arc::clone(&loc), Arc::clone(&f));
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let repo = Repo::open(&path, cached)?;
+                    f(&CodeRepo {
+                        repo: &repo,
+                        loc: &loc,
+                    })
+                })
+                .await
+                .map_err(GitError::internal)?
+            }
+        };
+        let (path, cached) = self.ready(&loc, want).await?;
+        match run(path, cached).await {
+            Err(GitError::NotFound(_)) if cached => {
+                let (path, cached) = self.ready(&loc, Want::Missing).await?;
+                run(path, cached).await
+            }
+            other => other,
+        }
+    }
+
+    /// The module's tagged versions, sorted (`codeRepo.Versions`).
+    pub async fn list(&self, module: &ModulePath) -> Result<Vec<String>, GitError> {
+        self.with_repo(module, Want::Fresh, |r| r.versions()).await
+    }
+
+    /// Resolves `query` (canonical version, tag, branch, full or short hash) to its canonical
+    /// version and commit time (`codeRepo.Stat`).
+    pub async fn info(&self, module: &ModulePath, query: &str) -> Result<RevInfo, GitError> {
+        if query == "latest" {
+            return self.latest(module).await;
+        }
+        // A canonical version or a full hash names the same commit forever: the clone answers
+        // if it has it. Branches and abbreviated hashes follow the remote.
+        let immutable = semver::canonical(query).as_deref() == Some(query)
+            || (query.len() == 40 && query.bytes().all(|b| b.is_ascii_hexdigit()));
+        let want = if immutable {
+            Want::Present
+        } else {
+            Want::Fresh
+        };
+        let q = query.to_owned();
+        self.with_repo(module, want, move |r| r.stat(&q)).await
+    }
+
+    /// `@latest`: the highest release, else the highest pre-release, else the default branch's
+    /// head (`modload.queryLatest` over `codeRepo.Latest`).
+    pub async fn latest(&self, module: &ModulePath) -> Result<RevInfo, GitError> {
+        self.with_repo(module, Want::Fresh, |r| {
+            let versions = r.versions()?;
+            let best = versions
+                .iter()
+                .rev()
+                .find(|v| semver::prerelease(v).is_empty())
+                .or_else(|| versions.last());
+            match best {
+                Some(v) => r.stat(v),
+                None => r.latest_head(),
+            }
+        })
+        .await
+    }
+
+    /// The go.mod of `module@version` (`codeRepo.GoMod`): the raw blob, or `module <path>\n`.
+    pub async fn go_mod(&self, module: &ModulePath, version: &str) -> Result<Vec<u8>, GitError> {
+        let v = version.to_owned();
+        self.with_repo(module, Want::Present, move |r| {
+            r.check_canonical_request(&v)?;
+            let found = r.find_dir(&v)?;
+            if let Some(g) = found.go_mod {
+                return Ok(g);
+            }
+            let file = join(&found.dir, "go.mod");
+            Ok(r.repo
+                .read_file(&found.rev.name, &file)?
+                .unwrap_or_else(|| format!("module {}\n", r.loc.module).into_bytes()))
+        })
+        .await
+    }
+
+    /// Writes the zip of `module@version` to `out` (`codeRepo.Zip` via
+    /// [`zipbuild::zip_from_git`]).
+    pub async fn zip(
+        &self,
+        module: &ModulePath,
+        version: &str,
+        out: std::fs::File,
+    ) -> Result<BuiltZip, GitError> {
+        let v = version.to_owned();
+        self.with_repo(module, Want::Present, move |r| {
+            r.check_canonical_request(&v)?;
+            let found = r.find_dir(&v)?;
+            // Nothing was written yet if an earlier attempt found nothing.
+            let mut out = out.try_clone().map_err(GitError::internal)?;
+            zipbuild::zip_from_git(
+                r.repo.path(),
+                &found.rev.name,
+                &found.dir,
+                &r.loc.module,
+                &v,
+                &mut out,
+            )
+            .map_err(|e| match e {
+                BuildError::Version { .. } => GitError::InvalidVersion(e.to_string()),
+                BuildError::Io { .. } | BuildError::Git(_) => GitError::internal(e),
+                _ => GitError::Build(GitError::one_line(format!("{}@{v}: {e}", r.loc.module))),
+            })
+        })
+        .await
+    }
+
+    /// Fetches the module's repository now, regardless of `fetch_ttl` (still at most once per
+    /// [`MISS_REFETCH`]).
+    pub async fn refresh(&self, module: &ModulePath) -> Result<(), GitError> {
+        let loc = self.locate(module).ok_or_else(|| {
+            GitError::not_found(format!("{module}: no git repository for this module"))
+        })?;
+        self.ready(&loc, Want::Missing).await.map(drop)
+    }
+}
+
+/// A stable directory name for a remote's bare clone.
+fn cache_name(url: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(url.as_bytes());
+    format!("{}.git", hex::encode(&digest[..16]))
+}
+
+/// `str.HasPathPrefix`: `prefix` equals `s` or is followed by `/` in it.
+fn has_path_prefix(s: &str, prefix: &str) -> bool {
+    s == prefix || (s.starts_with(prefix) && s.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
+/// `path.Join` for two repository-relative paths.
+fn join(dir: &str, file: &str) -> String {
+    if dir.is_empty() {
+        file.to_owned()
+    } else {
+        format!("{dir}/{file}")
+    }
+}
+
+/// `codeRepo.findDir`'s result.
+struct FoundDir {
+    rev: CodeRev,
+    dir: String,
+    go_mod: Option<Vec<u8>>,
+}
+
+/// A repository bound to one module: the version logic of `codeRepo`.
+struct CodeRepo<'a> {
+    repo: &'a Repo,
+    loc: &'a Located,
+}
+
+impl CodeRepo<'_> {
+    fn module(&self) -> &ModulePath {
+        &self.loc.module
+    }
+
+    /// `codeRepo.Versions`.
+    fn versions(&self) -> Result<Vec<String>, GitError> {
+        let prefix = self.loc.tag_prefix();
+        let mut list = Vec::new();
+        let mut incompatible = Vec::new();
+        for tag in self.repo.tags(&prefix) {
+            let v = &tag[prefix.len()..];
+            if v.is_empty() || semver::canonical_semver(v).as_deref() != Some(v) {
+                continue;
+            }
+            if pseudo::is_pseudo_version(v) {
+                continue;
+            }
+            if !match_path_major(v, &self.loc.path_major) {
+                if self.loc.code_dir.is_empty()
+                    && self.loc.path_major.is_empty()
+                    && semver::major(v) > "v1"
+                {
+                    incompatible.push(v.to_owned());
+                }
+                continue;
+            }
+            list.push(v.to_owned());
+        }
+        semver::sort(&mut list);
+        semver::sort(&mut incompatible);
+        // appendIncompatibleVersions
+        if incompatible.is_empty() || !self.loc.path_major.is_empty() {
+            return Ok(list);
+        }
+        let has_go_mod = |tag: &str| -> Result<bool, GitError> {
+            let rev = self.repo.stat(tag)?;
+            Ok(self.repo.read_file(&rev.name, "go.mod")?.is_some())
+        };
+        if let Some(last) = list.last()
+            && has_go_mod(last)?
+        {
+            return Ok(list);
+        }
+        let mut last_major = String::new();
+        let mut last_major_has_go_mod = false;
+        for (i, v) in incompatible.iter().enumerate() {
+            let major = semver::major(v);
+            if major != last_major {
+                let latest_at_major = incompatible[i..]
+                    .iter()
+                    .take_while(|w| semver::major(w) == major)
+                    .last()
+                    .unwrap_or(v);
+                last_major = major.to_owned();
+                last_major_has_go_mod = has_go_mod(latest_at_major)?;
+            }
+            if !last_major_has_go_mod {
+                list.push(format!("{v}+incompatible"));
+            }
+        }
+        Ok(list)
+    }
+
+    /// `codeRepo.revToRev`: the git revision for a version or query.
+    fn rev_to_rev(&self, rev: &str) -> String {
+        if semver::is_valid(rev) {
+            if pseudo::is_pseudo_version(rev) {
+                return pseudo::pseudo_version_rev(rev).unwrap_or(rev).to_owned();
+            }
+            let rev = rev.strip_suffix("+incompatible").unwrap_or(rev);
+            return format!("{}{rev}", self.loc.tag_prefix());
+        }
+        rev.to_owned()
+    }
+
+    /// `codeRepo.Stat` + `convert` → the `.info` answer.
+    fn stat(&self, query: &str) -> Result<RevInfo, GitError> {
+        let code_rev = self.rev_to_rev(query);
+        let info = self.repo.stat(&code_rev).map_err(|e| match e {
+            GitError::NotFound(m) => {
+                GitError::not_found(format!("{}@{query}: invalid version: {m}", self.module()))
+            }
+            e => e,
+        })?;
+        let (version, info) = self.convert(info, query)?;
+        Ok(RevInfo {
+            version,
+            time: info.time.to_string(),
+        })
+    }
+
+    /// `codeRepo.Latest`: the default branch's head.
+    fn latest_head(&self) -> Result<RevInfo, GitError> {
+        let head = self
+            .repo
+            .head()
+            .ok_or_else(|| GitError::not_found(format!("{}: no commits", self.module())))?;
+        let info = self.repo.stat(&head.to_hex().to_string())?;
+        let (version, info) = self.convert(info, "")?;
+        Ok(RevInfo {
+            version,
+            time: info.time.to_string(),
+        })
+    }
+
+    /// `.mod`/`.zip` requests: the version must be canonical; a pseudo-version must resolve.
+    fn check_canonical_request(&self, v: &str) -> Result<(), GitError> {
+        if semver::canonical(v).as_deref() != Some(v) {
+            return Err(GitError::invalid(
+                self.module(),
+                v,
+                "version is not canonical",
+            ));
+        }
+        if pseudo::is_pseudo_version(v) {
+            self.stat(v)?;
+        }
+        Ok(())
+    }
+
+    /// `canUseIncompatible`.
+    fn can_use_incompatible(
+        &self,
+        info: &CodeRev,
+        v: &str,
+        stat_vers: &str,
+    ) -> Result<bool, GitError> {
+        if !self.loc.code_dir.is_empty() || !self.loc.path_major.is_empty() {
+            return Ok(false);
+        }
+        if self.repo.read_file(&info.name, "go.mod")?.is_some() {
+            return Ok(false);
+        }
+        if !v.is_empty() && !stat_vers.ends_with("+incompatible") {
+            let major = semver::major(v);
+            if self
+                .repo
+                .read_file(&info.name, &format!("{major}/go.mod"))?
+                .is_some()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `checkCanonical` inside `convert`.
+    fn check_canonical(
+        &self,
+        info: &CodeRev,
+        v: &str,
+        stat_vers: &str,
+    ) -> Result<String, GitError> {
+        self.find_dir(v)
+            .map_err(|e| GitError::not_found(e.to_string()))?;
+        let mut v = v.to_owned();
+        if v == stat_vers.strip_suffix("+incompatible").unwrap_or(stat_vers) {
+            v = stat_vers.to_owned();
+        }
+        let base = v.strip_suffix("+incompatible").unwrap_or(&v).to_owned();
+        let mut err_incompatible = None;
+        if !match_path_major(&base, &self.loc.path_major) {
+            if self.can_use_incompatible(info, &base, stat_vers)? {
+                v = format!("{base}+incompatible");
+            } else if !self.loc.path_major.is_empty() {
+                err_incompatible = Some(GitError::invalid(
+                    self.module(),
+                    &v,
+                    "module path includes a major version suffix, so major version must match",
+                ));
+            } else {
+                err_incompatible = Some(GitError::invalid(
+                    self.module(),
+                    &v,
+                    format!(
+                        "module contains a go.mod file, so module path must match major version (\"{}/{}\")",
+                        self.loc.path_prefix,
+                        semver::major(&v)
+                    ),
+                ));
+            }
+        } else if v.ends_with("+incompatible") {
+            err_incompatible = Some(GitError::invalid(
+                self.module(),
+                &v,
+                format!(
+                    "+incompatible suffix not allowed: major version {} is compatible",
+                    semver::major(&v)
+                ),
+            ));
+        }
+        if !stat_vers.is_empty() && semver::canonical(stat_vers).as_deref() == Some(stat_vers) {
+            let stat_base = stat_vers.strip_suffix("+incompatible").unwrap_or(stat_vers);
+            if stat_base != base {
+                return Err(GitError::not_found(format!(
+                    "{}@{stat_vers}: invalid version: resolves to version {v} ({stat_base} is not a tag)",
+                    self.module()
+                )));
+            }
+        }
+        match err_incompatible {
+            Some(e) => Err(e),
+            None => Ok(v),
+        }
+    }
+
+    /// `tagToVersion`: the canonical version of a tag with this module's prefix, and whether the
+    /// tag is exactly canonical.
+    fn tag_to_version(&self, tag: &str) -> (String, bool) {
+        let prefix = self.loc.tag_prefix();
+        let Some(trimmed) = tag.strip_prefix(prefix.as_str()) else {
+            return (String::new(), false);
+        };
+        if pseudo::is_pseudo_version(tag) {
+            return (String::new(), false);
+        }
+        let Some(v) = semver::canonical_semver(trimmed) else {
+            return (String::new(), false);
+        };
+        if !trimmed.starts_with(&v) {
+            return (String::new(), false);
+        }
+        let canonical = v == trimmed;
+        (v, canonical)
+    }
+
+    /// `codeRepo.convert` (without retractions): the canonical version for a resolved revision.
+    fn convert(&self, info: CodeRev, stat_vers: &str) -> Result<(String, CodeRev), GitError> {
+        if pseudo::is_pseudo_version(stat_vers) {
+            let v = self.check_canonical(&info, stat_vers, stat_vers)?;
+            self.validate_pseudo_version(&info, stat_vers)?;
+            return Ok((v, info));
+        }
+        let (v, canonical) = self.tag_to_version(&info.version);
+        if canonical && let Ok(v) = self.check_canonical(&info, &v, stat_vers) {
+            return Ok((v, info));
+        }
+        let mut highest = String::new();
+        let mut pseudo_base = String::new();
+        for tag in &info.tags {
+            let (v, canonical) = self.tag_to_version(tag);
+            if !stat_vers.is_empty() && semver::compare(&v, stat_vers).is_eq() {
+                if canonical {
+                    let v = self.check_canonical(&info, &v, stat_vers)?;
+                    return Ok((v, info));
+                }
+                pseudo_base = v.clone();
+            }
+            if canonical
+                && semver::compare(&highest, &v).is_lt()
+                && (match_path_major(&v, &self.loc.path_major)
+                    || self.can_use_incompatible(&info, &v, stat_vers)?)
+            {
+                highest = v;
+            }
+        }
+        if !highest.is_empty() {
+            let v = self.check_canonical(&info, &highest, stat_vers)?;
+            return Ok((v, info));
+        }
+        if pseudo_base.is_empty() {
+            let allowed = |tag: &str| {
+                let (v, _) = self.tag_to_version(tag);
+                !v.is_empty()
+                    && (match_path_major(&v, &self.loc.path_major)
+                        || self
+                            .can_use_incompatible(&info, &v, stat_vers)
+                            .unwrap_or(false))
+            };
+            if let Some(tag) = self
+                .repo
+                .recent_tag(&info.name, &self.loc.tag_prefix(), allowed)?
+            {
+                pseudo_base = self.tag_to_version(&tag).0;
+            }
+        }
+        let pv = pseudo::pseudo_version(
+            self.loc.pseudo_major(),
+            &pseudo_base,
+            info.time,
+            &info.short,
+        );
+        let v = self.check_canonical(&info, &pv, stat_vers)?;
+        Ok((v, info))
+    }
+
+    /// `codeRepo.validatePseudoVersion`.
+    fn validate_pseudo_version(&self, info: &CodeRev, version: &str) -> Result<(), GitError> {
+        let bad = |s: String| GitError::invalid(self.module(), version, s);
+        let rev = pseudo::pseudo_version_rev(version).map_err(|e| bad(e.to_string()))?;
+        if rev != info.short {
+            return Err(bad(if rev.starts_with(&info.short) {
+                format!(
+                    "revision is longer than canonical (expected {})",
+                    info.short
+                )
+            } else if info.short.starts_with(rev) {
+                format!(
+                    "revision is shorter than canonical (expected {})",
+                    info.short
+                )
+            } else {
+                format!(
+                    "does not match short name of revision (expected {})",
+                    info.short
+                )
+            }));
+        }
+        let t: Timestamp = pseudo::pseudo_version_time(version).map_err(|e| bad(e.to_string()))?;
+        if t != info.time {
+            return Err(bad(format!(
+                "does not match version-control timestamp (expected {})",
+                info.time.pseudo_format()
+            )));
+        }
+        let prefix = self.loc.tag_prefix();
+        let base =
+            pseudo::pseudo_version_base(version.strip_suffix("+incompatible").unwrap_or(version))
+                .map_err(|e| bad(e.to_string()))?;
+        let Some(base) = base else {
+            if self.loc.pseudo_major().is_empty() && semver::major(version) == "v1" {
+                return Err(bad(
+                    "major version without preceding tag must be v0, not v1".into(),
+                ));
+            }
+            return Ok(());
+        };
+        for tag in &info.tags {
+            if tag.strip_prefix(prefix.as_str()).unwrap_or(tag) == base {
+                return Err(bad(format!(
+                    "tag ({tag}) found on revision {rev} is already canonical, so should not be replaced with a pseudo-version derived from that tag"
+                )));
+            }
+        }
+        let mut last_tag = None;
+        for tag in self.repo.tags(&format!("{prefix}{base}")) {
+            let version_only = tag.strip_prefix(prefix.as_str()).unwrap_or(tag);
+            if semver::compare(version_only, &base).is_eq() {
+                last_tag = Some(tag.to_owned());
+                if self.repo.descends_from(&info.name, tag)? {
+                    return Ok(());
+                }
+            }
+        }
+        Err(bad(match last_tag {
+            None => format!("preceding tag ({base}) not found"),
+            Some(t) => format!("revision {rev} is not a descendent of preceding tag ({t})"),
+        }))
+    }
+
+    /// `codeRepo.findDir`: the revision, directory and go.mod serving `version`.
+    fn find_dir(&self, version: &str) -> Result<FoundDir, GitError> {
+        if !semver::is_valid(version) {
+            return Err(GitError::invalid(self.module(), version, "syntax error"));
+        }
+        let rev_name = self.rev_to_rev(version);
+        let rev = self.repo.stat(&rev_name)?;
+        let loc = self.loc;
+        let file1 = join(&loc.code_dir, "go.mod");
+        let gomod1 = self.repo.read_file(&rev.name, &file1)?;
+        let mpath1 = gomod1.as_deref().map(module_path).unwrap_or_default();
+        let found1 = gomod1.is_some() && is_major(&mpath1, &loc.path_major);
+        let mut file2 = String::new();
+        if !loc.path_major.is_empty() && loc.code_root != loc.module.as_str() {
+            let dir2 = join(&loc.code_dir, &loc.path_major[1..]);
+            file2 = join(&dir2, "go.mod");
+            let gomod2 = self.repo.read_file(&rev.name, &file2)?;
+            let mpath2 = gomod2.as_deref().map(module_path).unwrap_or_default();
+            let found2 = gomod2.is_some() && is_major(&mpath2, &loc.path_major);
+            if found1 && found2 {
+                return Err(GitError::not_found(format!(
+                    "{}/{file1} and ...{}/go.mod both have ...{} module paths at revision {rev_name}",
+                    loc.path_prefix, loc.path_major, loc.path_major
+                )));
+            }
+            if found2 {
+                return Ok(FoundDir {
+                    rev,
+                    dir: dir2,
+                    go_mod: gomod2,
+                });
+            }
+            if gomod2.is_some() {
+                return Err(GitError::not_found(if mpath2.is_empty() {
+                    format!(
+                        "{}/{file2} is missing module path at revision {rev_name}",
+                        loc.code_root
+                    )
+                } else {
+                    format!(
+                        "{}/{file2} has non-...{} module path \"{mpath2}\" at revision {rev_name}",
+                        loc.code_root, loc.path_major
+                    )
+                }));
+            }
+        }
+        if found1 {
+            return Ok(FoundDir {
+                rev,
+                dir: loc.code_dir.clone(),
+                go_mod: gomod1,
+            });
+        }
+        if gomod1.is_some() {
+            let suffix = if file2.is_empty() {
+                String::new()
+            } else {
+                format!(" (and ...{}/go.mod does not exist)", loc.path_major)
+            };
+            return Err(GitError::not_found(if mpath1.is_empty() {
+                format!("{file1} is missing module path{suffix} at revision {rev_name}")
+            } else if !loc.path_major.is_empty() {
+                format!(
+                    "{file1} has non-...{} module path \"{mpath1}\"{suffix} at revision {rev_name}",
+                    loc.path_major
+                )
+            } else {
+                format!(
+                    "{file1} has post-{} module path \"{mpath1}\"{suffix} at revision {rev_name}",
+                    semver::major(version)
+                )
+            }));
+        }
+        if loc.code_dir.is_empty() && loc.path_major.is_empty() {
+            return Ok(FoundDir {
+                rev,
+                dir: String::new(),
+                go_mod: None,
+            });
+        }
+        Err(GitError::not_found(if file2.is_empty() {
+            format!("missing {}/go.mod at revision {rev_name}", loc.path_prefix)
+        } else {
+            format!(
+                "missing {}/go.mod and ...{}/go.mod at revision {rev_name}",
+                loc.path_prefix, loc.path_major
+            )
+        }))
+    }
+}
+
+/// `isMajor`: whether go.mod module path `mpath` fits the major suffix `path_major`.
+fn is_major(mpath: &str, path_major: &str) -> bool {
+    if mpath.is_empty() {
+        return false;
+    }
+    let Some((_, mpath_major)) = split_path_version(mpath) else {
+        return false;
+    };
+    if path_major.is_empty() {
+        return matches!(mpath_major.get(1..).unwrap_or(""), "" | "v0" | "v1");
+    }
+    if mpath_major.is_empty() {
+        return false;
+    }
+    path_major[1..] == mpath_major[1..]
+}
+
+/// `modfile.ModulePath`, leniently: the path on the first `module` line, unquoted, or `""`.
+fn module_path(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    for line in text.lines() {
+        let line = line.trim_start();
+        let Some(rest) = line.strip_prefix("module") else {
+            continue;
+        };
+        if !rest.starts_with([' ', '\t', '"', '`']) {
+            continue;
+        }
+        let rest = rest.split("//").next().unwrap_or("").trim();
+        if let Some(q) = rest.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+            return q.to_owned();
+        }
+        if let Some(q) = rest.strip_prefix('`').and_then(|r| r.strip_suffix('`')) {
+            return q.to_owned();
+        }
+        return rest.to_owned();
+    }
+    String::new()
+}
