@@ -9,8 +9,7 @@
 //! tag. Remote repositories are mirrored into bare clones under the cache directory and
 //! fetched at most once per `fetch_ttl`; local ones are read in place.
 //!
-//! Not ported: `retract` directives (the go command skips retracted tags as pseudo-version
-//! bases and as `highestCanonical`), gopkg.in paths, SHA-256 repositories.
+//! Not ported: gopkg.in paths, SHA-256 repositories.
 
 mod repo;
 
@@ -341,14 +340,7 @@ impl GitSource {
         let v = version.to_owned();
         self.with_repo(module, Want::Present, move |r| {
             r.check_canonical_request(&v)?;
-            let found = r.find_dir(&v)?;
-            if let Some(g) = found.go_mod {
-                return Ok(g);
-            }
-            let file = join(&found.dir, "go.mod");
-            Ok(r.repo
-                .read_file(&found.rev.name, &file)?
-                .unwrap_or_else(|| format!("module {}\n", r.loc.module).into_bytes()))
+            r.go_mod(&v)
         })
         .await
     }
@@ -490,6 +482,40 @@ impl CodeRepo<'_> {
             }
         }
         Ok(list)
+    }
+
+    /// The go.mod of canonical `version` (`codeRepo.GoMod` after its checks).
+    fn go_mod(&self, version: &str) -> Result<Vec<u8>, GitError> {
+        let found = self.find_dir(version)?;
+        if let Some(g) = found.go_mod {
+            return Ok(g);
+        }
+        let file = join(&found.dir, "go.mod");
+        Ok(self
+            .repo
+            .read_file(&found.rev.name, &file)?
+            .unwrap_or_else(|| format!("module {}\n", self.loc.module).into_bytes()))
+    }
+
+    /// `codeRepo.retractedVersions`: the `retract` intervals in the go.mod of the highest
+    /// release (else pre-release) below the first `+incompatible` version. Any failure means
+    /// no retractions, as in `convert`.
+    fn retractions(&self) -> Vec<(String, String)> {
+        let Ok(mut versions) = self.versions() else {
+            return Vec::new();
+        };
+        if let Some(i) = versions.iter().position(|v| v.ends_with("+incompatible")) {
+            versions.truncate(i);
+        }
+        let highest = versions
+            .iter()
+            .rev()
+            .find(|v| semver::prerelease(v).is_empty())
+            .or_else(|| versions.last());
+        match highest.map(|v| self.go_mod(v)) {
+            Some(Ok(data)) => retract_intervals(&data),
+            _ => Vec::new(),
+        }
     }
 
     /// `codeRepo.revToRev`: the git revision for a version or query.
@@ -655,7 +681,7 @@ impl CodeRepo<'_> {
         (v, canonical)
     }
 
-    /// `codeRepo.convert` (without retractions): the canonical version for a resolved revision.
+    /// `codeRepo.convert`: the canonical version for a resolved revision.
     fn convert(&self, info: CodeRev, stat_vers: &str) -> Result<(String, CodeRev), GitError> {
         if pseudo::is_pseudo_version(stat_vers) {
             let v = self.check_canonical(&info, stat_vers, stat_vers)?;
@@ -666,6 +692,13 @@ impl CodeRepo<'_> {
         if canonical && let Ok(v) = self.check_canonical(&info, &v, stat_vers) {
             return Ok((v, info));
         }
+        let retractions = std::cell::OnceCell::new();
+        let is_retracted = |v: &str| {
+            retractions
+                .get_or_init(|| self.retractions())
+                .iter()
+                .any(|(lo, hi)| semver::compare(lo, v).is_le() && semver::compare(v, hi).is_le())
+        };
         let mut highest = String::new();
         let mut pseudo_base = String::new();
         for tag in &info.tags {
@@ -679,6 +712,7 @@ impl CodeRepo<'_> {
             }
             if canonical
                 && semver::compare(&highest, &v).is_lt()
+                && !is_retracted(&v)
                 && (match_path_major(&v, &self.loc.path_major)
                     || self.can_use_incompatible(&info, &v, stat_vers)?)
             {
@@ -697,6 +731,7 @@ impl CodeRepo<'_> {
                         || self
                             .can_use_incompatible(&info, &v, stat_vers)
                             .unwrap_or(false))
+                    && !is_retracted(&v)
             };
             if let Some(tag) = self
                 .repo
@@ -909,3 +944,47 @@ fn module_path(data: &[u8]) -> String {
     }
     String::new()
 }
+
+/// The `retract` directives of a go.mod as `[low, high]` intervals (a single version is
+/// `[v, v]`), read leniently like `modfile.ParseLax`: `retract v`, `retract [lo, hi]` and
+/// `retract ( … )` blocks, quotes and `//` comments.
+fn retract_intervals(data: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(data);
+    let mut out = Vec::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        let line = line.split("//").next().unwrap_or("").trim();
+        let entry = if in_block {
+            if line.starts_with(')') {
+                in_block = false;
+                continue;
+            }
+            line
+        } else if let Some(rest) = line.strip_prefix("retract") {
+            if !rest.starts_with([' ', '\t', '(', '[', '"']) {
+                continue; // another word, such as "retracted"
+            }
+            let rest = rest.trim();
+            if rest == "(" {
+                in_block = true;
+                continue;
+            }
+            rest
+        } else {
+            continue;
+        };
+        let unquote = |s: &str| s.trim().trim_matches('"').to_owned();
+        if let Some(inner) = entry.strip_prefix('[').and_then(|e| e.strip_suffix(']')) {
+            if let Some((lo, hi)) = inner.split_once(',') {
+                out.push((unquote(lo), unquote(hi)));
+            }
+        } else if !entry.is_empty() {
+            let v = unquote(entry);
+            out.push((v.clone(), v));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -189,6 +189,45 @@ fn make_legacy_repo(work: &Path) {
     );
 }
 
+/// A repository whose latest release retracts v1.1.0: retracted tags are neither the version
+/// of their commit nor a pseudo-version base. Returns (tagged v1.1.0 commit, branch commit).
+fn make_retract_repo(work: &Path) -> (String, String) {
+    let m = "module 127.0.0.1/retract.git\n";
+    std::fs::create_dir_all(work).unwrap();
+    git(work, &["init", "-q", "-b", "main"]);
+    commit(
+        work,
+        "2023-05-01T00:00:00Z",
+        &[("go.mod", m.as_bytes())],
+        "1",
+    );
+    git(work, &["tag", "v1.0.0"]);
+    let c2 = commit(
+        work,
+        "2023-05-02T00:00:00Z",
+        &[("r.go", b"package r\n")],
+        "2",
+    );
+    git(work, &["tag", "v1.1.0"]);
+    git(work, &["checkout", "-q", "-b", "dev"]);
+    let d1 = commit(
+        work,
+        "2023-05-03T00:00:00Z",
+        &[("d.go", b"package r\n")],
+        "dev",
+    );
+    git(work, &["checkout", "-q", "main"]);
+    let retracting = format!("{m}\nretract (\n\tv1.1.0 // broken\n)\n");
+    commit(
+        work,
+        "2023-05-04T00:00:00Z",
+        &[("go.mod", retracting.as_bytes())],
+        "3",
+    );
+    git(work, &["tag", "v1.2.0"]);
+    (c2, d1)
+}
+
 fn bare_clone(base: &Path, work: &Path, dst: &Path) {
     git(
         base,
@@ -209,10 +248,13 @@ async fn git_source_matches_the_go_command() {
     let h = make_main_repo(&work);
     let legacy_work = base.path().join("legacy");
     make_legacy_repo(&legacy_work);
+    let retract_work = base.path().join("retract");
+    let (retracted, dev) = make_retract_repo(&retract_work);
     let srv = base.path().join("srv");
     std::fs::create_dir_all(&srv).unwrap();
     bare_clone(base.path(), &work, &srv.join("repo.git"));
     bare_clone(base.path(), &legacy_work, &srv.join("legacy.git"));
+    bare_clone(base.path(), &retract_work, &srv.join("retract.git"));
     let (_daemon, port) = git_daemon(&srv);
 
     let env = GoEnv::new("direct")
@@ -229,6 +271,7 @@ async fn git_source_matches_the_go_command() {
     .unwrap();
 
     let legacy = "127.0.0.1/legacy.git";
+    let retract = "127.0.0.1/retract.git";
     let source = GitSource::new(
         base.path().join("cache"),
         vec![
@@ -244,15 +287,27 @@ async fn git_source_matches_the_go_command() {
                 url: format!("file://{}", srv.join("legacy.git").display()),
                 credentials: None,
             },
+            RepoMapping {
+                module_prefix: retract.into(),
+                url: srv.join("retract.git").display().to_string(),
+                credentials: None,
+            },
         ],
         Duration::from_secs(3600),
     );
 
-    // Versions lists.
+    // Versions lists (`-retracted`: a proxy lists retracted versions; the client hides them).
     let sub = format!("{ROOT}/sub");
     let v2 = format!("{ROOT}/v2");
-    for m in [ROOT, sub.as_str(), v2.as_str(), legacy] {
-        let out = env.run(&["list", "-m", "-json", "-versions", &format!("{m}@latest")]);
+    for m in [ROOT, sub.as_str(), v2.as_str(), legacy, retract] {
+        let out = env.run(&[
+            "list",
+            "-m",
+            "-json",
+            "-versions",
+            "-retracted",
+            &format!("{m}@latest"),
+        ]);
         let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
         let theirs: Vec<String> = doc["Versions"]
             .as_array()
@@ -287,6 +342,9 @@ async fn git_source_matches_the_go_command() {
         (legacy.into(), "latest".into()),
         (legacy.into(), "v2.1.0+incompatible".into()),
         (legacy.into(), "main".into()),
+        (retract.into(), "dev".into()),
+        (retract.into(), retracted.clone()),
+        (retract.into(), dev.clone()),
     ];
     let args: Vec<String> = queries.iter().map(|(m, q)| format!("{m}@{q}")).collect();
     let docs = env.download(&args);
@@ -338,6 +396,14 @@ async fn git_source_matches_the_go_command() {
         assert_eq!(checked.h1, built.zip_h1);
     }
 
+    // The retraction mattered: v1.1.0 is an ancestor of `dev` but not its base.
+    let r = ModulePath::parse(retract).unwrap();
+    let dev_info = source.info(&r, "dev").await.unwrap();
+    assert!(
+        dev_info.version.starts_with("v1.0.1-0.20230503000000-"),
+        "{dev_info:?}"
+    );
+
     // What does not exist is NotFound; a non-canonical .mod request is refused.
     let root = ModulePath::parse(ROOT).unwrap();
     for q in ["v9.9.9", "nosuchbranch", "deadbeef1234"] {
@@ -352,6 +418,19 @@ async fn git_source_matches_the_go_command() {
     // A pseudo-version that names the wrong time is refused.
     let bad = format!("v1.1.1-0.20200101000000-{}", &h["f1"][..12]);
     assert!(source.info(&root, &bad).await.is_err());
+    // An unreachable remote is a fetch failure (502), not "not found".
+    let dead = GitSource::new(
+        base.path().join("cache-dead"),
+        vec![RepoMapping {
+            module_prefix: ROOT.into(),
+            url: format!("git://127.0.0.1:{}/repo.git", crate::harness::free_port()),
+            credentials: None,
+        }],
+        Duration::from_secs(60),
+    );
+    let e = dead.list(&root).await.unwrap_err();
+    assert!(matches!(e, GitError::Fetch(_)), "{e:?}");
+    assert!(!e.to_string().contains('\n'), "{e}");
     let unmapped = ModulePath::parse("example.com/other").unwrap();
     assert!(matches!(
         source.list(&unmapped).await.unwrap_err(),
