@@ -147,6 +147,8 @@ pub struct GitSource {
     mappings: Vec<RepoMapping>,
     fetch_ttl: Duration,
     repos: Vec<Arc<RepoState>>,
+    /// Fetches started, for metrics and tests.
+    fetches: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for GitSource {
@@ -186,7 +188,13 @@ impl GitSource {
             mappings,
             fetch_ttl,
             repos,
+            fetches: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many fetches from remotes this source has started.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Which repository and directory serve `module`: the longest mapping prefix; the rest of
@@ -243,6 +251,8 @@ impl GitSource {
                     Want::Missing => age.is_none_or(|a| a >= MISS_REFETCH),
                 };
                 if fetch {
+                    self.fetches
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let (url, cache2, creds) =
                         (url.clone(), cache.clone(), state.credentials.clone());
                     tokio::task::spawn_blocking(move || repo::fetch(&url, &cache2, creds.as_ref()))

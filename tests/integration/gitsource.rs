@@ -467,7 +467,18 @@ async fn new_tags_appear_after_the_fetch_ttl() {
         ttl,
     );
     let m = ModulePath::parse(ROOT).unwrap();
-    assert_eq!(source.list(&m).await.unwrap(), ["v1.0.0"]);
+    // Concurrent first requests share one fetch (the clone is made once).
+    let source = std::sync::Arc::new(source);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (source, m) = (source.clone(), m.clone());
+            tokio::spawn(async move { source.list(&m).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), ["v1.0.0"]);
+    }
+    assert_eq!(source.fetches(), 1);
 
     let c2 = commit(
         &work,
@@ -482,8 +493,10 @@ async fn new_tags_appear_after_the_fetch_ttl() {
     );
     // Within the TTL the cached clone answers as it was.
     assert_eq!(source.list(&m).await.unwrap(), ["v1.0.0"]);
+    assert_eq!(source.fetches(), 1);
     tokio::time::sleep(ttl).await;
     assert_eq!(source.list(&m).await.unwrap(), ["v1.0.0", "v1.1.0"]);
+    assert_eq!(source.fetches(), 2);
     let info = source.info(&m, &c2[..12]).await.unwrap();
     assert_eq!(info.version, "v1.1.0");
     assert_eq!(info.time, "2024-02-01T00:00:00Z");
