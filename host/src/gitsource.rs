@@ -33,7 +33,8 @@ pub struct RepoMapping {
     pub module_prefix: String,
     /// `https://`, `http://`, `git://`, `file://` URL or a local path.
     pub url: String,
-    /// Basic credentials for an http(s) remote.
+    /// Basic credentials for an https remote (never sent over plain http; a remote that asks
+    /// for credentials when none are configured is a fetch failure, never a prompt).
     pub credentials: Option<Credentials>,
 }
 

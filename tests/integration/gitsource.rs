@@ -521,3 +521,180 @@ async fn new_tags_appear_after_the_fetch_ttl() {
         .collect();
     assert_eq!(clones.len(), 1);
 }
+
+/// A smart-HTTP git server for tests: `git http-backend` run as CGI per request, one request
+/// per connection; with `require_auth`, only for Basic credentials `user:secret`.
+fn http_git_server(root: &Path, require_auth: bool) -> u16 {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let root = root.to_path_buf();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let method = parts.next().unwrap_or("").to_owned();
+            let target = parts.next().unwrap_or("").to_owned();
+            let mut headers = Vec::new();
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                let h = h.trim_end().to_owned();
+                if h.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+            }
+            let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let mut body = Vec::new();
+            if let Some(n) = header("content-length") {
+                body.resize(n.parse().unwrap(), 0);
+                reader.read_exact(&mut body).unwrap();
+            } else if header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+                loop {
+                    let mut size = String::new();
+                    reader.read_line(&mut size).unwrap();
+                    let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                    let mut chunk = vec![0; n + 2];
+                    reader.read_exact(&mut chunk).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&chunk[..n]);
+                }
+            }
+            use base64::Engine as _;
+            let want = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("user:secret")
+            );
+            if require_auth && header("authorization").as_deref() != Some(want.as_str()) {
+                let _ = conn.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                continue;
+            }
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let mut cgi = Command::new("git");
+            cgi.arg("http-backend")
+                .env_clear()
+                .env("GIT_PROJECT_ROOT", &root)
+                .env("GIT_HTTP_EXPORT_ALL", "1")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("REQUEST_METHOD", &method)
+                .env("PATH_INFO", path)
+                .env("QUERY_STRING", query)
+                .env("REMOTE_USER", "user")
+                .env("REMOTE_ADDR", "127.0.0.1")
+                .env("CONTENT_LENGTH", body.len().to_string())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null());
+            for (h, env) in [
+                ("content-type", "CONTENT_TYPE"),
+                ("git-protocol", "GIT_PROTOCOL"),
+                ("content-encoding", "HTTP_CONTENT_ENCODING"),
+            ] {
+                if let Some(v) = header(h) {
+                    cgi.env(env, v);
+                }
+            }
+            let mut child = cgi.spawn().unwrap();
+            child.stdin.take().unwrap().write_all(&body).unwrap();
+            let out = child.wait_with_output().unwrap();
+            let split = out
+                .stdout
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|i| (i, 4))
+                .or_else(|| {
+                    out.stdout
+                        .windows(2)
+                        .position(|w| w == b"\n\n")
+                        .map(|i| (i, 2))
+                })
+                .unwrap();
+            let head = String::from_utf8_lossy(&out.stdout[..split.0]).into_owned();
+            let payload = &out.stdout[split.0 + split.1..];
+            let mut status = "200 OK".to_owned();
+            let mut resp = String::new();
+            for h in head.lines() {
+                if let Some(s) = h.strip_prefix("Status:") {
+                    status = s.trim().to_owned();
+                } else {
+                    resp.push_str(h.trim_end());
+                    resp.push_str("\r\n");
+                }
+            }
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\n{resp}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    payload.len()
+                )
+                .as_bytes(),
+            );
+            let _ = conn.write_all(payload);
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_remotes_are_fetched_and_credentials_stay_off_plain_http() {
+    let base = tempfile::tempdir().unwrap();
+    let work = base.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    commit(
+        &work,
+        "2024-01-01T00:00:00Z",
+        &[("go.mod", format!("module {ROOT}\n").as_bytes())],
+        "1",
+    );
+    git(&work, &["tag", "v1.0.0"]);
+    let srv = base.path().join("srv");
+    std::fs::create_dir_all(&srv).unwrap();
+    bare_clone(base.path(), &work, &srv.join("repo.git"));
+    let open_port = http_git_server(&srv, false);
+    let auth_port = http_git_server(&srv, true);
+    let m = ModulePath::parse(ROOT).unwrap();
+    let source = |port: u16, credentials, cache: &str| {
+        GitSource::new(
+            base.path().join(cache),
+            vec![RepoMapping {
+                module_prefix: ROOT.into(),
+                url: format!("http://127.0.0.1:{port}/repo.git"),
+                credentials,
+            }],
+            Duration::from_secs(60),
+        )
+    };
+    // Anonymous smart HTTP.
+    let open = source(open_port, None, "cache-open");
+    assert_eq!(open.list(&m).await.unwrap(), ["v1.0.0"]);
+    assert_eq!(open.info(&m, "main").await.unwrap().version, "v1.0.0");
+    // A server asking for credentials, none configured: a fetch failure; nothing prompts.
+    let e = source(auth_port, None, "cache-anon")
+        .list(&m)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, GitError::Fetch(_)), "{e:?}");
+    // Configured credentials are never sent over plain http (only https), like the go
+    // command's .netrc rule.
+    let creds = modgate::gitsource::Credentials {
+        username: "user".into(),
+        password: "secret".into(),
+    };
+    let e = source(auth_port, Some(creds), "cache-auth")
+        .list(&m)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, GitError::Fetch(_)), "{e:?}");
+    assert!(e.to_string().contains("clear text"), "{e}");
+    assert!(!e.to_string().contains("secret"), "{e}");
+}

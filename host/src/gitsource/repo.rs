@@ -272,6 +272,9 @@ pub(super) fn fetch(
     cache: &Path,
     credentials: Option<&Credentials>,
 ) -> Result<(), GitError> {
+    // gix's http(s) transport (reqwest with `rustls-no-provider`) uses the process-wide rustls
+    // provider; ring is the one modgate links. An error only means one is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let repo = if cache.join("HEAD").exists() {
         gix::open_opts(cache, gix::open::Options::isolated())
             .map_err(|e| GitError::internal(format!("opening cache {}: {e}", cache.display())))?
@@ -283,7 +286,17 @@ pub(super) fn fetch(
         let _ = std::fs::remove_dir_all(cache);
         gix::init_bare(cache).map_err(|e| GitError::internal(format!("creating cache: {e}")))?
     };
-    let fetch_err = |e: &dyn std::fmt::Display| GitError::fetch(format!("fetching {url}: {e}"));
+    // The whole cause chain: gix's top-level messages ("Transport handshake failed") alone
+    // do not say what went wrong.
+    let fetch_err = |e: &dyn std::error::Error| {
+        let mut msg = format!("fetching {url}: {e}");
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            msg.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        GitError::fetch(msg)
+    };
     let remote = repo
         .remote_at(url)
         .map_err(|e| fetch_err(&e))?
