@@ -678,6 +678,38 @@ async fn http_remotes_are_fetched_and_credentials_stay_off_plain_http() {
     let open = source(open_port, None, "cache-open");
     assert_eq!(open.list(&m).await.unwrap(), ["v1.0.0"]);
     assert_eq!(open.info(&m, "main").await.unwrap().version, "v1.0.0");
+    // No tags at all: @latest is the pseudo-version of the remote's default branch, which
+    // the cached clone records (a bare clone's own HEAD does not follow the remote).
+    let notags = base.path().join("notags");
+    std::fs::create_dir_all(&notags).unwrap();
+    git(&notags, &["init", "-q", "-b", "trunk"]);
+    let head = commit(
+        &notags,
+        "2024-05-05T05:05:05Z",
+        &[("n.go", b"package n\n")],
+        "1",
+    );
+    bare_clone(base.path(), &notags, &srv.join("notags.git"));
+    let nt = ModulePath::parse("127.0.0.1/notags.git").unwrap();
+    let notags_source = GitSource::new(
+        base.path().join("cache-notags"),
+        vec![RepoMapping {
+            module_prefix: nt.to_string(),
+            url: format!("http://127.0.0.1:{open_port}/notags.git"),
+            credentials: None,
+        }],
+        Duration::from_secs(60),
+    );
+    assert!(notags_source.list(&nt).await.unwrap().is_empty());
+    let latest = notags_source.latest(&nt).await.unwrap();
+    assert_eq!(
+        latest.version,
+        format!("v0.0.0-20240505050505-{}", &head[..12])
+    );
+    assert_eq!(notags_source.info(&nt, "latest").await.unwrap(), latest);
+    let mod_bytes = notags_source.go_mod(&nt, &latest.version).await.unwrap();
+    assert_eq!(mod_bytes, b"module 127.0.0.1/notags.git\n");
+
     // A server asking for credentials, none configured: a fetch failure; nothing prompts.
     let e = source(auth_port, None, "cache-anon")
         .list(&m)
