@@ -1,5 +1,6 @@
 #![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+use super::coderepo::{is_major, module_path, retract_intervals};
 use super::*;
 
 fn source() -> GitSource {
