@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod error;
+pub mod gitsource;
 pub mod goproxy;
 pub mod handler;
 pub mod plugin;

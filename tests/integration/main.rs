@@ -5,7 +5,7 @@
 //! - `fixtures`: fixture modules and GOPROXY trees (and hostile zips), built in Rust.
 //! - `upstream`: the fake upstream GOPROXY server with request counts and failure knobs.
 //! - the rest, one area each: `protocol`, `go_client`, `fallthrough`, `singleflight`, `crash`,
-//!   `hostile`, `tls`.
+//!   `hostile`, `tls`, `zipbuild`, `gitsource`.
 //!
 //! The harness checks itself without modgate: `go_client::fixture_tree_is_valid_for_the_go_command`
 //! and the unit tests in `fixtures::rawzip`.
@@ -15,6 +15,7 @@ mod cli;
 mod crash;
 mod fallthrough;
 mod fixtures;
+mod gitsource;
 mod go_client;
 mod harness;
 mod hostile;

@@ -360,7 +360,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-struct Daemon(Child);
+pub(crate) struct Daemon(Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -369,7 +369,7 @@ impl Drop for Daemon {
     }
 }
 
-fn git_daemon(base: &Path) -> (Daemon, u16) {
+pub(crate) fn git_daemon(base: &Path) -> (Daemon, u16) {
     let port = free_port();
     let child = Command::new("git")
         .args([
@@ -394,7 +394,7 @@ fn git_daemon(base: &Path) -> (Daemon, u16) {
 }
 
 /// Writes files into the work tree (`"->target"` makes a symlink).
-fn write_files(root: &Path, files: &[(&str, &[u8])]) {
+pub(crate) fn write_files(root: &Path, files: &[(&str, &[u8])]) {
     for (path, content) in files {
         let p = root.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
