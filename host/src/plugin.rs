@@ -566,7 +566,10 @@ fn finish<T>(
             timeout: plugin.limits.timeout,
         });
     }
-    if error.to_string().contains("concurrency limit") {
+    if error
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
         return Err(PluginError::Busy {
             plugin: name,
             message: format!("{error:#}"),
