@@ -278,7 +278,11 @@ impl http::Host for State {
             .method(req.method.as_str())
             .uri(uri);
         for (name, value) in &req.headers {
-            builder = builder.header(name.as_str(), value.as_str());
+            // The URL alone says where the request goes: no Host header to reach another
+            // virtual host behind a granted address.
+            if !name.eq_ignore_ascii_case("host") {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
         }
         let request = builder
             .body(Full::new(Bytes::from(req.body)))

@@ -383,3 +383,57 @@ async fn bench_instance_strategies() -> anyhow::Result<()> {
     println!("fresh instance per call: {fresh:?}/call; reused instance: {reused:?}/call");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_refuses_a_call_instead_of_waiting() -> anyhow::Result<()> {
+    let engine = PluginEngine::new(EngineSettings {
+        max_instances: 1,
+        ..EngineSettings::default()
+    })?;
+    let mut busy = spec("loop", test_plugins::LOOP);
+    busy.limits.timeout = Duration::from_millis(500);
+    let mut allow = spec("allow-all", test_plugins::ALLOW_ALL);
+    allow.limits.timeout = Duration::from_secs(2);
+    let set = Arc::new(PluginSet::build(&[busy, allow], &engine)?);
+    let looping = tokio::spawn({
+        let set = set.clone();
+        async move { set.authorize("loop", &facts()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = set.authorize("allow-all", &facts()).await.err();
+    assert!(
+        matches!(refused, Some(PluginError::Busy { .. })),
+        "{refused:?}"
+    );
+    assert!(matches!(looping.await?, Err(PluginError::Timeout { .. })));
+    // The slot is free again.
+    assert!(set.authorize("allow-all", &facts()).await.is_ok());
+    Ok(())
+}
+
+#[test]
+fn compiled_code_is_cached_on_disk() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let engine = PluginEngine::new(EngineSettings {
+        max_instances: 4,
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..EngineSettings::default()
+    })?;
+    PluginSet::build(&[spec("allow-all", test_plugins::ALLOW_ALL)], &engine)?;
+    let files = walk(dir.path())?;
+    assert!(files > 0, "nothing in the cache directory");
+    Ok(())
+}
+
+fn walk(dir: &std::path::Path) -> std::io::Result<usize> {
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        files += if entry.file_type()?.is_dir() {
+            walk(&entry.path())?
+        } else {
+            1
+        };
+    }
+    Ok(files)
+}
