@@ -534,7 +534,7 @@ def fmt_target(t: float | None, w: str, peer: str) -> str:
     return f"≥ {t:g}×"
 
 
-def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, busy: float,
+def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, busy,
            secs: float, runs: int) -> str:
     o = ["# Benchmarks: modgate against Athens, goproxy, nginx and `file://`", ""]
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
@@ -544,8 +544,9 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
     o.append(f"- machine: {os.cpu_count()} CPUs ({cpu}), {platform.release()}, "
              f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
              "servers, load generators and the go client share the same CPUs: compare ratios, "
-             f"not absolute figures. Machine {busy:.0f}% busy with other work just before the "
-             "measurements.")
+             "not absolute figures. "
+             + ("Quiet-machine wait skipped." if busy is None else
+                f"Machine {busy:.0f}% busy with other work just before the measurements."))
     o.append(f"- modgate {modgate_desc}; {core.tool_version(['go', 'version'])}; "
              f"nginx {core.tool_version([which('nginx') or 'nginx', '-v'])}; "
              f"{core.tool_version(['wrk', '-v'])}")
@@ -628,6 +629,12 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
             o.append(f"| {w} | {name} | " + ", ".join(
                 f"{x.secs:.2f} ({x.foreign_pct:.0f}%)" + ("" if x.ok else " FAILED")
                 for x in rs) + " |")
+    foreign = ([x.foreign_pct for rs in res.w1.values() for x in rs]
+               + [x.foreign_pct for t in (res.w3, res.w4) for rs in t.values() for x in rs])
+    if foreign and median(foreign) > 10:
+        res.notes.append(f"**the machine was busy with other work** during the runs (median "
+                         f"{median(foreign):.0f}% of its CPU, max {max(foreign):.0f}%): "
+                         "figures are depressed and ratios noisy; not figures to quote.")
     if res.notes:
         o.append("")
         o.append("## Notes from this run")
@@ -719,8 +726,8 @@ def main() -> int:
         graph = build_graph(cache)
         log(f"graph: {graph.modules} modules, {graph.mods} go.mod, {graph.zips} zips, "
             f"{len(graph.urls)} workload-1 URLs")
-        busy = core.wait_quiet(wait) if wait else 0.0
-        if wait and busy >= 15 and not args.anyway:
+        busy = core.wait_quiet(wait) if wait else None
+        if busy is not None and busy >= 15 and not args.anyway:
             raise HarnessError(f"the machine stayed {busy:.0f}% busy for {wait:g}s; "
                                "rerun later or pass --anyway")
         up = Upstream(graph.tree)
