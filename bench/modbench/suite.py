@@ -1,0 +1,784 @@
+"""bench/run: modgate against Athens, goproxy, nginx and go's file:// proxy, side by side.
+
+Workloads (issue 4): 1 warm small artifacts (wrk), 2 warm 100 MB zip (core.py, the
+synthetic tree), 3 warm `go mod download` of a real dependency graph, 4 the same cold
+(proxies fill from the hermetic upstream). Workload 5 (plugins on) is a hook below.
+Writes docs/benchmarks.md. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+from . import core
+from .core import (CpuMeter, HarnessError, ModgateError, Server, log, median, popen, tail,
+                   which)
+
+# ---------------------------------------------------------------------------
+# Pinned peers and the dependency graph
+
+GOPROXY_MODULE = "github.com/goproxy/goproxy"
+GOPROXY_VERSION = "v0.26.0"     # newest release tag the module proxy served here (2026-11)
+ATHENS_MODULE = "github.com/gomods/athens"
+ATHENS_VERSION = "v0.15.4"      # newest release tag known; the module proxy here answers 403
+
+# A real project's dependency graph: a web framework, a kubernetes client, a cloud SDK,
+# gRPC, OpenTelemetry, Prometheus and viper. 207 modules in `go list -m all`, 307 module
+# versions whose go.mod the client reads, ~200 MB of zips.
+GRAPH_REQUIRES = {
+    "github.com/aws/aws-sdk-go-v2/config": "v1.27.27",
+    "github.com/aws/aws-sdk-go-v2/service/s3": "v1.58.0",
+    "github.com/gin-gonic/gin": "v1.10.0",
+    "github.com/prometheus/client_golang": "v1.20.0",
+    "github.com/spf13/viper": "v1.19.0",
+    "go.opentelemetry.io/otel/sdk": "v1.28.0",
+    "google.golang.org/grpc": "v1.65.0",
+    "k8s.io/client-go": "v0.31.0",
+}
+GRAPH_IMPORTS = [
+    "github.com/aws/aws-sdk-go-v2/config", "github.com/aws/aws-sdk-go-v2/service/s3",
+    "github.com/gin-gonic/gin", "github.com/prometheus/client_golang/prometheus",
+    "github.com/spf13/viper", "go.opentelemetry.io/otel/sdk/trace", "google.golang.org/grpc",
+    "k8s.io/client-go/kubernetes",
+]
+
+# Targets (issue 4). Ratios are modgate / peer in "speed" terms: for wall times that is
+# peer time / modgate time, so above 1 is always better for modgate.
+TARGETS = {
+    ("w1", "nginx"): 1.0, ("w1", "athens"): 3.0, ("w1", "goproxy"): 1.5,
+    ("w4", "athens"): 3.0, ("w4", "goproxy"): 1.5,
+    ("w3", "file://"): 1 / 1.2,
+}
+
+
+def cache_dir(args) -> Path:
+    if args.cache:
+        return args.cache.resolve()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "modgate-bench"
+
+
+def go_env(**extra: str) -> dict:
+    """Environment for every go command the harness runs: no toolchain switching, and
+    -mod=mod so go.mod may be completed."""
+    env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None,
+        timeout: float = 900) -> subprocess.CompletedProcess:
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise HarnessError(f"{' '.join(cmd)} failed ({p.returncode}):\n{tail(p.stderr, 15)}")
+    return p
+
+
+# ---------------------------------------------------------------------------
+# Peers: built once with the go command into the cache dir
+
+
+@dataclass
+class Peer:
+    name: str
+    version: str
+    binary: Path | None
+    problem: str = ""
+
+
+def build_go_peer(cache: Path, name: str, module: str, version: str, pkg: str) -> Peer:
+    """`go build` of a pinned release, in a throw-away module that requires it.
+
+    Not `go install pkg@version`: that also reads the module's version list (for the
+    deprecation notice), which the module proxy here refuses for these modules. The
+    build uses the machine's GOPROXY, like `go install` would."""
+    out = cache / "peers" / f"{name}-{version}" / name
+    if out.is_file():
+        return Peer(name, version, out)
+    src = cache / "peers" / f"build-{name}-{version}"
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "go.mod").write_text(f"module example.com/modgate-bench-peer\n\ngo 1.22\n\n"
+                                f"require {module} {version}\n")
+    log(f"building {name} {version} (go build, once; cached in {out.parent})")
+    # The checksum database here does not answer for these modules: skip it for the
+    # peer's own module only (its dependencies are still verified).
+    env = go_env(GONOSUMDB=module, GOFLAGS="-mod=mod")
+    try:
+        run(["go", "build", "-o", str(out), pkg], cwd=src, env=env)
+    except (HarnessError, subprocess.TimeoutExpired) as e:
+        return Peer(name, version, None, str(e).splitlines()[-1][:300])
+    return Peer(name, version, out)
+
+
+# ---------------------------------------------------------------------------
+# The hermetic upstream
+
+
+@dataclass
+class Graph:
+    src: Path          # the module whose graph is downloaded (go.mod, go.sum, main.go)
+    tree: Path         # $GOMODCACHE/cache/download of the graph: a GOPROXY tree
+    modules: int       # modules in `go list -m all`
+    mods: int          # .mod files (module versions of the graph)
+    zips: int
+    zip_bytes: int
+    urls: list[str] = field(default_factory=list)   # .info and .mod paths, for wrk
+
+
+def unescape(p: str) -> str:
+    """Undo the GOPROXY case escaping ("!a" -> "A")."""
+    out, bang = [], False
+    for c in p:
+        if c == "!":
+            bang = True
+            continue
+        out.append(c.upper() if bang else c)
+        bang = False
+    return "".join(out)
+
+
+def build_graph(cache: Path) -> Graph:
+    base = cache / "upstream-v3"
+    src, modcache = base / "src", base / "modcache"
+    marker = base / "complete.json"
+    if not marker.exists():
+        shutil.rmtree(base, ignore_errors=True)
+        src.mkdir(parents=True)
+        log(f"building the hermetic upstream once in {base} (downloads through $GOPROXY)")
+        req = "\n".join(f"\t{m} {v}" for m, v in GRAPH_REQUIRES.items())
+        (src / "go.mod").write_text(f"module example.com/modgate-bench-graph\n\ngo 1.22\n\n"
+                                    f"require (\n{req}\n)\n")
+        imports = "\n".join(f'\t_ "{p}"' for p in GRAPH_IMPORTS)
+        (src / "main.go").write_text(f"package main\n\nimport (\n{imports}\n)\n\nfunc main() {{}}\n")
+        env = go_env(GOMODCACHE=str(modcache))
+        run(["go", "mod", "tidy"], cwd=src, env=env)
+        run(["go", "mod", "download", "all"], cwd=src, env=env)
+        n = len(run(["go", "list", "-m", "all"], cwd=src, env=env).stdout.splitlines())
+        # A real proxy has the .info and .zip of every version; the go command only fetched
+        # the go.mod of versions it needs for the graph alone. Download those versions
+        # whole, so proxies that fetch a version whole on a .mod request (goproxy does)
+        # find it. The client still downloads only what it needs.
+        tree = modcache / "cache" / "download"
+        missing = [m for m in tree.rglob("*.mod")
+                   if "/@v/" in str(m) and not m.with_suffix(".info").exists()]
+        queries = [unescape(str(m.parent.parent.relative_to(tree))) + "@" + unescape(m.stem)
+                   for m in missing]
+        for i in range(0, len(queries), 50):
+            run(["go", "mod", "download", *queries[i:i + 50]], cwd=src, env=env)
+        marker.write_text(json.dumps({"modules": n}))
+    tree = modcache / "cache" / "download"
+    mods = sorted(p for p in tree.rglob("*.mod") if "/@v/" in str(p))
+    zips = [p for p in tree.rglob("*.zip") if "/@v/" in str(p)]
+    g = Graph(src, tree, json.loads(marker.read_text())["modules"], len(mods), len(zips),
+              sum(p.stat().st_size for p in zips))
+    for m in mods:
+        rel = "/" + str(m.relative_to(tree))
+        info = m.with_suffix(".info")
+        if info.exists():
+            g.urls.append(rel[:-4] + ".info")
+        g.urls.append(rel)
+    return g
+
+
+class Upstream:
+    """The graph's tree as a plain GOPROXY, counting requests (a thread of the harness)."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+        self.seen: set[str] = set()
+        upstream = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                path = urllib.parse.unquote(self.path.split("?", 1)[0])
+                kind = path.rsplit("/", 1)[-1].rsplit(".", 1)[-1] if "/@v/" in path else "other"
+                if path.endswith("/@v/list"):
+                    kind = "list"
+                with upstream.lock:
+                    upstream.counts[kind] = upstream.counts.get(kind, 0) + 1
+                    if path in upstream.seen:
+                        upstream.counts["repeated"] = upstream.counts.get("repeated", 0) + 1
+                    upstream.seen.add(path)
+                f = (upstream.root / path.lstrip("/")).resolve()
+                if (upstream.root not in f.parents or not f.is_file()
+                        or f.suffix in (".lock", ".partial")):
+                    body = b"not found\n"
+                    self.send_response(404)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                data = f.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        class Quiet(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass    # clients that hang up early (broken pipe) are not an error here
+
+        self.httpd = Quiet(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def take(self) -> dict[str, int]:
+        with self.lock:
+            c, self.counts, self.seen = self.counts, {}, set()
+        return c
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+# ---------------------------------------------------------------------------
+# Proxies under test (cold-capable): modgate, goproxy, Athens
+
+
+def wait_http(srv: Server, path: str, timeout: float) -> bool:
+    """Ready when the server answers anything on path."""
+    import urllib.error
+    import urllib.request
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if srv.proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(srv.base + path, timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    return False
+
+
+def start_proxy(name: str, binary: Path, upstream: str, work: Path) -> Server:
+    d = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work))
+    port = core.free_port()
+    env = dict(os.environ)
+    if name == "modgate":
+        conf = d / "modgate.toml"
+        conf.write_text(f"""\
+# Generated by bench/run.
+[server]
+listen = "127.0.0.1:{port}"
+access_log = false
+
+[storage.local]
+plugin = "storage-fs"
+config = {{ root = {json.dumps(str(d / 'storage'))} }}
+
+[upstream.hermetic]
+goproxy = "{upstream}"
+
+[[route]]
+match = ["*"]
+storage = "local"
+sources = ["hermetic"]
+""")
+        # WORKLOAD 5 HOOK (plugins on): add `auth = ["token"]` to the route and a
+        # [plugins.token] table here, and send the token from wrk/the go client.
+        cmd, ready = [str(binary), "serve", "--config", str(conf)], "/healthz"
+    elif name == "goproxy":
+        # GOPROXY = the hermetic upstream only; the checksum DB is not proxied (offline).
+        env.update(GOPROXY=upstream, GOSUMDB="off", GONOSUMDB="*", GOTOOLCHAIN="local",
+                   GOMODCACHE=str(d / "gomodcache"))
+        cmd = [str(binary), "server", "--address", f"127.0.0.1:{port}",
+               "--cacher-dir", str(d / "storage"), "--temp-dir", str(d)]
+        ready = "/"
+    elif name == "athens":
+        # Untested here (the module proxy refuses Athens): disk storage, GOPROXY for its
+        # `go mod download` = the hermetic upstream, sync download mode.
+        env.update(ATHENS_STORAGE_TYPE="disk", ATHENS_DISK_STORAGE_ROOT=str(d / "storage"),
+                   ATHENS_PORT=f"127.0.0.1:{port}", ATHENS_DOWNLOAD_MODE="sync",
+                   ATHENS_GLOBAL_ENDPOINT=upstream, ATHENS_GOGET_WORKERS="8",
+                   ATHENS_GO_BINARY_ENV_VARS=f"GOPROXY={upstream},GOSUMDB=off,GOTOOLCHAIN=local",
+                   ATHENS_LOG_LEVEL="error", GOPROXY=upstream, GOSUMDB="off")
+        cmd, ready = [str(binary)], "/healthz"
+    else:
+        raise ValueError(name)
+    log_path = d / "server.log"
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=d)
+    srv = Server(name, proc, f"http://127.0.0.1:{port}", log_path)
+    srv.dir = d
+    if not wait_http(srv, ready, 30):
+        srv.stop()
+        err = ModgateError if name == "modgate" else HarnessError
+        raise err(f"{name} did not start:\n{tail(log_path.read_text(errors='replace'), 15)}")
+    return srv
+
+
+# ---------------------------------------------------------------------------
+# go mod download through a proxy
+
+
+@dataclass
+class Download:
+    secs: float
+    ok: bool
+    error: str = ""
+    upstream: dict = field(default_factory=dict)
+    foreign_pct: float = 0.0
+
+
+def go_download(graph: Graph, proxy: str, work: Path, servers: list[Server]) -> Download:
+    """`go mod download all` of the graph with an empty client cache.
+
+    GOSUMDB=off: the run is offline and the checksum DB is not part of what is compared;
+    every zip and go.mod is still checked against the graph's complete go.sum, which is
+    what the go command does anyway for modules listed there (it consults the checksum DB
+    only for modules missing from go.sum)."""
+    # The client's module cache lives on tmpfs when there is one: unpacking ~200 modules
+    # (and deleting them after) on the dev machines' disk costs more than the download.
+    shm = Path("/dev/shm")
+    d = Path(tempfile.mkdtemp(prefix="modgate-bench-client-",
+                              dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else work))
+    for f in ("go.mod", "go.sum", "main.go"):
+        shutil.copy(graph.src / f, d / f)
+    env = go_env(GOPROXY=proxy, GOMODCACHE=str(d / "modcache"), GOSUMDB="off",
+                 GONOSUMDB="", GOPRIVATE="", GONOPROXY="",
+                 GOFLAGS="-mod=mod -modcacherw")   # writable: rm -rf is quick
+    meter = CpuMeter(servers, servers[0]) if servers else None
+    t0 = time.monotonic()
+    if meter:
+        meter.__enter__()
+    p = subprocess.run(["go", "mod", "download", "all"], cwd=d, env=env, capture_output=True,
+                       text=True, timeout=900)
+    secs = time.monotonic() - t0
+    if meter:
+        meter.__exit__(None, None, None)
+    subprocess.run(["rm", "-rf", str(d)], check=False)
+    return Download(secs, p.returncode == 0, tail(p.stderr, 6).replace("\n", " / ") if p.returncode else "",
+                    foreign_pct=meter.foreign_pct if meter else 0.0)
+
+
+# ---------------------------------------------------------------------------
+# Workloads
+
+
+@dataclass
+class Results:
+    w4: dict = field(default_factory=dict)    # proxy -> [Download]
+    w4_client: dict = field(default_factory=dict)   # upstream requests of a direct client
+    w3: dict = field(default_factory=dict)    # target -> [Download]
+    w1: dict = field(default_factory=dict)    # server -> [WrkResult]
+    w1_warm_errors: dict = field(default_factory=dict)
+    w2_md: str = ""
+    notes: list = field(default_factory=list)
+
+
+def rotate(xs: list, i: int) -> list:
+    i %= max(1, len(xs))
+    return xs[i:] + xs[:i]
+
+
+def workload4(graph, up: Upstream, bins: dict, work: Path, runs: int, res: Results) -> dict:
+    """Cold: each run starts each proxy on empty storage. The last run's servers stay up
+    (now warm) for workloads 3 and 1."""
+    log("workload 4: cold go mod download through each proxy")
+    up.take()
+    d = go_download(graph, up.url, work, [])
+    res.w4_client = up.take()
+    res.w4["upstream (direct)"] = [d]
+    if not d.ok:
+        res.notes.append(f"download straight from the upstream failed: `{d.error}`")
+    warm: dict[str, Server] = {}
+    names = list(bins)
+    for i in range(runs):
+        for name in rotate(names, i):
+            srv = start_proxy(name, bins[name], up.url, work)
+            up.take()
+            d = go_download(graph, srv.base, work, [srv])
+            d.upstream = up.take()
+            res.w4.setdefault(name, []).append(d)
+            if not d.ok:
+                res.notes.append(f"cold download through {name} failed: `{d.error}`")
+            log(f"  {name} run {i + 1}: {d.secs:.1f}s, upstream {requests(d.upstream)} "
+                f"requests, {'ok' if d.ok else 'FAILED ' + d.error}")
+            if srv.proc.poll() is not None:
+                res.notes.append(f"**{name} exited during the cold download**: "
+                                 f"{tail(srv.log_path.read_text(errors='replace'), 3)}")
+            if i == runs - 1 and srv.proc.poll() is None:
+                warm[name] = srv
+            else:
+                srv.stop()
+                shutil.rmtree(srv.dir, ignore_errors=True)
+    return warm
+
+
+def workload3(graph, targets: dict, work: Path, runs: int, servers: list, res: Results):
+    log("workload 3: warm go mod download (empty client cache)")
+    names = list(targets)
+    for i in range(runs):
+        for name in rotate(names, i):
+            d = go_download(graph, targets[name], work, servers)
+            res.w3.setdefault(name, []).append(d)
+            if not d.ok:
+                res.notes.append(f"warm download through {name} failed: `{d.error}`")
+            log(f"  {name} run {i + 1}: {d.secs:.2f}s {'ok' if d.ok else 'FAILED ' + d.error}")
+
+
+def workload1(graph, servers: list[Server], work: Path, runs: int, secs: float, res: Results):
+    import urllib.error
+    import urllib.request
+    log(f"workload 1: .info/.mod over {len(graph.urls)} URLs, wrk 64 conns")
+    urlfile = work / "w1-urls.txt"
+    urlfile.write_text("\n".join(graph.urls) + "\n")
+    script = work / "rotate.lua"
+    script.write_text(core.WRK_LUA_ROTATE)
+    for srv in servers:         # warm every URL once and check it
+        bad = []
+        for u in graph.urls:
+            try:
+                with urllib.request.urlopen(srv.base + u, timeout=60) as r:
+                    body = r.read()
+                    if u.endswith(".mod") and body != (graph.tree / u.lstrip("/")).read_bytes():
+                        bad.append(f"{u}: body differs from upstream")
+            except (urllib.error.URLError, OSError) as e:
+                bad.append(f"{u}: {e}")
+        res.w1_warm_errors[srv.name] = bad
+        if bad:
+            res.notes.append(f"{srv.name}: {len(bad)} of {len(graph.urls)} workload-1 URLs "
+                             f"failed when warmed, e.g. {bad[0]}")
+    for srv in servers:
+        core.run_wrk(srv.base + "/", 64, 2, 2, script, [str(urlfile)], None)
+    for i in range(runs):
+        for srv in rotate(servers, i):
+            with CpuMeter(servers, srv) as m:
+                r = core.run_wrk(srv.base + "/", 64, 2, secs, script, [str(urlfile)], None)
+            r.server_cpu_s, r.foreign_pct = m.server_cpu_s, m.foreign_pct
+            res.w1.setdefault(srv.name, []).append(r)
+            log(f"  {srv.name} run {i + 1}: {r.rps:.0f} req/s p99 {r.p99_us / 1000:.2f} ms"
+                + (f" ERRORS {r.errors}" if r.error_count else ""))
+
+
+def workload2(args, binary: Path, cache: Path, work: Path, res: Results, runs: int, secs: int):
+    """The existing modgate-vs-nginx warm-tree measurement (core.py), embedded."""
+    log("workload 2: 100 MB zip (bench/modbench/core.py)")
+    out = work / "w2.md"
+    cmd = [sys.executable, "-m", "modbench.core", "--out", str(out), "--runs", str(runs),
+           "--seconds", str(secs), "--modgate-bin", str(binary), "--wait-quiet", "0",
+]
+    if args.nice:
+        cmd += ["--nice", str(args.nice)]
+    p = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                       text=True)
+    if out.exists():
+        res.w2_md = out.read_text()
+    if p.returncode != 0:
+        res.notes.append(f"workload 2 exited {p.returncode}: {tail(p.stderr, 3)}")
+
+
+# WORKLOAD 5 HOOK: workloads 1 and 3 again with modgate's auth-token plugin on (see
+# start_proxy) and Athens basic auth; not implemented yet (issue 4, later step).
+
+
+# ---------------------------------------------------------------------------
+# Report
+
+
+def speed_ratio(m: list, p: list, attr: str, lower_better: bool) -> float | None:
+    if not m or not p:
+        return None
+    mv, pv = median([getattr(x, attr) for x in m]), median([getattr(x, attr) for x in p])
+    if not mv or not pv:
+        return None
+    return pv / mv if lower_better else mv / pv
+
+
+def spread(xs: list[float], f: str) -> str:
+    if not xs:
+        return "—"
+    if len(xs) == 1:
+        return format(xs[0], f)
+    return f"{format(median(xs), f)} ({format(min(xs), f)}–{format(max(xs), f)})"
+
+
+def verdict(r: float | None, target: float | None) -> str:
+    if target is None or r is None:
+        return "info"
+    return "PASS" if r >= target else "**MISS**"
+
+
+def fmt_target(t: float | None, w: str, peer: str) -> str:
+    if t is None:
+        return "—"
+    if w == "w3":
+        return "modgate ≤ 1.2× file:// time"
+    return f"≥ {t:g}×"
+
+
+def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, busy,
+           secs: float, runs: int) -> str:
+    o = ["# Benchmarks: modgate against Athens, goproxy, nginx and `file://`", ""]
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                if ln.startswith("model name")), "?")
+    o.append(f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}; command: "
+             f"`bench/run {' '.join(args.argv)}`".rstrip())
+    o.append(f"- machine: {os.cpu_count()} CPUs ({cpu}), {platform.release()}, "
+             f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
+             "servers, load generators and the go client share the same CPUs: compare ratios, "
+             "not absolute figures. "
+             + ("Quiet-machine wait skipped." if busy is None else
+                f"Machine {busy:.0f}% busy with other work just before the measurements."))
+    o.append(f"- modgate {modgate_desc}; {core.tool_version(['go', 'version'])}; "
+             f"nginx {core.tool_version([which('nginx') or 'nginx', '-v'])}; "
+             f"{core.tool_version(['wrk', '-v'])}")
+    for p in peers.values():
+        o.append(f"- {p.name} {p.version}: " + ("built with `go build` from the module proxy"
+                                                if p.binary else f"**unavailable** ({p.problem})"))
+    o.append(f"- hermetic upstream: the dependency graph of {len(GRAPH_REQUIRES)} real modules "
+             f"({', '.join(GRAPH_REQUIRES)}): {graph.modules} modules in `go list -m all`, "
+             f"{graph.mods} module versions (go.mod files), {graph.zips} zips "
+             f"({graph.zip_bytes / 1e6:.0f} MB), served from `$GOMODCACHE/cache/download` by a "
+             "threaded Python server in the harness that counts requests.")
+    o.append(f"- {runs} run(s) per figure; a cell is the median (min–max of the runs).")
+    o.append("")
+    o.append("## Results")
+    o.append("ratio = modgate / peer in speed: req/s ÷ req/s, peer time ÷ modgate time. "
+             "Above 1: modgate is faster.")
+    o.append("")
+    o.append("| workload | metric | server | figure | ratio modgate/peer | target | verdict |")
+    o.append("|---|---|---|---:|---:|---|---|")
+    m1 = res.w1.get("modgate", [])
+    for name, rs in res.w1.items():
+        r = None if name == "modgate" else speed_ratio(m1, rs, "rps", False)
+        t = TARGETS.get(("w1", name))
+        o.append(f"| 1 warm .info/.mod, 64 conns | req/s | {name} | "
+                 f"{spread([x.rps for x in rs], '.0f')} | {num(r)} | "
+                 f"{fmt_target(t, 'w1', name) if name != 'modgate' else ''} | "
+                 f"{verdict(r, t) if name != 'modgate' else ''} |")
+    for name, rs in res.w1.items():
+        r = None if name == "modgate" else speed_ratio(m1, rs, "p99_us", True)
+        o.append(f"| 1 warm .info/.mod, 64 conns | p99 ms | {name} | "
+                 f"{spread([x.p99_us / 1000 for x in rs], '.2f')} | {num(r)} | | |")
+    for name, rs in res.w1.items():
+        o.append(f"| 1 warm .info/.mod, 64 conns | server CPU µs/req | {name} | "
+                 f"{spread([x.server_cpu_s * 1e6 / max(1, x.requests) for x in rs], '.1f')} "
+                 f"| | | |")
+    m3 = res.w3.get("modgate", [])
+    for name, rs in res.w3.items():
+        r = None if name == "modgate" else speed_ratio(m3, rs, "secs", True)
+        t = TARGETS.get(("w3", name))
+        o.append(f"| 3 warm `go mod download all` | wall s | {name} | "
+                 f"{spread([x.secs for x in rs], '.2f')}{failed(rs)} | {num(r)} | "
+                 f"{fmt_target(t, 'w3', name)} | {verdict(r, t) if name != 'modgate' else ''} |")
+    m4 = res.w4.get("modgate", [])
+    for name, rs in res.w4.items():
+        r = None if name in ("modgate", "upstream (direct)") else speed_ratio(m4, rs, "secs", True)
+        t = TARGETS.get(("w4", name))
+        up = (requests(res.w4_client) if name == "upstream (direct)"
+              else spread([float(requests(x.upstream)) for x in rs], '.0f'))
+        o.append(f"| 4 cold `go mod download all` | wall s | {name} | "
+                 f"{spread([x.secs for x in rs], '.2f')}{failed(rs)} | {num(r)} | "
+                 f"{fmt_target(t, 'w4', name)} | {verdict(r, t) if name != 'modgate' else ''} |")
+        o.append(f"| 4 cold | upstream requests | {name} | {up} | | | |")
+    if "athens" not in res.w1:
+        o.append("| 1, 4 | all | athens | not measured: could not be built here (see above) "
+                 "| | ≥ 3× | n/a |")
+    o.append("| 5 plugins on | — | — | not implemented yet (hook in suite.py) | | | |")
+    o.append("")
+    o.append("## Upstream requests by kind (cold, last run)")
+    o.append("")
+    o.append("| client | requests by kind |")
+    o.append("|---|---|")
+    o.append(f"| go client straight at the upstream | {fmt_counts(res.w4_client)} |")
+    for name, rs in res.w4.items():
+        if rs and rs[-1].upstream:
+            o.append(f"| {name} | {fmt_counts(rs[-1].upstream)} |")
+    o.append("")
+    o.append("## Raw runs")
+    o.append("Each cell: figure (% of the machine used by other processes during the run).")
+    o.append("")
+    o.append("| workload | server | runs |")
+    o.append("|---|---|---|")
+    for name, rs in res.w1.items():
+        o.append(f"| 1 req/s | {name} | " + ", ".join(
+            f"{x.rps:.0f} ({x.foreign_pct:.0f}%)" for x in rs)
+            + (f" **{sum(x.error_count for x in rs)} errors**"
+               if any(x.error_count for x in rs) else "") + " |")
+        o.append(f"| 1 p99 ms | {name} | " + ", ".join(f"{x.p99_us / 1000:.2f}" for x in rs) + " |")
+    for w, table in (("3 s", res.w3), ("4 s", res.w4)):
+        for name, rs in table.items():
+            o.append(f"| {w} | {name} | " + ", ".join(
+                f"{x.secs:.2f} ({x.foreign_pct:.0f}%)" + ("" if x.ok else " FAILED")
+                for x in rs) + " |")
+    foreign = ([x.foreign_pct for rs in res.w1.values() for x in rs]
+               + [x.foreign_pct for t in (res.w3, res.w4) for rs in t.values() for x in rs])
+    if foreign and median(foreign) > 10:
+        res.notes.append(f"**the machine was busy with other work** during the runs (median "
+                         f"{median(foreign):.0f}% of its CPU, max {max(foreign):.0f}%): "
+                         "figures are depressed and ratios noisy; not figures to quote.")
+    if res.notes:
+        o.append("")
+        o.append("## Notes from this run")
+        o += [f"- {n}" for n in res.notes]
+    closing = Path(__file__).resolve().parent.parent / "closing-note.md"
+    if closing.exists():
+        o.append("")
+        o.append(closing.read_text().rstrip())
+    if res.w2_md:
+        o.append("")
+        o.append("## Workload 2: warm 100 MB zip (modgate vs nginx, synthetic tree)")
+        o.append("")
+        o += ["#" + ln if ln.startswith("#") else ln for ln in res.w2_md.splitlines()[1:]]
+    return "\n".join(o) + "\n"
+
+
+def num(r: float | None) -> str:
+    return "" if r is None else f"{r:.2f}×"
+
+
+def failed(rs: list) -> str:
+    n = sum(1 for x in rs if not x.ok)
+    return f" (**{n} failed**)" if n else ""
+
+
+def requests(c: dict) -> int:
+    """Upstream requests in a count dict ("repeated" is a subset, not more requests)."""
+    return sum(v for k, v in c.items() if k != "repeated")
+
+
+def fmt_counts(c: dict) -> str:
+    return f"{requests(c)}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
+
+
+# ---------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short smoke run (1 run, 3 s)")
+    ap.add_argument("--out", type=Path, help="markdown report (default docs/benchmarks.md)")
+    ap.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1)")
+    ap.add_argument("--seconds", type=int, help="seconds per wrk/zip run (default 10, quick 3)")
+    ap.add_argument("--modgate-bin", type=Path, help="use this binary instead of cargo build")
+    ap.add_argument("--cache", type=Path, help="peers and upstream cache "
+                    "(default $XDG_CACHE_HOME/modgate-bench)")
+    ap.add_argument("--only", default="1,2,3,4", help="workloads to run (default 1,2,3,4)")
+    ap.add_argument("--wait-quiet", type=float, help="wait up to N s for a quiet machine "
+                    "(default 120, quick 0); fails (exit 3) if it never gets quiet, "
+                    "unless --anyway")
+    ap.add_argument("--anyway", action="store_true", help="measure even on a busy machine")
+    ap.add_argument("--nice", type=int, default=0, help="passed to workload 2")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir")
+    args = ap.parse_args()
+    args.argv = sys.argv[1:]
+    runs = args.runs or (1 if args.quick else 3)
+    secs = args.seconds or (3 if args.quick else 10)
+    wait = args.wait_quiet if args.wait_quiet is not None else (0 if args.quick else 120)
+    only = {w.strip() for w in args.only.split(",")}
+
+    root = core.repo_root()
+    out_path = args.out or root / "docs" / "benchmarks.md"
+    core.ensure_tools()
+    cache = cache_dir(args)
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="modgate-bench2-"))
+    os.chmod(work, 0o755)
+    log(f"work dir {work}, cache {cache}")
+    res = Results()
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    servers: list[Server] = []
+    up = None
+    code = 0
+    try:
+        binary = args.modgate_bin or core.build_modgate(root)
+        peers = {
+            "goproxy": build_go_peer(cache, "goproxy", GOPROXY_MODULE, GOPROXY_VERSION,
+                                     f"{GOPROXY_MODULE}/cmd/goproxy"),
+            "athens": build_go_peer(cache, "athens", ATHENS_MODULE, ATHENS_VERSION,
+                                    f"{ATHENS_MODULE}/cmd/proxy"),
+        }
+        for p in peers.values():
+            if not p.binary:
+                log(f"{p.name} {p.version} unavailable: {p.problem}")
+        graph = build_graph(cache)
+        log(f"graph: {graph.modules} modules, {graph.mods} go.mod, {graph.zips} zips, "
+            f"{len(graph.urls)} workload-1 URLs")
+        busy = core.wait_quiet(wait) if wait else None
+        if busy is not None and busy >= 15 and not args.anyway:
+            raise HarnessError(f"the machine stayed {busy:.0f}% busy for {wait:g}s; "
+                               "rerun later or pass --anyway")
+        up = Upstream(graph.tree)
+        bins = {"modgate": binary, **{n: p.binary for n, p in peers.items() if p.binary}}
+        warm = {}
+        if only & {"1", "3", "4"}:
+            warm = workload4(graph, up, bins, work, runs if "4" in only else 1, res)
+            if "4" not in only:
+                res.w4.clear()
+            servers = list(warm.values())
+            # nginx's workers run as nobody: give them a readable (hard-linked) copy.
+            ngroot = work / "upstream-tree"
+            if subprocess.run(["cp", "-al", str(graph.tree), str(ngroot)]).returncode:
+                shutil.rmtree(ngroot, ignore_errors=True)
+                shutil.copytree(graph.tree, ngroot)
+            subprocess.run(["chmod", "-R", "a+rX", str(ngroot)], check=False)
+            ng = core.start_nginx(SimpleNamespace(root=ngroot), work, None)
+            servers.append(ng)
+        if "3" in only:
+            targets = {s.name: s.base for s in servers}
+            targets["file://"] = "file://" + str(graph.tree)
+            workload3(graph, targets, work, runs, servers, res)
+        if "1" in only:
+            workload1(graph, servers, work, runs, secs, res)
+        for s in servers:
+            s.stop()
+        servers = []
+        if "2" in only:
+            workload2(args, binary, cache, work, res, runs, secs)
+        md = report(args, res, graph, peers, core.git_describe(root), busy, secs, runs)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(md)
+        print(md)
+        log(f"wrote {out_path}")
+    except ModgateError as e:
+        log(f"modgate failed: {e}")
+        code = 2
+    except HarnessError as e:
+        log(f"HARNESS FAILURE: {e}")
+        code = 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        code = 1
+    finally:
+        for s in servers:
+            s.stop()
+        if up:
+            up.close()
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            subprocess.run(["chmod", "-R", "u+w", str(work)], check=False)
+            shutil.rmtree(work, ignore_errors=True)
+    return code
