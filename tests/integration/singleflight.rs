@@ -93,3 +93,26 @@ async fn concurrent_requests_for_mod_and_info_fetch_each_once() {
         );
     }
 }
+
+/// The go command asks `.info`, then `.mod`, then `.zip`: each reaches the upstream once (the
+/// fill reuses the `.info` already checked and kept in memory).
+#[test]
+fn a_cold_download_asks_the_upstream_once_per_artifact() {
+    let up = crate::upstream::FakeUpstream::start(crate::fixtures::standard_tree());
+    let storage = tempfile::tempdir().expect("tempdir");
+    let mg =
+        crate::harness::Modgate::start(crate::harness::Setup::new(storage.path(), Some(&up.url())));
+    for ext in ["info", "mod", "zip"] {
+        let path = crate::fixtures::artifact_path(crate::fixtures::LIB, "v1.1.0", ext);
+        let r = crate::harness::raw_request(
+            mg.addr(),
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+        .expect("request");
+        assert_eq!(r.status, 200, "{path}");
+    }
+    for ext in ["info", "mod", "zip"] {
+        let path = crate::fixtures::artifact_path(crate::fixtures::LIB, "v1.1.0", ext);
+        assert_eq!(up.hits(&path), 1, "{path} fetched more than once");
+    }
+}

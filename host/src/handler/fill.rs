@@ -271,7 +271,11 @@ impl Fetcher {
         // `.info` and `.mod` first: cheap, and a not-found ends the fill before the download.
         // The go.mod is only stored with the zip, so a version whose zip is rejected leaves
         // nothing behind.
-        let info = self.fetch_info(version).await?;
+        // The client usually asked for `.info` first: its checked copy is in memory then.
+        let info = match self.store.read_small(info_key).await? {
+            Some(info) => info,
+            None => self.fetch_info(version).await?,
+        };
         let go_mod = if self
             .store
             .contains(self.key(version, ArtifactKind::Mod))
