@@ -31,6 +31,8 @@
 
 mod bindings;
 pub mod embedded;
+#[cfg(test)]
+mod first_party_tests;
 mod host;
 #[cfg(test)]
 mod tests;

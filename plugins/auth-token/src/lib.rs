@@ -1,0 +1,45 @@
+//! `auth-token`: tokens hashed at rest (sha256), sent as `Authorization: Bearer <token>`
+//! (`GOAUTH`) or as the password of Basic auth (`.netrc`), each with scopes and module patterns.
+//! See the README for the config.
+//!
+//! The decision is plain Rust ([`policy`]), tested natively; this file only fetches the config
+//! (and the optional secret) through the host and logs what is wrong with them.
+
+pub mod policy;
+
+use modgate_plugin_sdk::{Authorizer, Decision, RequestFacts, config, export_authorizer, secrets};
+use policy::{Policy, PolicyConfig};
+
+struct AuthToken;
+
+impl Authorizer for AuthToken {
+    fn authorize(req: &RequestFacts) -> Decision {
+        match load() {
+            Ok(policy) => policy.decide(req),
+            Err(problem) => {
+                modgate_plugin_sdk::error!("{problem}");
+                // Fail closed; the details are for the operator, not the client.
+                Decision::deny(
+                    500,
+                    "auth-token: invalid plugin config (see the server log)",
+                )
+            }
+        }
+    }
+}
+
+/// The policy from the `config` table plus, when `tokens_secret` names one, the secret's JSON
+/// list of tokens. Parsed on every call: each call runs in a fresh instance, and parsing a few
+/// tokens costs microseconds.
+fn load() -> Result<Policy, String> {
+    let config: PolicyConfig = config::get().map_err(|e| e.to_string())?;
+    let secret = match &config.tokens_secret {
+        Some(name) => Some(secrets::get(name).map_err(|e| {
+            format!("tokens_secret {name:?}: {e:?} (grant it in `grants.secrets` and set it)")
+        })?),
+        None => None,
+    };
+    Policy::new(config, secret.as_deref()).map_err(|e| e.to_string())
+}
+
+export_authorizer!(AuthToken);
