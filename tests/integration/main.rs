@@ -16,6 +16,7 @@ mod crash;
 mod fallthrough;
 mod fixtures;
 mod gitsource;
+mod go_auth;
 mod go_client;
 mod harness;
 mod hostile;

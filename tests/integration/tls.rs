@@ -10,7 +10,9 @@ use crate::upstream::FakeUpstream;
 
 /// A CA and a server certificate for `127.0.0.1`/`localhost`, as PEM files in `dir`:
 /// (ca.pem, cert.pem, key.pem).
-fn test_pki(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn test_pki(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
