@@ -5,19 +5,11 @@
 use std::time::Duration;
 
 use crate::fixtures::{LIB, artifact_path, standard_tree};
-use crate::harness::{GoEnv, Modgate, Setup, one_line_problem, raw_request};
+use crate::harness::{GoEnv, Modgate, Setup, get, one_line_problem, raw_request};
 use crate::upstream::FakeUpstream;
 
 fn plugin(name: &str) -> String {
     format!("{}/test-plugins/{name}.wasm", env!("OUT_DIR"))
-}
-
-fn get(mg: &Modgate, path: &str) -> crate::harness::RawResponse {
-    raw_request(
-        mg.addr(),
-        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
-    )
-    .expect("request")
 }
 
 fn setup(storage: &std::path::Path, upstream: &str) -> Setup {

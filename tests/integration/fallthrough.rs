@@ -3,7 +3,7 @@
 
 use crate::fixtures::{LIB, ModuleVersion, Tree, artifact_path, list_path};
 use crate::go_client::{Stack, sums};
-use crate::harness::{GoEnv, Modgate, Setup, one_line_problem, raw_request};
+use crate::harness::{GoEnv, Modgate, Setup, get, one_line_problem, raw_request};
 use crate::upstream::FakeUpstream;
 
 const SECOND: &str = "example.com/only/second";
@@ -128,14 +128,6 @@ fn not_found_is_remembered() {
         "upstream asked again within not_found_ttl: {:?}",
         s.up.requests()
     );
-}
-
-fn get(mg: &Modgate, path: &str) -> crate::harness::RawResponse {
-    raw_request(
-        mg.addr(),
-        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
-    )
-    .unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
 /// modgate's own upstream list follows the go command's rules: `,` goes on after 404/410 only,

@@ -322,6 +322,15 @@ impl RawResponse {
 }
 
 /// Sends `request` verbatim (it should say `Connection: close`) and reads the response to EOF.
+/// `GET path` on a fresh connection to `mg` (no client normalises the path).
+pub fn get(mg: &Modgate, path: &str) -> RawResponse {
+    raw_request(
+        mg.addr(),
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    )
+    .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
 pub fn raw_request(addr: SocketAddr, request: &str) -> std::io::Result<RawResponse> {
     raw_request_bytes(addr, request.as_bytes())
 }

@@ -4,16 +4,8 @@
 use std::time::{Duration, Instant};
 
 use crate::fixtures::{LIB, ModuleVersion, Tree, artifact_path, standard_tree};
-use crate::harness::{Modgate, Setup, raw_request};
+use crate::harness::{Modgate, Setup, get, raw_request};
 use crate::upstream::FakeUpstream;
-
-fn get(mg: &Modgate, path: &str) -> crate::harness::RawResponse {
-    raw_request(
-        mg.addr(),
-        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
-    )
-    .expect("request")
-}
 
 #[test]
 fn sighup_applies_new_routes_and_refuses_broken_files() {
