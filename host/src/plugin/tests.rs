@@ -175,7 +175,11 @@ async fn health_flips_after_repeated_failures_and_back_after_a_success() {
 
 #[tokio::test]
 async fn a_loud_plugin_is_cut_at_the_log_cap_and_still_answers() -> anyhow::Result<()> {
-    let set = build(&[spec("loud", test_plugins::LOUD)]);
+    // Writing 64 KiB+ of log lines takes longer than the default 50 ms deadline in a debug
+    // build on a busy 2-core machine; the cap, not the deadline, is under test here.
+    let mut loud = spec("loud", test_plugins::LOUD);
+    loud.limits.timeout = std::time::Duration::from_secs(2);
+    let set = build(&[loud]);
     let decision = set.authorize("loud", &facts()).await?;
     assert_eq!(principal(&decision), "loud");
     assert_eq!(health_of(&set, "loud").log_truncations, 1);
