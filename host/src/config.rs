@@ -214,7 +214,7 @@ impl Default for ServerFile {
 }
 
 /// `[server.tls]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFile {
     pub cert: PathBuf,
@@ -315,7 +315,7 @@ pub struct Config {
 }
 
 /// Resolved `[server]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub tls: Option<TlsFile>,

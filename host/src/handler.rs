@@ -96,7 +96,7 @@ impl Gateway {
     /// error the old pipeline stays. `[server]` settings (listener, TLS, limits) need a restart.
     pub fn reload(&self) -> Result<(), ReloadError> {
         let config = Config::load(self.config_path.as_deref())?;
-        if format!("{:?}", config.server) != format!("{:?}", self.server) {
+        if config.server != self.server {
             tracing::warn!("[server] settings changed; they take effect after a restart");
         }
         let engine = engine_for(&self.engine, &config).map_err(ReloadError::Build)?;
