@@ -13,7 +13,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::route::{Pattern, Route, RouteTable};
+use crate::route::{Dispatch, Entry, Pattern, Route, RouteTable};
 use crate::upstream::{SourceEntry, SourceList};
 
 /// The configuration modgate runs with when no file is given: fs storage in `./modgate-data`,
@@ -120,6 +120,17 @@ pub struct FileConfig {
     pub plugins: BTreeMap<String, PluginFile>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteFile>,
+    /// Admin endpoints (`POST /admin/reload`); absent: they answer 404.
+    pub admin: Option<AdminFile>,
+}
+
+/// `[admin]`: who may use the admin endpoints.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// `[plugins.NAME]` authorizers asked (action `admin`) before an admin request runs, as a
+    /// route's `auth`; at least one.
+    pub auth: Vec<String>,
 }
 
 /// `[plugins.NAME]`: a sandboxed WebAssembly plugin and what it may reach.
@@ -166,6 +177,9 @@ pub struct LimitsFile {
     pub timeout_ms: Option<u64>,
     /// Memory the plugin may grow to, in MiB (default 32, at most 256).
     pub memory_mb: Option<u64>,
+    /// Calls one instance serves before it is replaced (default 10000; 0: a fresh instance
+    /// for every call).
+    pub reuse_calls: Option<u32>,
 }
 
 /// `[server]`
@@ -284,11 +298,17 @@ fn default_retries() -> u32 {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteFile {
-    /// GOPRIVATE-style patterns (comma-separated globs or a list); the first route that matches wins.
-    #[serde(rename = "match")]
+    /// A name by which a router plugin can choose this route.
+    pub name: Option<String>,
+    /// GOPRIVATE-style patterns (comma-separated globs or a list); the first route that matches
+    /// wins. May be empty on a named route that only a router sends requests to.
+    #[serde(default, rename = "match")]
     pub patterns: Vec<String>,
-    /// Name of a `[storage.NAME]` table.
-    pub storage: String,
+    /// A `[plugins.NAME]` router that names the route for the modules this one matches (or
+    /// declines: the routes after this one decide). Such a route has no storage, sources or auth.
+    pub router: Option<String>,
+    /// Name of a `[storage.NAME]` table (required unless `router` is set).
+    pub storage: Option<String>,
     /// Names of `[upstream.NAME]` tables tried in order; empty: serve from storage only.
     #[serde(default)]
     pub sources: Vec<String>,
@@ -312,6 +332,15 @@ pub struct Config {
     pub routes: RouteTable,
     /// Every `[plugins.NAME]`, resolved (secrets read from the environment).
     pub plugins: Vec<crate::plugin::PluginSpec>,
+    /// The authorizers of the admin endpoints (`None`: admin endpoints are off).
+    pub admin: Option<AdminConfig>,
+}
+
+/// Resolved `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Authorizer plugins asked with action `admin`, in order.
+    pub auth: Vec<String>,
 }
 
 /// Resolved `[server]`.
@@ -510,6 +539,9 @@ fn resolve(
             }
             limits.memory_bytes = (mb as usize) << 20;
         }
+        if let Some(n) = p.limits.reuse_calls {
+            limits.reuse_calls = n;
+        }
         for host in &p.grants.hosts {
             let ok = host
                 .rsplit_once(':')
@@ -548,12 +580,80 @@ fn resolve(
         ));
     }
     let mut routes = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
     for (i, r) in file.routes.iter().enumerate() {
         let key = |field: &str| format!("route[{i}].{field}");
-        if !storage.contains_key(&r.storage) {
+        let patterns = r
+            .patterns
+            .iter()
+            .flat_map(|p| p.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| Pattern::parse(p).map_err(|m| invalid(&key("match"), m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let plugin_table = |field: &str, name: &str| {
+            if file.plugins.contains_key(name) {
+                Ok(())
+            } else {
+                Err(invalid(&key(field), format!("no [plugins.{name}] table")))
+            }
+        };
+        if let Some(router) = &r.router {
+            plugin_table("router", router)?;
+            for (field, set) in [
+                ("name", r.name.is_some()),
+                ("storage", r.storage.is_some()),
+                ("sources", !r.sources.is_empty()),
+                ("auth", !r.auth.is_empty()),
+            ] {
+                if set {
+                    return Err(invalid(
+                        &key(field),
+                        "not allowed on a route with `router`: it only chooses a route; put \
+                         this on the routes the router names"
+                            .into(),
+                    ));
+                }
+            }
+            if patterns.is_empty() {
+                return Err(invalid(&key("match"), "needs at least one pattern".into()));
+            }
+            routes.push(Entry::Dispatch(Dispatch {
+                index: i,
+                patterns,
+                router: router.clone(),
+            }));
+            continue;
+        }
+        if let Some(name) = &r.name {
+            let valid = !name.is_empty()
+                && name.len() <= crate::plugin::OutputCaps::ROUTE
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !valid {
+                return Err(invalid(
+                    &key("name"),
+                    format!("{name:?} is not a route name (letters, digits, `-`, `_`, `.`)"),
+                ));
+            }
+            if !names.insert(name.as_str()) {
+                return Err(invalid(
+                    &key("name"),
+                    format!("another route is already called {name:?}"),
+                ));
+            }
+        }
+        let storage_name = r.storage.as_ref().ok_or_else(|| {
+            invalid(
+                &key("storage"),
+                "required (the [storage.NAME] that keeps this route's artifacts)".into(),
+            )
+        })?;
+        if !storage.contains_key(storage_name) {
             return Err(invalid(
                 &key("storage"),
-                format!("no [storage.{}] table", r.storage),
+                format!("no [storage.{storage_name}] table"),
             ));
         }
         let mut entries = Vec::new();
@@ -563,30 +663,44 @@ fn resolve(
                 .ok_or_else(|| invalid(&key("sources"), format!("no [upstream.{src}] table")))?;
             entries.extend(e.iter().cloned());
         }
-        let patterns = r
-            .patterns
-            .iter()
-            .flat_map(|p| p.split(','))
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| Pattern::parse(p).map_err(|m| invalid(&key("match"), m)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if patterns.is_empty() {
-            return Err(invalid(&key("match"), "needs at least one pattern".into()));
+        if patterns.is_empty() && r.name.is_none() {
+            return Err(invalid(
+                &key("match"),
+                "needs at least one pattern (or a `name`, for a route only a router chooses)"
+                    .into(),
+            ));
         }
         for a in &r.auth {
-            if !file.plugins.contains_key(a) {
-                return Err(invalid(&key("auth"), format!("no [plugins.{a}] table")));
-            }
+            plugin_table("auth", a)?;
         }
-        routes.push(Route {
+        routes.push(Entry::Serve(Route {
             index: i,
+            name: r.name.clone(),
             patterns,
-            storage: r.storage.clone(),
+            storage: storage_name.clone(),
             sources: SourceList { entries },
             auth: r.auth.clone(),
-        });
+        }));
     }
+    let admin = match &file.admin {
+        None => None,
+        Some(a) => {
+            if a.auth.is_empty() {
+                return Err(invalid(
+                    "admin.auth",
+                    "needs at least one authorizer plugin: admin endpoints are never open".into(),
+                ));
+            }
+            for name in &a.auth {
+                if !file.plugins.contains_key(name) {
+                    return Err(invalid("admin.auth", format!("no [plugins.{name}] table")));
+                }
+            }
+            Some(AdminConfig {
+                auth: a.auth.clone(),
+            })
+        }
+    };
 
     Ok(Config {
         origin,
@@ -595,6 +709,7 @@ fn resolve(
         storage,
         routes: RouteTable::new(routes),
         plugins,
+        admin,
     })
 }
 

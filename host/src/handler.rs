@@ -22,7 +22,7 @@ use crate::goproxy::path::ModulePath;
 use crate::goproxy::request::{self, InfoQuery, ProxyRequest};
 use crate::goproxy::{pseudo, semver};
 use crate::plugin::{Action, Decision, EngineSettings, PluginEngine, PluginSet, RequestFacts};
-use crate::route::{Route, RouteTable};
+use crate::route::{Route, RouteTable, Step};
 use crate::storage::{ArtifactKey, ArtifactKind, MemoryCache, Store};
 use crate::telemetry::{Endpoint, Metrics};
 use crate::upstream::UpstreamClient;
@@ -52,6 +52,8 @@ pub struct Gateway {
     /// The plugin engine, created when a configuration first names plugins and kept across
     /// reloads (compiled code and the instance pool are process-wide).
     engine: std::sync::OnceLock<Arc<PluginEngine>>,
+    /// Held while a reload runs: SIGHUP and the admin endpoint take turns.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// Why a reload was refused; the old configuration stays in force.
@@ -83,6 +85,7 @@ impl Gateway {
             metrics,
             client,
             engine,
+            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -94,7 +97,7 @@ impl Gateway {
     /// Reads the configuration again, builds a new pipeline beside the old one and swaps it in.
     /// Requests already running finish on the old pipeline; new ones get the new one. On any
     /// error the old pipeline stays. `[server]` settings (listener, TLS, limits) need a restart.
-    pub fn reload(&self) -> Result<(), ReloadError> {
+    pub fn reload(&self) -> Result<String, ReloadError> {
         let config = Config::load(self.config_path.as_deref())?;
         if config.server != self.server {
             tracing::warn!("[server] settings changed; they take effect after a restart");
@@ -111,10 +114,129 @@ impl Gateway {
         tracing::info!(
             config = config.origin.as_str(),
             routes = config.routes.iter().count(),
+            plugins = config.plugins.len(),
             "configuration reloaded"
         );
-        Ok(())
+        Ok(format!(
+            "reloaded {}: {} routes, {} plugins",
+            config.origin,
+            config.routes.iter().count() + config.routes.dispatches().count(),
+            config.plugins.len()
+        ))
     }
+}
+
+impl Gateway {
+    /// `/admin/…`: operations on the running server, for callers `[admin] auth` allows (action
+    /// `admin`). Off (404) without `[admin]`. `POST /admin/reload` does what SIGHUP does and
+    /// answers whether the new configuration is in force.
+    pub async fn admin<B>(
+        &self,
+        req: &http::Request<B>,
+        conn: &ConnInfo,
+    ) -> Response<ResponseBody> {
+        let app = self.current();
+        let head = req.method() == Method::HEAD;
+        let mut response = match self.admin_action(&app, req, conn).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(path = req.uri().path(), error = %e, "admin request refused");
+                respond::error(&e, &app.cache, head)
+            }
+        };
+        response.extensions_mut().insert(Endpoint("admin"));
+        response
+    }
+
+    async fn admin_action<B>(
+        &self,
+        app: &App,
+        req: &http::Request<B>,
+        conn: &ConnInfo,
+    ) -> Result<Response<ResponseBody>, Error> {
+        let admin = app.admin.as_ref().ok_or_else(|| {
+            Error::NotFound(
+                "admin endpoints are off (configure [admin] auth to enable them)".into(),
+            )
+        })?;
+        let asking = Asking {
+            method: req.method(),
+            path: req.uri().path(),
+            headers: req.headers(),
+            conn,
+            action: Action::Admin,
+        };
+        app.authorize(&admin.auth, &Facts::new(&asking, None, None))
+            .await?;
+        match req.uri().path() {
+            "/admin/reload" if req.method() == Method::POST => Ok(match self.reload_now().await {
+                Ok(summary) => respond::owned_text(StatusCode::OK, format!("{summary}\n"), false),
+                Err(e) => respond::owned_text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reload refused, the running configuration stays: {e}\n"),
+                    false,
+                ),
+            }),
+            "/admin/reload" => {
+                let mut r = respond::text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "use POST /admin/reload\n",
+                    req.method() == Method::HEAD,
+                );
+                r.headers_mut()
+                    .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+                Ok(r)
+            }
+            other => Err(Error::NotFound(format!("{other}: no such admin endpoint"))),
+        }
+    }
+
+    /// [`Gateway::reload`] from async code (SIGHUP, the admin endpoint): one reload at a time,
+    /// on a thread that may block (compiling a changed plugin takes a while). Returns a
+    /// one-line summary of what is now in force.
+    pub async fn reload_now(&self) -> Result<String, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let reload = || self.reload();
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(reload),
+            _ => reload(),
+        }
+    }
+}
+
+/// Every plugin a route or `[admin]` names is of the kind it is used as (config resolution knows
+/// the names; only the loaded component knows what it exports).
+fn check_plugin_kinds(config: &Config, plugins: &PluginSet) -> Result<(), Error> {
+    let wrong = |key: String, name: &str, kind: &str| {
+        Err(Error::Internal(format!(
+            "{}: `{key}`: plugin {name:?} is not {kind} (it does not export `{}`)",
+            config.origin,
+            if kind == "a router" {
+                "route"
+            } else {
+                "authorize"
+            }
+        )))
+    };
+    for d in config.routes.dispatches() {
+        if !plugins.is_router(&d.router) {
+            return wrong(format!("route[{}].router", d.index), &d.router, "a router");
+        }
+    }
+    for r in config.routes.iter() {
+        if let Some(name) = r.auth.iter().find(|n| !plugins.is_authorizer(n)) {
+            return wrong(format!("route[{}].auth", r.index), name, "an authorizer");
+        }
+    }
+    if let Some(name) = config
+        .admin
+        .iter()
+        .flat_map(|a| &a.auth)
+        .find(|n| !plugins.is_authorizer(n))
+    {
+        return wrong("admin.auth".into(), name, "an authorizer");
+    }
+    Ok(())
 }
 
 /// The engine for `config`'s plugins, created on first need; `None` when it names none.
@@ -146,6 +268,8 @@ pub struct App {
     recent: Arc<TtlCache>,
     /// The configured plugins (`None` when there are none).
     plugins: Option<PluginSet>,
+    /// Who may use the admin endpoints (`None`: they are off).
+    admin: Option<crate::config::AdminConfig>,
 }
 
 impl App {
@@ -166,7 +290,8 @@ impl App {
             (_, true) => None,
             (Some(engine), false) => Some(
                 PluginSet::build(&config.plugins, engine)
-                    .map_err(|e| Error::Internal(format!("plugins: {e}")))?,
+                    .map_err(|e| Error::Internal(format!("plugins: {e}")))?
+                    .with_metrics(metrics.clone()),
             ),
             (None, false) => {
                 return Err(Error::Internal(
@@ -174,6 +299,9 @@ impl App {
                 ));
             }
         };
+        if let Some(set) = &plugins {
+            check_plugin_kinds(config, set)?;
+        }
         let memory = (config.cache.memory_bytes > 0)
             .then(|| Arc::new(MemoryCache::new(config.cache.memory_bytes)));
         let stores = crate::storage::open_stores(config, memory)?;
@@ -186,6 +314,7 @@ impl App {
             flights: Arc::default(),
             recent: Arc::default(),
             plugins,
+            admin: config.admin.clone(),
         })
     }
 
@@ -280,6 +409,7 @@ impl App {
             path,
             headers: req.headers(),
             conn,
+            action: Action::Read,
         };
         (endpoint, self.serve(parsed, &asking, head, private).await)
     }
@@ -302,12 +432,6 @@ impl App {
             | ProxyRequest::Zip { module, .. }
             | ProxyRequest::Latest { module } => module.clone(),
         };
-        let route = self
-            .routes
-            .route(module.as_str())
-            .ok_or_else(|| Error::NotFound(format!("{module}: no route serves this module")))?;
-        // Authentication comes before storage or upstream is touched, so an unauthenticated
-        // caller learns nothing about which private modules exist.
         let version = match &parsed {
             ProxyRequest::Info { version, .. } => Some(version.as_str().to_owned()),
             ProxyRequest::Mod { version, .. } | ProxyRequest::Zip { version, .. } => {
@@ -315,9 +439,15 @@ impl App {
             }
             _ => None,
         };
+        let facts = Facts::new(asking, Some(&module), version);
+        let route = self
+            .pick_route(module.as_str(), &facts)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{module}: no route serves this module")))?;
+        // Authentication comes before storage or upstream is touched, so an unauthenticated
+        // caller learns nothing about which private modules exist.
         *private = !route.auth.is_empty();
-        self.authorize(route, asking, Some(&module), version)
-            .await?;
+        self.authorize(&route.auth, &facts).await?;
         let store = self.stores.get(&route.storage).ok_or_else(|| {
             Error::Internal(format!(
                 "route[{}] names unknown storage {}",
@@ -367,9 +497,13 @@ impl App {
                 "checksum database {name} is not proxied here; the go command contacts it directly"
             ))
         };
-        let route = self.routes.route(name).ok_or_else(not_proxied)?;
+        let facts = Facts::new(asking, None, None);
+        let route = self
+            .pick_route(name, &facts)
+            .await?
+            .ok_or_else(not_proxied)?;
         *private = !route.auth.is_empty();
-        self.authorize(route, asking, None, None).await?;
+        self.authorize(&route.auth, &facts).await?;
         if route.sources.is_offline() {
             return Err(not_proxied());
         }
@@ -405,52 +539,117 @@ impl App {
     }
 }
 
-/// The parts of a request that auth plugins see.
+/// The parts of a request that plugins see.
 struct Asking<'a> {
     method: &'a Method,
     path: &'a str,
     headers: &'a http::HeaderMap,
     conn: &'a ConnInfo,
+    /// What the request would do: `read` for the GOPROXY protocol, `publish`, `admin`.
+    action: Action,
+}
+
+/// The request facts plugins see, built once per request when a plugin first needs them.
+struct Facts<'a> {
+    asking: &'a Asking<'a>,
+    module: Option<&'a ModulePath>,
+    version: Option<String>,
+    built: std::sync::OnceLock<RequestFacts>,
+}
+
+impl<'a> Facts<'a> {
+    fn new(
+        asking: &'a Asking<'a>,
+        module: Option<&'a ModulePath>,
+        version: Option<String>,
+    ) -> Self {
+        Facts {
+            asking,
+            module,
+            version,
+            built: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> &RequestFacts {
+        self.built.get_or_init(|| {
+            let asking = self.asking;
+            RequestFacts {
+                method: asking.method.as_str().to_owned(),
+                path: asking.path.to_owned(),
+                module: self.module.map(|m| m.as_str().to_owned()),
+                version: self.version.clone(),
+                action: asking.action,
+                headers: asking
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_owned(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+                peer_addr: asking.conn.peer.to_string(),
+                tls_client_identity: None,
+            }
+        })
+    }
 }
 
 impl App {
-    /// Asks the route's authorizers in order: the first that does not abstain decides; if all
+    /// The route for `name` (a module path, or a checksum database's name): the first
+    /// `[[route]]` that matches, where a route with a `router` asks its plugin, which names the
+    /// route or declines (then the following routes decide). A router that fails, or names a
+    /// route that does not exist, fails the request (503 naming it): falling through could serve
+    /// one tenant's request from another's route. `None`: no route serves it.
+    async fn pick_route(&self, name: &str, facts: &Facts<'_>) -> Result<Option<&Route>, Error> {
+        for step in self.routes.steps(name) {
+            let dispatch = match step {
+                Step::Serve(route) => return Ok(Some(route)),
+                Step::Ask(dispatch) => dispatch,
+            };
+            let plugins = self.plugins.as_ref().ok_or_else(|| {
+                Error::Internal("a route names a router plugin but none are loaded".into())
+            })?;
+            match plugins.route(&dispatch.router, facts.get()).await {
+                Ok(Some(chosen)) => {
+                    let route = self.routes.named(&chosen).ok_or_else(|| {
+                        tracing::warn!(
+                            plugin = dispatch.router.as_str(),
+                            route = chosen.as_str(),
+                            "router chose an unknown route"
+                        );
+                        Error::Plugin(format!(
+                            "routing unavailable: router {:?} chose route {chosen:?}, which is not configured",
+                            dispatch.router
+                        ))
+                    })?;
+                    return Ok(Some(route));
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(plugin = dispatch.router.as_str(), error = %e, "router plugin failed; request refused");
+                    return Err(Error::Plugin(format!("routing unavailable: {e}")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Asks the authorizers `auth` in order: the first that does not abstain decides; if all
     /// abstain the request is unauthenticated (401). A plugin that fails fails the request
-    /// closed (503 naming it). Routes without `auth` are open.
-    async fn authorize(
-        &self,
-        route: &Route,
-        asking: &Asking<'_>,
-        module: Option<&ModulePath>,
-        version: Option<String>,
-    ) -> Result<(), Error> {
-        if route.auth.is_empty() {
+    /// closed (503 naming it). An empty list is open.
+    async fn authorize(&self, auth: &[String], facts: &Facts<'_>) -> Result<(), Error> {
+        if auth.is_empty() {
             return Ok(());
         }
         let plugins = self.plugins.as_ref().ok_or_else(|| {
             Error::Internal("route names auth plugins but none are loaded".into())
         })?;
-        let facts = RequestFacts {
-            method: asking.method.as_str().to_owned(),
-            path: asking.path.to_owned(),
-            module: module.map(|m| m.as_str().to_owned()),
-            version,
-            action: Action::Read,
-            headers: asking
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            peer_addr: asking.conn.peer.to_string(),
-            tls_client_identity: None,
-        };
-        for name in &route.auth {
-            match plugins.authorize(name, &facts).await {
+        let facts = facts.get();
+        for name in auth {
+            match plugins.authorize(name, facts).await {
                 Ok(Decision::Allow(allow)) => {
                     tracing::debug!(
                         plugin = name.as_str(),

@@ -189,7 +189,7 @@ fn serve(path: Option<&Path>) -> anyhow::Result<()> {
         let mut hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
-                if let Err(e) = gateway.reload() {
+                if let Err(e) = gateway.reload_now().await {
                     tracing::error!(error = %e, "reload refused; the previous configuration stays in force");
                 }
             }

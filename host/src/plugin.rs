@@ -78,13 +78,21 @@ impl Default for EngineSettings {
     }
 }
 
-/// Per-plugin limits (`[plugins.NAME] limits = { timeout_ms, memory_mb }`).
+/// Per-plugin limits (`[plugins.NAME] limits = { timeout_ms, memory_mb, reuse_calls }`).
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Wall-clock deadline of one call, instantiation included.
     pub timeout: Duration,
     /// Linear memory the plugin may grow to.
     pub memory_bytes: usize,
+    /// Calls one instance may serve before it is discarded (`0`: a fresh instance for every
+    /// call). An instance that fails a call is always discarded.
+    pub reuse_calls: u32,
+}
+
+impl Limits {
+    /// Default for [`Limits::reuse_calls`].
+    pub const DEFAULT_REUSE_CALLS: u32 = 10_000;
 }
 
 impl Default for Limits {
@@ -92,6 +100,7 @@ impl Default for Limits {
         Limits {
             timeout: Duration::from_millis(50),
             memory_bytes: 32 << 20,
+            reuse_calls: Self::DEFAULT_REUSE_CALLS,
         }
     }
 }
@@ -321,7 +330,64 @@ struct Loaded {
     limits: Limits,
     authorizer: Option<bindings::authorizer::AuthorizerPre<State>>,
     router: Option<bindings::router::RouterPre<State>>,
+    idle_authorizers: Idle<bindings::authorizer::Authorizer>,
+    idle_routers: Idle<bindings::router::Router>,
     counters: Counters,
+}
+
+/// Instances that finished a call cleanly, with their stores, ready for the next call; at most
+/// `cap` of them.
+struct Idle<I> {
+    warm: Mutex<Vec<Warm<I>>>,
+    cap: usize,
+}
+
+impl<I> Idle<I> {
+    fn new(cap: usize) -> Self {
+        Idle {
+            warm: Mutex::new(Vec::new()),
+            cap,
+        }
+    }
+}
+
+/// A live instance and its store, and how many calls it has served.
+struct Warm<I> {
+    store: Store<State>,
+    instance: I,
+    calls: u32,
+}
+
+impl<I> Idle<I> {
+    fn take(&self) -> Option<Warm<I>> {
+        self.warm
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+    }
+
+    /// Keep `warm` for a later call, unless it has served its calls or enough are idle.
+    fn put(&self, warm: Warm<I>, limits: &Limits) {
+        if warm.calls >= limits.reuse_calls {
+            return;
+        }
+        let mut idle = self
+            .warm
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < self.cap {
+            idle.push(warm);
+        }
+    }
+}
+
+/// Idle instances kept per plugin and kind: enough for every core to have one in hand (two, for
+/// calls that wait on the host), and together at most half of the engine's instance slots, so
+/// idle instances never crowd out calls (a set being reloaded in overlaps its predecessor).
+fn idle_cap(max_instances: u32, plugins: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(4, std::num::NonZero::get);
+    let share = max_instances as usize / 2 / plugins.max(1);
+    cores.saturating_mul(2).min(32).min(share)
 }
 
 /// The plugins of one configuration, ready to call. Immutable: share it in an `Arc` and swap
@@ -329,6 +395,7 @@ struct Loaded {
 pub struct PluginSet {
     engine: Engine,
     plugins: HashMap<String, Loaded>,
+    metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 impl PluginSet {
@@ -336,6 +403,7 @@ impl PluginSet {
     /// a cold cache: call it from `spawn_blocking` in async code.
     pub fn build(specs: &[PluginSpec], engine: &PluginEngine) -> Result<Self, PluginError> {
         let mut plugins = HashMap::new();
+        let idle_cap = idle_cap(engine.settings.max_instances, specs.len());
         for spec in specs {
             let load = |message: String| PluginError::Load {
                 plugin: spec.name.clone(),
@@ -395,6 +463,8 @@ impl PluginSet {
                 limits: spec.limits.clone(),
                 authorizer,
                 router,
+                idle_authorizers: Idle::new(idle_cap),
+                idle_routers: Idle::new(idle_cap),
                 counters: Counters::default(),
             };
             if plugins.insert(spec.name.clone(), loaded).is_some() {
@@ -404,7 +474,15 @@ impl PluginSet {
         Ok(PluginSet {
             engine: engine.engine.clone(),
             plugins,
+            metrics: None,
         })
+    }
+
+    /// Report every call (outcome, latency, health) to `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Ask authorizer `name` about a request.
@@ -420,16 +498,33 @@ impl PluginSet {
                 expected: "authorizer",
             });
         };
-        let mut store = self.store(plugin);
+        let started = Instant::now();
+        let (mut store, warm) = self.checkout(plugin, &plugin.idle_authorizers);
         let deadline = store.data().deadline;
         let outcome = tokio::time::timeout_at(deadline + HOST_GRACE, async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_authorize(&mut store, facts).await
+            let (instance, calls) = match warm {
+                Some((instance, calls)) => (instance, calls),
+                None => (pre.instantiate_async(&mut store).await?, 0),
+            };
+            let decision = instance.call_authorize(&mut store, facts).await?;
+            Ok((instance, calls, decision))
         })
         .await;
-        let result = finish(plugin, &store, outcome).and_then(|d| check_decision(name, d));
-        plugin.record(&result, store.data().log_truncated);
-        result
+        let result = finish(plugin, &store, outcome).and_then(|(instance, calls, decision)| {
+            let decision = check_decision(name, decision)?;
+            Ok((instance, calls, decision))
+        });
+        self.record(plugin, started, &result, store.data().log_truncated);
+        let (instance, calls, decision) = result?;
+        plugin.idle_authorizers.put(
+            Warm {
+                store,
+                instance,
+                calls: calls + 1,
+            },
+            &plugin.limits,
+        );
+        Ok(decision)
     }
 
     /// Ask router `name` for a route name (`None`: let the TOML routes decide).
@@ -445,22 +540,38 @@ impl PluginSet {
                 expected: "router",
             });
         };
-        let mut store = self.store(plugin);
+        let started = Instant::now();
+        let (mut store, warm) = self.checkout(plugin, &plugin.idle_routers);
         let deadline = store.data().deadline;
         let outcome = tokio::time::timeout_at(deadline + HOST_GRACE, async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_route(&mut store, facts).await
+            let (instance, calls) = match warm {
+                Some((instance, calls)) => (instance, calls),
+                None => (pre.instantiate_async(&mut store).await?, 0),
+            };
+            let route = instance.call_route(&mut store, facts).await?;
+            Ok((instance, calls, route))
         })
         .await;
-        let result = finish(plugin, &store, outcome).and_then(|route| match route {
-            Some(r) if r.len() > OutputCaps::ROUTE => Err(PluginError::BadOutput {
-                plugin: name.to_string(),
-                reason: format!("route name longer than {} bytes", OutputCaps::ROUTE),
-            }),
-            other => Ok(other),
+        let result = finish(plugin, &store, outcome).and_then(|(instance, calls, route)| {
+            if route.as_ref().is_some_and(|r| r.len() > OutputCaps::ROUTE) {
+                return Err(PluginError::BadOutput {
+                    plugin: name.to_string(),
+                    reason: format!("route name longer than {} bytes", OutputCaps::ROUTE),
+                });
+            }
+            Ok((instance, calls, route))
         });
-        plugin.record(&result, store.data().log_truncated);
-        result
+        self.record(plugin, started, &result, store.data().log_truncated);
+        let (instance, calls, route) = result?;
+        plugin.idle_routers.put(
+            Warm {
+                store,
+                instance,
+                calls: calls + 1,
+            },
+            &plugin.limits,
+        );
+        Ok(route)
     }
 
     /// Health and counters of every plugin, sorted by name.
@@ -474,11 +585,46 @@ impl PluginSet {
         all
     }
 
+    /// Whether `name` is configured and exports `authorize`.
+    pub fn is_authorizer(&self, name: &str) -> bool {
+        self.plugins
+            .get(name)
+            .is_some_and(|p| p.authorizer.is_some())
+    }
+
+    /// Whether `name` is configured and exports `route`.
+    pub fn is_router(&self, name: &str) -> bool {
+        self.plugins.get(name).is_some_and(|p| p.router.is_some())
+    }
+
     /// The configured plugin names, sorted.
     pub fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.plugins.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
+    }
+
+    /// Count a finished call in the plugin's health and in the metrics.
+    fn record<T>(
+        &self,
+        plugin: &Loaded,
+        started: Instant,
+        result: &Result<T, PluginError>,
+        log_truncated: bool,
+    ) {
+        let healthy = plugin.record(result, log_truncated);
+        if let Some(metrics) = &self.metrics {
+            let outcome = match result {
+                Ok(_) => "ok",
+                Err(PluginError::Trap { .. }) => "trap",
+                Err(PluginError::Timeout { .. }) => "timeout",
+                Err(PluginError::OutOfMemory { .. }) => "out_of_memory",
+                Err(PluginError::BadOutput { .. }) => "bad_output",
+                Err(PluginError::Busy { .. }) => "busy",
+                Err(_) => "error",
+            };
+            metrics.plugin_call(&plugin.shared.name, outcome, started.elapsed(), healthy);
+        }
     }
 
     fn plugin(&self, name: &str) -> Result<&Loaded, PluginError> {
@@ -487,24 +633,29 @@ impl PluginSet {
             .ok_or_else(|| PluginError::NotFound(name.to_string()))
     }
 
-    /// A fresh store for one call, with the memory cap and the deadline armed.
-    fn store(&self, plugin: &Loaded) -> Store<State> {
+    /// The store for one call, with the deadline armed: an idle instance's own store (with the
+    /// instance and its call count) when one is waiting, else a fresh store to instantiate in.
+    fn checkout<I>(&self, plugin: &Loaded, idle: &Idle<I>) -> (Store<State>, Option<(I, u32)>) {
         let deadline = Instant::now() + plugin.limits.timeout;
+        if let Some(mut warm) = idle.take() {
+            warm.store.data_mut().begin_call(deadline);
+            warm.store.set_epoch_deadline(1);
+            return (warm.store, Some((warm.instance, warm.calls)));
+        }
         let state = State::new(plugin.shared.clone(), plugin.limits.memory_bytes, deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         // Every epoch tick (1 ms) the guest yields to the executor, so a busy plugin never
-        // holds a runtime thread for long, and traps once the deadline has passed.
-        let wall_deadline = deadline.into_std();
+        // holds a runtime thread for long, and traps once the call's deadline has passed.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if std::time::Instant::now() >= wall_deadline {
+        store.epoch_deadline_callback(|store| {
+            Ok(if Instant::now() >= store.data().deadline {
                 wasmtime::UpdateDeadline::Interrupt
             } else {
                 wasmtime::UpdateDeadline::Yield(1)
             })
         });
-        store
+        (store, None)
     }
 }
 
@@ -524,20 +675,25 @@ impl Loaded {
         }
     }
 
-    fn record<T>(&self, result: &Result<T, PluginError>, log_truncated: bool) {
+    /// Count a finished call; whether the plugin is healthy after it.
+    fn record<T>(&self, result: &Result<T, PluginError>, log_truncated: bool) -> bool {
         let c = &self.counters;
         c.calls.fetch_add(1, Ordering::Relaxed);
         if log_truncated {
             c.log_truncations.fetch_add(1, Ordering::Relaxed);
         }
         match result {
-            Ok(_) => c.consecutive_failures.store(0, Ordering::Relaxed),
+            Ok(_) => {
+                c.consecutive_failures.store(0, Ordering::Relaxed);
+                true
+            }
             Err(e) => {
                 c.failures.fetch_add(1, Ordering::Relaxed);
                 let n = c.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
                 if n == UNHEALTHY_AFTER {
                     tracing::error!(plugin = %self.shared.name, "plugin unhealthy after {n} failed calls in a row: {e}");
                 }
+                n < UNHEALTHY_AFTER
             }
         }
     }

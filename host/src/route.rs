@@ -44,11 +44,15 @@ impl Pattern {
     }
 }
 
-/// A resolved `[[route]]`.
+/// A resolved `[[route]]` that serves modules: where they are stored, where they come from and
+/// who may fetch them.
 #[derive(Debug, Clone)]
 pub struct Route {
     /// Position in the file, for messages (`route[0]`).
     pub index: usize,
+    /// The route's `name`, by which a router plugin chooses it.
+    pub name: Option<String>,
+    /// Modules the route serves when the TOML decides (empty: reachable only by name).
     pub patterns: Vec<Pattern>,
     /// Name of the storage backend.
     pub storage: String,
@@ -58,27 +62,94 @@ pub struct Route {
     pub auth: Vec<String>,
 }
 
+/// A resolved `[[route]]` with a `router`: for the modules it matches, the router plugin names
+/// the route (or declines, and the routes after this one decide).
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    /// Position in the file, for messages (`route[0]`).
+    pub index: usize,
+    pub patterns: Vec<Pattern>,
+    /// The `[plugins.NAME]` router asked.
+    pub router: String,
+}
+
+/// One `[[route]]` table, resolved.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    Serve(Route),
+    Dispatch(Dispatch),
+}
+
+impl Entry {
+    fn patterns(&self) -> &[Pattern] {
+        match self {
+            Entry::Serve(r) => &r.patterns,
+            Entry::Dispatch(d) => &d.patterns,
+        }
+    }
+}
+
+/// What a matching `[[route]]` says: serve with this route, or ask this router.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    Serve(&'a Route),
+    Ask(&'a Dispatch),
+}
+
 /// Routes in file order; the first match wins.
 #[derive(Debug, Clone)]
 pub struct RouteTable {
-    routes: Vec<Route>,
+    entries: Vec<Entry>,
 }
 
 impl RouteTable {
-    pub fn new(routes: Vec<Route>) -> Self {
-        Self { routes }
+    pub fn new(entries: Vec<Entry>) -> Self {
+        Self { entries }
     }
 
-    /// The route for `module` (unescaped path), if any matches.
-    pub fn route(&self, module: &str) -> Option<&Route> {
-        self.routes
+    /// The `[[route]]` tables matching `module` (unescaped path), in file order: the first
+    /// [`Step::Serve`] wins, unless a [`Step::Ask`] before it gets a route from its router.
+    pub fn steps<'a, 'm>(
+        &'a self,
+        module: &'m str,
+    ) -> impl Iterator<Item = Step<'a>> + use<'a, 'm> {
+        self.entries
             .iter()
-            .find(|r| r.patterns.iter().any(|p| p.matches(module)))
+            .filter(move |e| e.patterns().iter().any(|p| p.matches(module)))
+            .map(|e| match e {
+                Entry::Serve(r) => Step::Serve(r),
+                Entry::Dispatch(d) => Step::Ask(d),
+            })
     }
 
-    /// All routes in order.
+    /// The route for `module` by the TOML alone: the first serving route that matches, skipping
+    /// router routes (for tools that have no request to show a router).
+    pub fn route(&self, module: &str) -> Option<&Route> {
+        self.steps(module).find_map(|step| match step {
+            Step::Serve(r) => Some(r),
+            Step::Ask(_) => None,
+        })
+    }
+
+    /// The serving route called `name`.
+    pub fn named(&self, name: &str) -> Option<&Route> {
+        self.iter().find(|r| r.name.as_deref() == Some(name))
+    }
+
+    /// All serving routes in order.
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
-        self.routes.iter()
+        self.entries.iter().filter_map(|e| match e {
+            Entry::Serve(r) => Some(r),
+            Entry::Dispatch(_) => None,
+        })
+    }
+
+    /// All router routes in order.
+    pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
+        self.entries.iter().filter_map(|e| match e {
+            Entry::Dispatch(d) => Some(d),
+            Entry::Serve(_) => None,
+        })
     }
 }
 
@@ -224,17 +295,50 @@ mod tests {
         assert!(Pattern::parse("").is_err());
     }
 
-    #[test]
-    fn first_route_wins() {
-        let route = |i, glob: &str| Route {
+    fn serve(i: usize, glob: &str, name: Option<&str>) -> Entry {
+        Entry::Serve(Route {
             index: i,
-            patterns: vec![Pattern::parse(glob).expect("valid")],
+            name: name.map(str::to_owned),
+            patterns: Pattern::parse(glob).into_iter().collect(),
             storage: format!("s{i}"),
             sources: SourceList::default(),
             auth: Vec::new(),
-        };
-        let t = RouteTable::new(vec![route(0, "corp.example"), route(1, "*")]);
+        })
+    }
+
+    #[test]
+    fn first_route_wins() {
+        let t = RouteTable::new(vec![serve(0, "corp.example", None), serve(1, "*", None)]);
         assert_eq!(t.route("corp.example/a").map(|r| r.index), Some(0));
         assert_eq!(t.route("rsc.io/quote").map(|r| r.index), Some(1));
+    }
+
+    #[test]
+    fn router_routes_come_in_file_order_and_named_routes_are_found_by_name() {
+        let t = RouteTable::new(vec![
+            serve(0, "public.example", None),
+            Entry::Dispatch(Dispatch {
+                index: 1,
+                patterns: vec![Pattern::parse("corp.example").expect("valid")],
+                router: "tenants".into(),
+            }),
+            serve(2, "*", Some("default")),
+            // No patterns: reachable only when a router names it.
+            serve(3, "", Some("tenant-a")),
+        ]);
+        let steps: Vec<String> = t
+            .steps("corp.example/x")
+            .map(|s| match s {
+                Step::Serve(r) => format!("serve {}", r.index),
+                Step::Ask(d) => format!("ask {}", d.router),
+            })
+            .collect();
+        assert_eq!(steps, ["ask tenants", "serve 2"]);
+        assert_eq!(t.route("corp.example/x").map(|r| r.index), Some(2));
+        assert_eq!(t.steps("public.example/y").count(), 2);
+        assert_eq!(t.named("tenant-a").map(|r| r.index), Some(3));
+        assert!(t.named("tenants").is_none(), "router routes have no name");
+        assert_eq!(t.iter().count(), 3);
+        assert_eq!(t.dispatches().count(), 1);
     }
 }

@@ -106,7 +106,13 @@ impl Handler for Gateway {
         // The request keeps its pipeline alive until it is done, even across a reload.
         let app = self.current();
         let conn = conn.clone();
-        async move { app.handle(req, &conn).await }
+        async move {
+            if req.uri().path().starts_with("/admin/") {
+                self.admin(&req, &conn).await
+            } else {
+                app.handle(req, &conn).await
+            }
+        }
     }
 }
 

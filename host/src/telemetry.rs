@@ -100,6 +100,28 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginOutcomeLabels {
+    plugin: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabels {
+    plugin: String,
+}
+
+/// Plugin call latency buckets (seconds): a call into a reused instance takes microseconds,
+/// the default deadline is 50 ms.
+const PLUGIN_BUCKETS: [f64; 12] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
+    0.25,
+];
+
+fn plugin_histogram() -> Histogram {
+    Histogram::new(PLUGIN_BUCKETS)
+}
+
 /// Request latency buckets (seconds): storage hits take around a millisecond, upstream fetches
 /// of large zips can take minutes.
 const REQUEST_BUCKETS: [f64; 14] = [
@@ -124,6 +146,9 @@ pub struct Metrics {
     upstream_rejected: Counter,
     connections_open: Gauge,
     tls_handshake_failures: Counter,
+    plugin_calls: Family<PluginOutcomeLabels, Counter>,
+    plugin_call_duration: Family<PluginLabels, Histogram, fn() -> Histogram>,
+    plugin_healthy: Family<PluginLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -200,8 +225,33 @@ impl Metrics {
             "Client connections dropped because the TLS handshake failed or timed out",
             tls_handshake_failures.clone(),
         );
+        let plugin_calls = Family::<PluginOutcomeLabels, Counter>::default();
+        registry.register(
+            "plugin_calls",
+            "Plugin calls by plugin and outcome (ok, trap, timeout, out_of_memory, bad_output, busy)",
+            plugin_calls.clone(),
+        );
+        let plugin_call_duration =
+            Family::<PluginLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                plugin_histogram,
+            );
+        registry.register_with_unit(
+            "plugin_call_duration",
+            "Duration of plugin calls, instantiation included, by plugin",
+            Unit::Seconds,
+            plugin_call_duration.clone(),
+        );
+        let plugin_healthy = Family::<PluginLabels, Gauge>::default();
+        registry.register(
+            "plugin_healthy",
+            "1 while the plugin is healthy, 0 after repeated failed calls (until one succeeds)",
+            plugin_healthy.clone(),
+        );
         Self {
             registry,
+            plugin_calls,
+            plugin_call_duration,
+            plugin_healthy,
             requests,
             request_duration,
             cache_lookups,
@@ -242,6 +292,32 @@ impl Metrics {
     /// An upstream artifact failed validation and was not stored.
     pub fn upstream_rejected(&self) {
         self.upstream_rejected.inc();
+    }
+
+    /// One plugin call finished with `outcome` (`ok`, `trap`, `timeout`, …); `healthy` is the
+    /// plugin's health after it.
+    pub fn plugin_call(
+        &self,
+        plugin: &str,
+        outcome: &'static str,
+        elapsed: Duration,
+        healthy: bool,
+    ) {
+        self.plugin_calls
+            .get_or_create(&PluginOutcomeLabels {
+                plugin: plugin.to_string(),
+                outcome,
+            })
+            .inc();
+        let labels = PluginLabels {
+            plugin: plugin.to_string(),
+        };
+        self.plugin_call_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        self.plugin_healthy
+            .get_or_create(&labels)
+            .set(i64::from(healthy));
     }
 
     /// A TLS handshake failed or timed out.
@@ -295,6 +371,8 @@ mod tests {
         m.cache_lookup("mod", false);
         m.upstream_fetch("ok", Duration::from_millis(120));
         m.upstream_rejected();
+        m.plugin_call("tokens", "ok", Duration::from_micros(4), true);
+        m.plugin_call("tokens", "trap", Duration::from_micros(40), false);
         let conn = m.connection_opened();
         let text = m.render();
         for needle in [
@@ -307,6 +385,10 @@ mod tests {
             "modgate_upstream_request_duration_seconds_count 1",
             "modgate_upstream_rejected_total 1",
             "modgate_connections_open 1",
+            r#"modgate_plugin_calls_total{plugin="tokens",outcome="ok"} 1"#,
+            r#"modgate_plugin_calls_total{plugin="tokens",outcome="trap"} 1"#,
+            r#"modgate_plugin_call_duration_seconds_count{plugin="tokens"} 2"#,
+            r#"modgate_plugin_healthy{plugin="tokens"} 0"#,
             "# EOF",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");

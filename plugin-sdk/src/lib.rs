@@ -49,7 +49,10 @@ pub use bindings::types::{Action, Allow, Decision, Deny, RequestFacts};
 /// An authorization plugin: decides whether a request may proceed and on whose behalf.
 ///
 /// Implement it on a unit struct and export it with [`export_authorizer!`]. modgate calls
-/// `authorize` once per request on a fresh instance, so keep state in [`kv`], not in statics.
+/// `authorize` once per request. Instances are reused for many calls (several at once, each
+/// replaced after `limits.reuse_calls` calls or any failure): a static is fine for what is fixed
+/// for the instance's life (the parsed config, in a `OnceLock`), but state that every call must
+/// see belongs in [`kv`], and nothing about one request may leak into the answer to another.
 ///
 /// ```no_run
 /// use modgate_plugin_sdk::{Authorizer, Decision, RequestFacts};

@@ -23,6 +23,7 @@ mod hostile;
 mod protocol;
 mod publish;
 mod reload;
+mod routing;
 mod singleflight;
 mod tls;
 mod upstream;

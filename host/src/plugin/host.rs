@@ -174,6 +174,18 @@ impl State {
             log_truncated: false,
         }
     }
+
+    /// Arm a reused instance's state for its next call: a new deadline and a fresh log budget.
+    /// (An instance whose call failed is never reused, so the limiter has not refused anything.)
+    pub fn begin_call(&mut self, deadline: Instant) {
+        debug_assert!(
+            !self.limiter.hit,
+            "an instance that hit its memory cap was reused"
+        );
+        self.deadline = deadline;
+        self.log_bytes = 0;
+        self.log_truncated = false;
+    }
 }
 
 impl WasiView for State {

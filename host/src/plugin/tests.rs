@@ -339,32 +339,43 @@ async fn grants_decide_what_a_plugin_reaches() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Instance strategy: a fresh instance per call (what [`PluginSet`] does) against one instance
-/// reused for every call. Run with
+/// Instance strategies through [`PluginSet`], release build: a fresh instance per call
+/// (`reuse_calls = 0`) against reused instances (the default), plus the floor: one instance
+/// called directly. Run with
 /// `cargo test --release -p modgate plugin::tests::bench_instance_strategies -- --ignored --nocapture`.
 #[tokio::test]
-#[ignore = "micro-benchmark; prints ns/call"]
+#[ignore = "micro-benchmark; prints time per call"]
 async fn bench_instance_strategies() -> anyhow::Result<()> {
     const N: u32 = 20_000;
-    let set = build(&[spec("allow-all", test_plugins::ALLOW_ALL)]);
     let req = facts();
-    for _ in 0..1000 {
-        set.authorize("allow-all", &req).await?;
+    let mut fresh_spec = spec("allow-all", test_plugins::ALLOW_ALL);
+    fresh_spec.limits.reuse_calls = 0;
+    let mut per_call = Vec::new();
+    for (label, set) in [
+        ("fresh instance per call", build(&[fresh_spec])),
+        (
+            "reused instances (default)",
+            build(&[spec("allow-all", test_plugins::ALLOW_ALL)]),
+        ),
+    ] {
+        for _ in 0..1000 {
+            set.authorize("allow-all", &req).await?;
+        }
+        let started = std::time::Instant::now();
+        for _ in 0..N {
+            set.authorize("allow-all", &req).await?;
+        }
+        per_call.push((label, started.elapsed() / N));
     }
-    let started = std::time::Instant::now();
-    for _ in 0..N {
-        set.authorize("allow-all", &req).await?;
-    }
-    let fresh = started.elapsed() / N;
 
+    let set = build(&[spec("allow-all", test_plugins::ALLOW_ALL)]);
     let plugin = &set.plugins["allow-all"];
     let Some(pre) = &plugin.authorizer else {
         panic!("allow-all is an authorizer")
     };
-    let mut store = set.store(plugin);
+    let (mut store, _) = set.checkout(plugin, &plugin.idle_authorizers);
     // One long-lived store: push its deadline out of the way.
     store.data_mut().deadline = Instant::now() + Duration::from_secs(3600);
-    store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Continue(1000)));
     let wasm_error = |e: wasmtime::Error| anyhow::anyhow!("{e:#}");
     let instance = pre
         .instantiate_async(&mut store)
@@ -383,8 +394,77 @@ async fn bench_instance_strategies() -> anyhow::Result<()> {
             .await
             .map_err(wasm_error)?;
     }
-    let reused = started.elapsed() / N;
-    println!("fresh instance per call: {fresh:?}/call; reused instance: {reused:?}/call");
+    per_call.push(("one instance called directly", started.elapsed() / N));
+    for (label, time) in per_call {
+        println!("{label}: {time:?}/call");
+    }
+    Ok(())
+}
+
+async fn counter_principals(set: &PluginSet, paths: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for path in paths {
+        let mut req = facts();
+        req.path = (*path).to_string();
+        out.push(match set.authorize("counter", &req).await {
+            Ok(decision) => principal(&decision).to_string(),
+            Err(PluginError::Trap { .. }) => "trap".to_string(),
+            Err(e) => panic!("unexpected {e:?}"),
+        });
+    }
+    out
+}
+
+#[tokio::test]
+async fn instances_are_reused_up_to_reuse_calls_and_never_after_a_failure() {
+    let ok = "/example.com/m/@v/list";
+    let trap = "/example.com/trap/@v/list";
+
+    let set = build(&[spec("counter", test_plugins::COUNTER)]);
+    assert_eq!(
+        counter_principals(&set, &[ok, ok, ok, trap, ok, ok]).await,
+        ["call-1", "call-2", "call-3", "trap", "call-1", "call-2"],
+        "one reused instance; the trapped one is replaced by a fresh one"
+    );
+
+    let mut fresh = spec("counter", test_plugins::COUNTER);
+    fresh.limits.reuse_calls = 0;
+    let set = build(&[fresh]);
+    assert_eq!(
+        counter_principals(&set, &[ok, ok, ok]).await,
+        ["call-1", "call-1", "call-1"],
+        "reuse_calls = 0: a fresh instance for every call"
+    );
+
+    let mut capped = spec("counter", test_plugins::COUNTER);
+    capped.limits.reuse_calls = 2;
+    let set = build(&[capped]);
+    assert_eq!(
+        counter_principals(&set, &[ok, ok, ok, ok, ok]).await,
+        ["call-1", "call-2", "call-1", "call-2", "call-1"],
+        "an instance serves reuse_calls calls, then a fresh one takes over"
+    );
+}
+
+#[tokio::test]
+async fn a_reused_instance_gets_a_fresh_deadline_and_log_budget() -> anyhow::Result<()> {
+    // The loud plugin logs past the cap on every call: each call, reused instance or not,
+    // must start with a full budget and be cut again (not carry the last call's count).
+    let mut loud = spec("loud", test_plugins::LOUD);
+    loud.limits.timeout = Duration::from_secs(2);
+    let set = build(&[loud]);
+    for _ in 0..3 {
+        set.authorize("loud", &facts()).await?;
+    }
+    assert_eq!(health_of(&set, "loud").log_truncations, 3);
+    // Calls far apart in time still run: the deadline is per call, not per instance.
+    let mut slow = spec("counter", test_plugins::COUNTER);
+    slow.limits.timeout = Duration::from_millis(200);
+    let set = build(&[slow]);
+    set.authorize("counter", &facts()).await?;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let decision = set.authorize("counter", &facts()).await?;
+    assert_eq!(principal(&decision), "call-2");
     Ok(())
 }
 

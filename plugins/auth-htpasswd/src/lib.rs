@@ -6,6 +6,7 @@
 
 pub mod policy;
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use modgate_plugin_sdk::{
@@ -20,7 +21,9 @@ struct AuthHtpasswd;
 
 impl Authorizer for AuthHtpasswd {
     fn authorize(req: &RequestFacts) -> Decision {
-        match load() {
+        // Config and secret are fixed for an instance's life (a reload builds new instances).
+        static POLICY: OnceLock<Result<Policy, String>> = OnceLock::new();
+        match POLICY.get_or_init(load) {
             Ok(policy) => policy.decide(req, &mut KvCache),
             Err(problem) => {
                 modgate_plugin_sdk::error!("{problem}");
@@ -45,7 +48,8 @@ fn load() -> Result<Policy, String> {
     Policy::new(config, secret.as_deref()).map_err(|e| e.to_string())
 }
 
-/// The plugin's `kv` cache: each call runs in a fresh instance, so memory would not survive.
+/// The plugin's `kv` cache: shared by all its instances (several run at once, and instances are
+/// replaced), so a password verified once is not run through bcrypt again by any of them.
 struct KvCache;
 
 impl VerifiedCache for KvCache {

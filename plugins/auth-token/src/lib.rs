@@ -7,6 +7,8 @@
 
 pub mod policy;
 
+use std::sync::OnceLock;
+
 use modgate_plugin_sdk::{Authorizer, Decision, RequestFacts, config, export_authorizer, secrets};
 use policy::{Policy, PolicyConfig};
 
@@ -14,7 +16,10 @@ struct AuthToken;
 
 impl Authorizer for AuthToken {
     fn authorize(req: &RequestFacts) -> Decision {
-        match load() {
+        // The config and the secret cannot change during an instance's life (a reload builds
+        // new instances), so a reused instance parses them once.
+        static POLICY: OnceLock<Result<Policy, String>> = OnceLock::new();
+        match POLICY.get_or_init(load) {
             Ok(policy) => policy.decide(req),
             Err(problem) => {
                 modgate_plugin_sdk::error!("{problem}");
@@ -29,8 +34,7 @@ impl Authorizer for AuthToken {
 }
 
 /// The policy from the `config` table plus, when `tokens_secret` names one, the secret's JSON
-/// list of tokens. Parsed on every call: each call runs in a fresh instance, and parsing a few
-/// tokens costs microseconds.
+/// list of tokens.
 fn load() -> Result<Policy, String> {
     let config: PolicyConfig = config::get().map_err(|e| e.to_string())?;
     let secret = match &config.tokens_secret {

@@ -53,7 +53,9 @@ struct RouterPrefix;
 
 impl Router for RouterPrefix {
     fn route(req: &RequestFacts) -> Option<String> {
-        match config::get::<Routes>() {
+        // The config is fixed for an instance's life (a reload builds new instances).
+        static ROUTES: std::sync::OnceLock<Result<Routes, String>> = std::sync::OnceLock::new();
+        match ROUTES.get_or_init(|| config::get::<Routes>().map_err(|e| e.to_string())) {
             Ok(routes) => routes.route(req),
             Err(e) => {
                 modgate_plugin_sdk::error!("router-prefix: {e}");

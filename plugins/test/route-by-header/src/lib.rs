@@ -1,4 +1,5 @@
-//! Routes to the value of the `x-route` header, if any.
+//! Routes to the value of the `x-route` header, if any; panics (a trap) when it is `!trap`, so
+//! the tests can make a router fail on demand.
 
 use modgate_plugin_sdk::{RequestFacts, Router, export_router};
 
@@ -6,7 +7,9 @@ struct RouteByHeader;
 
 impl Router for RouteByHeader {
     fn route(req: &RequestFacts) -> Option<String> {
-        req.header("x-route").map(str::to_string)
+        let route = req.header("x-route")?;
+        assert_ne!(route, "!trap", "asked to trap");
+        Some(route.to_string())
     }
 }
 
