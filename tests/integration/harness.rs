@@ -147,7 +147,7 @@ impl Modgate {
         self.wait_ready();
     }
 
-    fn log_path(&self, stream: &str) -> PathBuf {
+    pub fn log_path(&self, stream: &str) -> PathBuf {
         self.dir
             .path()
             .join(format!("{stream}.{}.log", self.generation))
@@ -243,6 +243,17 @@ impl Modgate {
         self.setup = setup;
         let config = self.dir.path().join("modgate.toml");
         std::fs::write(&config, self.setup.render(self.port)).expect("write config");
+    }
+
+    /// Replaces the config file with `setup` rendered for this process's port, atomically
+    /// (temp + rename: a reload never reads half a file), without signalling it. Unlike
+    /// [`rewrite_config`](Self::rewrite_config) it leaves `self.setup` alone, so it works through
+    /// a shared reference (from another thread).
+    pub fn swap_config(&self, setup: &Setup) {
+        let config = self.dir.path().join("modgate.toml");
+        let tmp = self.dir.path().join("modgate.toml.tmp");
+        std::fs::write(&tmp, setup.render(self.port)).expect("write config");
+        std::fs::rename(&tmp, &config).expect("rename config");
     }
 
     /// Replaces the config file with arbitrary text (to test refused reloads).
