@@ -182,9 +182,9 @@ auth = ["tokens"]
             let mut n = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
-                let flipped = n % 2 == 1;
+                let flipped = !n.is_multiple_of(2);
                 mg.swap_config(&setup(flipped));
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     mg.signal("HUP");
                     mg.wait_for_log(
                         "configuration reloaded",
