@@ -570,9 +570,10 @@ class WrkResult:
 
 
 def run_wrk(url: str, conns: int, threads: int, seconds: float, script: Path,
-            script_args: list[str], cpus: str | None) -> WrkResult:
+            script_args: list[str], cpus: str | None,
+            extra: list[str] | None = None) -> WrkResult:
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(seconds))}s",
-           "--timeout", "120s", "-s", str(script), url]
+           "--timeout", "120s", *(extra or []), "-s", str(script), url]
     if script_args:
         cmd += ["--", *script_args]
     if cpus:

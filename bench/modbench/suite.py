@@ -9,6 +9,7 @@ Writes docs/benchmarks.md. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.server
 import json
 import os
@@ -276,7 +277,11 @@ def wait_http(srv: Server, path: str, timeout: float) -> bool:
     return False
 
 
-def start_proxy(name: str, binary: Path, upstream: str, work: Path) -> Server:
+def start_proxy(name: str, binary: Path, upstream: str, work: Path,
+                plugins: str | None = None, tls: tuple[Path, Path] | None = None) -> Server:
+    """Start proxy `name` on empty storage. For modgate, `plugins` (workload 5) is None, "auth"
+    (auth-token on the route) or "router" (router-prefix choosing a named route that has
+    auth-token)."""
     d = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work))
     port = core.free_port()
     env = dict(os.environ)
@@ -287,7 +292,7 @@ def start_proxy(name: str, binary: Path, upstream: str, work: Path) -> Server:
 [server]
 listen = "127.0.0.1:{port}"
 access_log = false
-
+{w5_tls(tls)}
 [storage.local]
 plugin = "storage-fs"
 config = {{ root = {json.dumps(str(d / 'storage'))} }}
@@ -295,13 +300,7 @@ config = {{ root = {json.dumps(str(d / 'storage'))} }}
 [upstream.hermetic]
 goproxy = "{upstream}"
 
-[[route]]
-match = ["*"]
-storage = "local"
-sources = ["hermetic"]
-""")
-        # WORKLOAD 5 HOOK (plugins on): add `auth = ["token"]` to the route and a
-        # [plugins.token] table here, and send the token from wrk/the go client.
+{w5_routes(plugins)}""")
         cmd, ready = [str(binary), "serve", "--config", str(conf)], "/healthz"
     elif name == "goproxy":
         # GOPROXY = the hermetic upstream only; the checksum DB is not proxied (offline).
@@ -325,13 +324,56 @@ sources = ["hermetic"]
     with open(log_path, "wb") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=d)
-    srv = Server(name, proc, f"http://127.0.0.1:{port}", log_path)
+    scheme = "https" if tls else "http"
+    srv = Server(name, proc, f"{scheme}://127.0.0.1:{port}", log_path)
     srv.dir = d
     if not wait_http(srv, ready, 30):
         srv.stop()
         err = ModgateError if name == "modgate" else HarnessError
         raise err(f"{name} did not start:\n{tail(log_path.read_text(errors='replace'), 15)}")
     return srv
+
+
+# Workload 5: the token every plugins-on client sends, and the config that checks it. Not a
+# secret: it only opens the benchmark's own throw-away servers.
+W5_TOKEN = "modgate-bench-token"
+
+
+def w5_tls(tls: tuple[Path, Path] | None) -> str:
+    if not tls:
+        return ""
+    return f"tls = {{ cert = {json.dumps(str(tls[0]))}, key = {json.dumps(str(tls[1]))} }}\n"
+
+
+def w5_certificate(work: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (the go client sends `.netrc` credentials only
+    over HTTPS), made with openssl."""
+    cert, key = work / "w5-cert.pem", work / "w5-key.pem"
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)])
+    return cert, key
+
+
+def w5_routes(plugins: str | None) -> str:
+    """The modgate `[[route]]`s (and `[plugins.*]`) for a workload-5 variant."""
+    plain = '[[route]]\nmatch = ["*"]\nstorage = "local"\nsources = ["hermetic"]\n'
+    if plugins is None:
+        return plain
+    sha = hashlib.sha256(W5_TOKEN.encode()).hexdigest()
+    tokens = ('[plugins.tokens]\nplugin = "auth-token"\n'
+              f'config = {{ tokens = [{{ name = "bench", sha256 = "{sha}", '
+              'scopes = ["read"], modules = ["*"] }] }\n\n')
+    if plugins == "auth":
+        return tokens + plain.replace('sources = ["hermetic"]\n',
+                                      'sources = ["hermetic"]\nauth = ["tokens"]\n')
+    if plugins == "router":
+        return (tokens + '[plugins.tenants]\nplugin = "router-prefix"\n'
+                'config = { by_host = { "127.0.0.1" = "main" } }\n\n'
+                '[[route]]\nmatch = ["*"]\nrouter = "tenants"\n\n'
+                '[[route]]\nname = "main"\nstorage = "local"\nsources = ["hermetic"]\n'
+                'auth = ["tokens"]\n')
+    raise ValueError(plugins)
 
 
 # ---------------------------------------------------------------------------
@@ -347,7 +389,8 @@ class Download:
     foreign_pct: float = 0.0
 
 
-def go_download(graph: Graph, proxy: str, work: Path, servers: list[Server]) -> Download:
+def go_download(graph: Graph, proxy: str, work: Path, servers: list[Server],
+                extra_env: dict | None = None) -> Download:
     """`go mod download all` of the graph with an empty client cache.
 
     GOSUMDB=off: the run is offline and the checksum DB is not part of what is compared;
@@ -364,6 +407,7 @@ def go_download(graph: Graph, proxy: str, work: Path, servers: list[Server]) -> 
     env = go_env(GOPROXY=proxy, GOMODCACHE=str(d / "modcache"), GOSUMDB="off",
                  GONOSUMDB="", GOPRIVATE="", GONOPROXY="",
                  GOFLAGS="-mod=mod -modcacherw")   # writable: rm -rf is quick
+    env.update(extra_env or {})
     meter = CpuMeter(servers, servers[0]) if servers else None
     t0 = time.monotonic()
     if meter:
@@ -390,6 +434,9 @@ class Results:
     w1: dict = field(default_factory=dict)    # server -> [WrkResult]
     w1_warm_errors: dict = field(default_factory=dict)
     w2_md: str = ""
+    w5: dict = field(default_factory=dict)    # modgate variant -> [WrkResult]
+    w5_calls: dict = field(default_factory=dict)   # (variant, plugin) -> (p50 s, p99 s, calls)
+    w5_go: dict = field(default_factory=dict)  # modgate variant over https -> [Download]
     notes: list = field(default_factory=list)
 
 
@@ -495,8 +542,106 @@ def workload2(args, binary: Path, cache: Path, work: Path, res: Results, runs: i
         res.notes.append(f"workload 2 exited {p.returncode}: {tail(p.stderr, 3)}")
 
 
-# WORKLOAD 5 HOOK: workloads 1 and 3 again with modgate's auth-token plugin on (see
-# start_proxy) and Athens basic auth; not implemented yet (issue 4, later step).
+W5_VARIANTS = [("modgate", None), ("modgate+auth-token", "auth"),
+               ("modgate+auth-token+router", "router")]
+
+
+def tls_context(cert: Path):
+    import ssl
+    return ssl.create_default_context(cafile=str(cert))
+
+
+def histogram_quantiles(metrics: str, family: str, plugin: str) -> tuple[float, float, int]:
+    """p50 and p99 (seconds, linear within the bucket) and the count of a plugin's latency
+    histogram in modgate's /metrics."""
+    buckets = []
+    for ln in metrics.splitlines():
+        if ln.startswith(f"{family}_bucket{{") and f'plugin="{plugin}"' in ln:
+            le = ln.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(ln.split()[-1])))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0
+
+    def q(p: float) -> float:
+        want, prev_le, prev_n = p * total, 0.0, 0.0
+        for le, n in buckets:
+            if n >= want:
+                if le == float("inf"):
+                    return prev_le
+                return prev_le + (le - prev_le) * ((want - prev_n) / max(n - prev_n, 1e-9))
+            prev_le, prev_n = le, n
+        return prev_le
+    return (q(0.5), q(0.99), int(total)) if total else (0.0, 0.0, 0)
+
+
+def workload5(graph, binary: Path, up: Upstream, work: Path, runs: int, secs: float,
+              res: Results):
+    """Workload 1 against modgate with no plugins, with auth-token on the route, and with a
+    router plugin choosing the route plus auth-token: req/s, latency, and each plugin's own
+    call latency from modgate's metrics (issue 3 acceptance 5)."""
+    import urllib.request
+    log(f"workload 5: workload 1 with plugins on, {len(graph.urls)} URLs, wrk 64 conns")
+    urlfile = work / "w5-urls.txt"
+    urlfile.write_text("\n".join(graph.urls) + "\n")
+    script = work / "rotate.lua"
+    script.write_text(core.WRK_LUA_ROTATE)
+    auth = ["-H", f"Authorization: Bearer {W5_TOKEN}"]
+    servers = []
+    try:
+        for name, plugins in W5_VARIANTS:
+            srv = start_proxy("modgate", binary, up.url, work, plugins)
+            srv.name = name
+            servers.append(srv)
+            for u in graph.urls:     # fill its storage (and check the token is accepted)
+                req = urllib.request.Request(srv.base + u, headers=dict([auth[1].split(": ")]))
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    r.read()
+        for srv in servers:
+            core.run_wrk(srv.base + "/", 64, 2, 2, script, [str(urlfile)], None, auth)
+        for i in range(runs):
+            for srv in rotate(servers, i):
+                with CpuMeter(servers, srv) as m:
+                    r = core.run_wrk(srv.base + "/", 64, 2, secs, script, [str(urlfile)], None,
+                                     auth)
+                r.server_cpu_s, r.foreign_pct = m.server_cpu_s, m.foreign_pct
+                res.w5.setdefault(srv.name, []).append(r)
+                log(f"  {srv.name} run {i + 1}: {r.rps:.0f} req/s p50 {r.p50_us / 1000:.2f} ms "
+                    f"p99 {r.p99_us / 1000:.2f} ms"
+                    + (f" ERRORS {r.errors}" if r.error_count else ""))
+        # Workload 3 with auth-token: `go mod download all` over HTTPS (the go command sends
+        # `.netrc` credentials only over HTTPS), warm, against the same server without plugins.
+        cert, key = w5_certificate(work)
+        netrc = work / "w5-netrc"
+        netrc.write_text(f"machine 127.0.0.1 login bench password {W5_TOKEN}\n")
+        tls_servers = []
+        for name, plugins in (("modgate (https)", None), ("modgate+auth-token (https)", "auth")):
+            srv = start_proxy("modgate", binary, up.url, work, plugins, (cert, key))
+            srv.name = name
+            tls_servers.append(srv)
+            servers.append(srv)
+        env = {"SSL_CERT_FILE": str(cert), "NETRC": str(netrc)}
+        for srv in tls_servers:      # fill
+            d = go_download(graph, srv.base, work, [srv], env)
+            if not d.ok:
+                raise HarnessError(f"workload 5: filling {srv.name} failed: {d.error}")
+        for i in range(runs):
+            for srv in rotate(tls_servers, i):
+                d = go_download(graph, srv.base, work, [srv], env)
+                res.w5_go.setdefault(srv.name, []).append(d)
+                log(f"  {srv.name} go mod download run {i + 1}: {d.secs:.2f}s "
+                    f"{'ok' if d.ok else 'FAILED ' + d.error}")
+        for srv in servers[1:]:
+            with urllib.request.urlopen(srv.base + "/metrics", timeout=10,
+                                        context=tls_context(cert)) as r:
+                metrics = r.read().decode()
+            for plugin in ("tokens", "tenants"):
+                p50, p99, n = histogram_quantiles(
+                    metrics, "modgate_plugin_call_duration_seconds", plugin)
+                if n:
+                    res.w5_calls[(srv.name, plugin)] = (p50, p99, n)
+    finally:
+        for srv in servers:
+            srv.stop()
 
 
 # ---------------------------------------------------------------------------
@@ -602,7 +747,43 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
     if "athens" not in res.w1:
         o.append("| 1, 4 | all | athens | not measured: could not be built here (see above) "
                  "| | ≥ 3× | n/a |")
-    o.append("| 5 plugins on | — | — | not implemented yet (hook in suite.py) | | | |")
+    m5 = res.w5.get("modgate", [])
+    for name, rs in res.w5.items():
+        # Here the ratio is variant / no plugins: the share of the throughput that is kept.
+        r = None if name == "modgate" else speed_ratio(rs, m5, "rps", False)
+        t = None if name == "modgate" else 0.9
+        o.append(f"| 5 warm .info/.mod with plugins, 64 conns | req/s | {name} | "
+                 f"{spread([x.rps for x in rs], '.0f')} | "
+                 f"{'' if r is None else f'{r:.2f}× of no plugins'} | "
+                 f"{'' if t is None else '≥ 0.90× (≤ 10 % drop)'} | {verdict(r, t) if t else ''} |")
+    for name, rs in res.w5.items():
+        p50 = median([x.p50_us for x in rs]) / 1000
+        p99 = median([x.p99_us for x in rs]) / 1000
+        added = ""
+        if name != "modgate" and m5:
+            added = (f"+{p50 - median([x.p50_us for x in m5]) / 1000:.3f} / "
+                     f"+{p99 - median([x.p99_us for x in m5]) / 1000:.3f} ms vs no plugins")
+        o.append(f"| 5 warm .info/.mod with plugins, 64 conns | p50 / p99 ms | {name} | "
+                 f"{p50:.2f} / {p99:.2f} | {added} | | |")
+    g5 = res.w5_go.get("modgate (https)", [])
+    for name, rs in res.w5_go.items():
+        r = None if name == "modgate (https)" else speed_ratio(rs, g5, "secs", True)
+        o.append(f"| 5 warm `go mod download all`, https + .netrc | wall s | {name} | "
+                 f"{spread([x.secs for x in rs], '.2f')}{failed(rs)} | "
+                 f"{'' if r is None else f'{r:.2f}× of no plugins'} | | |")
+    if not res.w5:
+        o.append("| 5 plugins on | — | — | not run (`--only` without 5) | | | |")
+    if res.w5_calls:
+        o.append("")
+        o.append("## Workload 5: time inside each plugin call")
+        o.append("From modgate's `modgate_plugin_call_duration_seconds` histogram over all of "
+                 "workload 5's requests (quantiles interpolated within buckets): the host's "
+                 "whole call, instance checkout and answer checks included.")
+        o.append("")
+        o.append("| variant | plugin | calls | p50 µs | p99 µs |")
+        o.append("|---|---|---:|---:|---:|")
+        for (variant, plugin), (p50, p99, n) in res.w5_calls.items():
+            o.append(f"| {variant} | {plugin} | {n} | {p50 * 1e6:.1f} | {p99 * 1e6:.1f} |")
     o.append("")
     o.append("## Upstream requests by kind (cold, last run)")
     o.append("")
@@ -681,7 +862,7 @@ def main() -> int:
     ap.add_argument("--modgate-bin", type=Path, help="use this binary instead of cargo build")
     ap.add_argument("--cache", type=Path, help="peers and upstream cache "
                     "(default $XDG_CACHE_HOME/modgate-bench)")
-    ap.add_argument("--only", default="1,2,3,4", help="workloads to run (default 1,2,3,4)")
+    ap.add_argument("--only", default="1,2,3,4,5", help="workloads to run (default 1,2,3,4,5)")
     ap.add_argument("--wait-quiet", type=float, help="wait up to N s for a quiet machine "
                     "(default 120, quick 0); fails (exit 3) if it never gets quiet, "
                     "unless --anyway")
@@ -755,6 +936,8 @@ def main() -> int:
         for s in servers:
             s.stop()
         servers = []
+        if "5" in only:
+            workload5(graph, binary, up, work, runs, secs, res)
         if "2" in only:
             workload2(args, binary, cache, work, res, runs, secs)
         md = report(args, res, graph, peers, core.git_describe(root), busy, secs, runs)
