@@ -5,7 +5,8 @@
 //! - `fixtures`: fixture modules and GOPROXY trees (and hostile zips), built in Rust.
 //! - `upstream`: the fake upstream GOPROXY server with request counts and failure knobs.
 //! - the rest, one area each: `protocol`, `go_client`, `fallthrough`, `singleflight`, `crash`,
-//!   `hostile`, `tls`, `zipbuild`, `gitsource`.
+//!   `hostile`, `tls`, `zipbuild`, `gitsource`, `go_auth`, `reload`, `publish`, and
+//!   `custom_auth_example` (runs `examples/custom-auth/README.md` as its reader would).
 //!
 //! The harness checks itself without modgate: `go_client::fixture_tree_is_valid_for_the_go_command`
 //! and the unit tests in `fixtures::rawzip`.
@@ -13,6 +14,7 @@
 mod auth;
 mod cli;
 mod crash;
+mod custom_auth_example;
 mod fallthrough;
 mod fixtures;
 mod gitsource;

@@ -1,0 +1,3 @@
+module corp.example/payments/hello
+
+go 1.21

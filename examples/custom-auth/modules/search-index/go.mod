@@ -1,0 +1,3 @@
+module corp.example/search/index
+
+go 1.21
