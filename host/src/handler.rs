@@ -659,10 +659,12 @@ impl App {
                     return Ok(());
                 }
                 Ok(Decision::Deny(deny)) => {
-                    // Only client-error statuses: a plugin cannot make a refusal look like success.
+                    // 4xx or 5xx, as the WIT allows (the host checked the range): a plugin
+                    // cannot make a refusal look like success, and a plugin that cannot decide
+                    // (a broken config, an unreachable key server) can say so with a 5xx.
                     let status = http::StatusCode::from_u16(deny.status)
                         .ok()
-                        .filter(http::StatusCode::is_client_error)
+                        .filter(|s| s.is_client_error() || s.is_server_error())
                         .unwrap_or(http::StatusCode::FORBIDDEN);
                     return Err(Error::Denied {
                         status,
