@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
@@ -53,7 +54,20 @@ pub const SUPPORTED: [(&str, Algorithm); 4] = [
 pub fn from_jwk(value: &serde_json::Value, symmetric: bool) -> Result<Key, String> {
     let jwk: Jwk = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
     let alg = match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => Algorithm::RS256,
+        AlgorithmParameters::RSA(rsa) => {
+            // RFC 7518 §3.3: 2048 bits or larger.
+            let modulus = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(rsa.n.trim_end_matches('='))
+                .map_err(|e| format!("n: {e}"))?;
+            let bits = modulus
+                .iter()
+                .position(|&b| b != 0)
+                .map_or(0, |i| (modulus.len() - i) * 8);
+            if bits < 2048 {
+                return Err(format!("RSA key of {bits} bits: 2048 or more are required"));
+            }
+            Algorithm::RS256
+        }
         AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
         AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
             Algorithm::EdDSA

@@ -580,6 +580,11 @@ fn bad_configs_name_the_field() {
         ),
         (json!({"jwks": "{not json"}), Some(HS_KEY), "jwks: not JSON"),
         (
+            json!({"jwks": {"keys": [{"kty": "RSA", "n": b64(&[0xff; 128]), "e": "AQAB"}]}}),
+            Some(HS_KEY),
+            "RSA key of 1024 bits",
+        ),
+        (
             json!({"jwks": {"kees": []}}),
             Some(HS_KEY),
             "jwks: not a JWKS",
