@@ -340,3 +340,378 @@ async fn router_prefix_routes_by_host_then_longest_prefix() -> Result<(), Plugin
     assert_eq!(set.route("router-prefix", &req).await?, None);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// auth-jwt
+
+mod jwt {
+    use jsonwebtoken::jwk::Jwk;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use serde_json::{Value, json};
+
+    use super::super::tests::BodyServer;
+    use super::*;
+
+    pub const ISSUER: &str = "https://idp.corp.example";
+    pub const HS256_KEY: &str = "a-test-only-hs256-key-of-32-bytes-or-more";
+
+    /// A signing key made for the test and its public JWK (with `kid`).
+    pub struct Signer {
+        pub alg: Algorithm,
+        pub kid: String,
+        key: EncodingKey,
+        pub jwk: Value,
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    impl Signer {
+        /// A fresh key for `alg`: RSA 2048 from the `rsa` crate, P-256 and Ed25519 from ring
+        /// (through rcgen), HS256 the fixed test secret.
+        pub fn new(alg: Algorithm, kid: &str) -> Signer {
+            let (key, jwk) = match alg {
+                Algorithm::RS256 => {
+                    use rsa::pkcs1::EncodeRsaPrivateKey as _;
+                    let der = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+                        .and_then(|k| Ok(k.to_pkcs1_der()?))
+                        .unwrap_or_else(|e| panic!("RSA key: {e}"));
+                    let key = EncodingKey::from_rsa_der(der.as_bytes());
+                    let jwk = Jwk::from_encoding_key(&key, alg)
+                        .map_err(|e| e.to_string())
+                        .and_then(|jwk| serde_json::to_value(jwk).map_err(|e| e.to_string()))
+                        .unwrap_or_else(|e| panic!("RSA JWK: {e}"));
+                    (key, jwk)
+                }
+                Algorithm::ES256 | Algorithm::EdDSA => {
+                    let curve = if alg == Algorithm::ES256 {
+                        &rcgen::PKCS_ECDSA_P256_SHA256
+                    } else {
+                        &rcgen::PKCS_ED25519
+                    };
+                    let pair = rcgen::KeyPair::generate_for(curve)
+                        .unwrap_or_else(|e| panic!("{alg:?} key: {e}"));
+                    let raw = pair.public_key_raw();
+                    if alg == Algorithm::ES256 {
+                        // Uncompressed SEC1 point: 0x04 ‖ x ‖ y.
+                        let jwk = json!({"kty": "EC", "crv": "P-256",
+                            "x": b64(&raw[1..33]), "y": b64(&raw[33..65])});
+                        (EncodingKey::from_ec_der(&pair.serialize_der()), jwk)
+                    } else {
+                        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(raw)});
+                        (EncodingKey::from_ed_der(&pair.serialize_der()), jwk)
+                    }
+                }
+                _ => (EncodingKey::from_secret(HS256_KEY.as_bytes()), Value::Null),
+            };
+            let mut jwk = jwk;
+            if let Some(fields) = jwk.as_object_mut() {
+                fields.insert("kid".into(), kid.into());
+            }
+            Signer {
+                alg,
+                kid: kid.into(),
+                key,
+                jwk,
+            }
+        }
+
+        /// A token for `sub` in `groups`, valid for ten minutes, changed by `extra` claims.
+        pub fn token(&self, sub: &str, groups: &[&str], extra: Value) -> String {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut claims = json!({"iss": ISSUER, "aud": "modgate", "sub": sub,
+                "groups": groups, "iat": now, "exp": now + 600});
+            if let (Some(c), Value::Object(extra)) = (claims.as_object_mut(), extra) {
+                c.extend(extra);
+            }
+            let mut header = Header::new(self.alg);
+            header.kid = (self.alg != Algorithm::HS256).then(|| self.kid.clone());
+            jsonwebtoken::encode(&header, &claims, &self.key)
+                .unwrap_or_else(|e| panic!("signing: {e}"))
+        }
+    }
+
+    pub fn jwks(signers: &[&Signer]) -> Vec<u8> {
+        json!({"keys": signers.iter().map(|s| &s.jwk).collect::<Vec<_>>()})
+            .to_string()
+            .into_bytes()
+    }
+
+    /// auth-jwt with `config` (JSON) on top of the test issuer, audience and rules: team-a
+    /// reads and publishes `corp.example/team-a`, every token reads `corp.example/*`.
+    pub fn spec(config: Value) -> PluginSpec {
+        let mut table = json!({
+            "issuers": [ISSUER],
+            "audience": "modgate",
+            "rules": [
+                {"claim": "groups", "value": "team-a", "scopes": ["read", "publish"],
+                 "modules": ["corp.example/team-a"]},
+                {"scopes": ["read"], "modules": ["corp.example/*"]},
+            ],
+        });
+        if let (Some(t), Value::Object(config)) = (table.as_object_mut(), config) {
+            t.extend(config);
+        }
+        let mut spec = embedded("auth-jwt", "");
+        spec.config = toml::Table::try_from(table).unwrap_or_else(|e| panic!("config: {e}"));
+        spec
+    }
+
+    /// A JWKS server with `signers`, and auth-jwt fetching from it (granted) and holding the
+    /// HS256 secret and `inline` keys in its config.
+    pub async fn with_jwks_server(
+        served: &[&Signer],
+        inline: &[&Signer],
+        extra: Value,
+    ) -> (PluginSet, BodyServer) {
+        let server = BodyServer::start(jwks(served))
+            .await
+            .unwrap_or_else(|e| panic!("JWKS server: {e}"));
+        let mut config = json!({
+            "jwks_url": format!("http://{}/jwks.json", server.addr),
+            "hs256_secret": "JWT_HS256",
+            "jwks": {"keys": inline.iter().map(|s| &s.jwk).collect::<Vec<_>>()},
+        });
+        if let (Some(c), Value::Object(extra)) = (config.as_object_mut(), extra) {
+            c.extend(extra);
+        }
+        let mut spec = spec(config);
+        spec.grants.hosts = vec![server.addr.to_string()];
+        spec.grants.secrets = vec!["JWT_HS256".into()];
+        spec.secret_values
+            .insert("JWT_HS256".into(), HS256_KEY.into());
+        (build(&[spec]), server)
+    }
+
+    pub async fn read(set: &PluginSet, module: &str, token: &str) -> Decision {
+        let req = request(Some(module), Action::Read, Some(&format!("Bearer {token}")));
+        decide(set, "auth-jwt", &req).await
+    }
+
+    pub fn hits(server: &BodyServer) -> u64 {
+        server.hits.load(Ordering::SeqCst)
+    }
+}
+
+use jwt::{Signer, hits, read, with_jwks_server};
+use serde_json::json;
+
+static RSA_SIGNER: LazyLock<Signer> =
+    LazyLock::new(|| Signer::new(jsonwebtoken::Algorithm::RS256, "rsa-1"));
+
+#[tokio::test]
+async fn auth_jwt_verifies_each_algorithm_bearer_and_basic() {
+    use jsonwebtoken::Algorithm::{ES256, EdDSA, HS256};
+    let ec = Signer::new(ES256, "ec-1");
+    let ed = Signer::new(EdDSA, "ed-inline");
+    let hs = Signer::new(HS256, "");
+    let (set, server) = with_jwks_server(&[&RSA_SIGNER, &ec], &[&ed], json!({})).await;
+    for signer in [&*RSA_SIGNER, &ec, &ed, &hs] {
+        let token = signer.token("alice", &["team-a"], json!({}));
+        for auth in [format!("Bearer {token}"), basic("alice", &token)] {
+            let req = request(Some("corp.example/team-a"), Action::Publish, Some(&auth));
+            let decision = decide(&set, "auth-jwt", &req).await;
+            assert_eq!(
+                allowed(&decision),
+                ("alice", &["read".to_string(), "publish".into()][..]),
+                "{:?}",
+                signer.alg
+            );
+        }
+    }
+    // Eight verifications, one JWKS fetch: the rest came from kv.
+    assert_eq!(hits(&server), 1);
+}
+
+#[tokio::test]
+async fn auth_jwt_refuses_forged_expired_and_misaddressed_tokens() {
+    use base64::Engine as _;
+    use jsonwebtoken::Algorithm::ES256;
+    let ec = Signer::new(ES256, "ec-1");
+    let stranger = Signer::new(ES256, "ec-1");
+    let (set, _server) = with_jwks_server(&[&RSA_SIGNER, &ec], &[], json!({})).await;
+    let good = ec.token("alice", &["team-a"], json!({}));
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let parts: Vec<&str> = good.split('.').collect();
+    // HS256 with the RSA public JWK as the secret, under the RSA key's kid (alg confusion).
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("rsa-1".into());
+    let confused = jsonwebtoken::encode(
+        &header,
+        &json!({"iss": jwt::ISSUER, "aud": "modgate", "sub": "mallory", "exp": 4_000_000_000u64}),
+        &jsonwebtoken::EncodingKey::from_secret(RSA_SIGNER.jwk.to_string().as_bytes()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let invalid = [
+        (
+            "wrong issuer",
+            ec.token("alice", &[], json!({"iss": "https://evil.example"})),
+        ),
+        (
+            "wrong audience",
+            ec.token("alice", &[], json!({"aud": ["other"]})),
+        ),
+        (
+            "alg none",
+            format!("{}.{}.", b64(r#"{"alg":"none"}"#), parts[1]),
+        ),
+        ("alg confusion", confused),
+        ("unknown kid", {
+            let mut t = Signer::new(ES256, "never-published");
+            t.kid = "never-published".into();
+            t.token("alice", &[], json!({}))
+        }),
+        (
+            "wrong key, known kid",
+            stranger.token("alice", &[], json!({})),
+        ),
+        (
+            "tampered payload",
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                b64(&json!({"iss": jwt::ISSUER, "aud": "modgate", "sub": "root",
+                    "groups": ["team-a"], "exp": 4_000_000_000u64})
+                .to_string()),
+                parts[2]
+            ),
+        ),
+    ];
+    for (case, token) in &invalid {
+        for module in ["corp.example/team-a", "corp.example/no-such-module"] {
+            assert_eq!(
+                denied(read(&set, module, token).await),
+                (401, "invalid credentials".to_string()),
+                "{case}"
+            );
+        }
+    }
+    let expired = ec.token("alice", &[], json!({"exp": 1_000_000_000}));
+    assert_eq!(
+        denied(read(&set, "corp.example/team-a", &expired).await),
+        (401, "token expired".to_string())
+    );
+    let early = ec.token("alice", &[], json!({"nbf": 4_000_000_000u64}));
+    assert_eq!(
+        denied(read(&set, "corp.example/team-a", &early).await),
+        (401, "token not yet valid".to_string())
+    );
+    // Valid, but outside what its rules give: 403 naming principal, action and module.
+    assert_eq!(
+        denied(read(&set, "github.com/other/x", &good).await),
+        (
+            403,
+            "token for alice may not read github.com/other/x".to_string()
+        )
+    );
+    let req = request(
+        Some("corp.example/team-b"),
+        Action::Publish,
+        Some(&format!("Bearer {good}")),
+    );
+    assert_eq!(
+        denied(decide(&set, "auth-jwt", &req).await),
+        (
+            403,
+            "token for alice may not publish corp.example/team-b".to_string()
+        )
+    );
+    let missing = request(Some("corp.example/team-a"), Action::Read, None);
+    assert_eq!(denied(decide(&set, "auth-jwt", &missing).await).0, 401);
+}
+
+#[tokio::test]
+async fn auth_jwt_refetches_the_jwks_for_a_new_kid_at_most_once_per_interval() {
+    use jsonwebtoken::Algorithm::ES256;
+    let old = Signer::new(ES256, "old");
+    let new = Signer::new(ES256, "new");
+    let rotated = new.token("alice", &[], json!({}));
+
+    // Default interval (30 s): the first fetch closes the gate; a token with a kid the copy
+    // lacks is refused without asking the identity provider again.
+    let (set, server) = with_jwks_server(&[&old], &[], json!({})).await;
+    assert!(matches!(
+        read(&set, "corp.example/x", &old.token("alice", &[], json!({}))).await,
+        Decision::Allow(_)
+    ));
+    *server.body.lock().unwrap_or_else(|e| e.into_inner()) = jwt::jwks(&[&old, &new]);
+    for _ in 0..5 {
+        assert_eq!(denied(read(&set, "corp.example/x", &rotated).await).0, 401);
+    }
+    assert_eq!(hits(&server), 1);
+
+    // No interval: the unknown kid makes the plugin fetch again, and the new key works.
+    let (set, server) = with_jwks_server(&[&old], &[], json!({"jwks_refetch_interval_s": 0})).await;
+    assert!(matches!(
+        read(&set, "corp.example/x", &old.token("alice", &[], json!({}))).await,
+        Decision::Allow(_)
+    ));
+    assert_eq!(hits(&server), 1);
+    *server.body.lock().unwrap_or_else(|e| e.into_inner()) = jwt::jwks(&[&old, &new]);
+    assert!(matches!(
+        read(&set, "corp.example/x", &rotated).await,
+        Decision::Allow(_)
+    ));
+    assert_eq!(hits(&server), 2);
+}
+
+#[tokio::test]
+async fn auth_jwt_fails_closed_when_the_jwks_host_is_not_granted() {
+    let ec = Signer::new(jsonwebtoken::Algorithm::ES256, "ec-1");
+    let (_, server) = with_jwks_server(&[&ec], &[], json!({})).await;
+    let url = format!("http://{}/jwks.json", server.addr);
+    let set = build(&[jwt::spec(json!({ "jwks_url": url }))]);
+    let token = ec.token("alice", &[], json!({}));
+    assert_eq!(
+        denied(read(&set, "corp.example/x", &token).await),
+        (
+            503,
+            format!("auth-jwt: cannot verify tokens: JWKS {url} unavailable (see the server log)")
+        )
+    );
+    assert_eq!(hits(&server), 0, "the host never let the request out");
+}
+
+/// Per-call latency of `auth-jwt` through [`PluginSet`] per algorithm (fresh instance, config
+/// and JWKS parsed, signature verified in the plugin). Run with
+/// `cargo test --release -p modgate first_party_tests::bench_auth_jwt -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "micro-benchmark; prints p50/p99"]
+async fn bench_auth_jwt() {
+    use jsonwebtoken::Algorithm::{ES256, EdDSA, HS256};
+    const N: usize = 2000;
+    let ec = Signer::new(ES256, "ec-1");
+    let ed = Signer::new(EdDSA, "ed-1");
+    let hs = Signer::new(HS256, "");
+    let (set, server) = with_jwks_server(&[&RSA_SIGNER, &ec], &[&ed], json!({})).await;
+    for (label, signer) in [
+        ("RS256 (JWKS URL, cached)", &*RSA_SIGNER),
+        ("ES256 (JWKS URL, cached)", &ec),
+        ("EdDSA (inline JWKS)", &ed),
+        ("HS256 (secret)", &hs),
+        ("bad signature", &Signer::new(ES256, "ec-1")),
+    ] {
+        let token = signer.token("alice", &["team-a"], json!({}));
+        for _ in 0..200 {
+            read(&set, "corp.example/team-a", &token).await;
+        }
+        let mut samples = Vec::with_capacity(N);
+        for _ in 0..N {
+            let started = std::time::Instant::now();
+            read(&set, "corp.example/team-a", &token).await;
+            samples.push(started.elapsed());
+        }
+        samples.sort();
+        println!(
+            "auth-jwt {label}: p50 {:?}, p99 {:?}, max {:?} over {N} calls",
+            samples[N / 2],
+            samples[N * 99 / 100],
+            samples[N - 1]
+        );
+    }
+    println!("JWKS fetches: {}", hits(&server));
+}

@@ -271,31 +271,47 @@ fn outputs_past_the_caps_are_bad_output() {
     assert!(check_decision("p", Decision::Abstain).is_ok());
 }
 
-/// A one-shot HTTP/1.1 server on 127.0.0.1 answering every request with `200 hello`.
-async fn hello_server() -> anyhow::Result<std::net::SocketAddr> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = conn.read(&mut buf).await;
-                let _ = conn
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
-                    )
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
+/// A small HTTP/1.1 server on 127.0.0.1 answering every request with `200` and `body` (which
+/// the test may change), counting requests: what a plugin's outbound `http` reaches in tests.
+pub(super) struct BodyServer {
+    pub addr: std::net::SocketAddr,
+    pub body: Arc<Mutex<Vec<u8>>>,
+    pub hits: Arc<AtomicU64>,
+}
+
+impl BodyServer {
+    pub async fn start(body: impl Into<Vec<u8>>) -> anyhow::Result<Self> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let server = BodyServer {
+            addr: listener.local_addr()?,
+            body: Arc::new(Mutex::new(body.into())),
+            hits: Arc::default(),
+        };
+        let (body, hits) = (server.body.clone(), server.hits.clone());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                hits.fetch_add(1, Ordering::SeqCst);
+                let body = body.lock().map(|b| b.clone()).unwrap_or_default();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = conn.read(&mut buf).await;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(&[head.as_bytes(), &body].concat()).await;
+                });
+            }
+        });
+        Ok(server)
+    }
 }
 
 #[tokio::test]
 async fn grants_decide_what_a_plugin_reaches() -> anyhow::Result<()> {
-    let granted = hello_server().await?;
-    let other = hello_server().await?;
+    let granted = BodyServer::start("hello").await?.addr;
+    let other = BodyServer::start("hello").await?.addr;
     let mut echo = spec("echo", test_plugins::ECHO_CONFIG);
     echo.config = toml::from_str(&format!(
         r#"

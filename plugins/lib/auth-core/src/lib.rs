@@ -1,7 +1,7 @@
-//! What modgate's first-party auth plugins (`auth-token`, `auth-htpasswd`) share, as plain Rust
+//! What modgate's first-party auth plugins (`auth-token`, `auth-htpasswd`, `auth-jwt`) share, as plain Rust
 //! that tests run natively: reading the `Authorization` header the go command sends
 //! ([`credential`]), GOPRIVATE-style module patterns ([`ModulePattern`]), scopes ([`Scope`]) and
-//! the decision once a caller is known ([`decide_known`]).
+//! the decision once a caller is known ([`decide_known`], [`decide_grants`]).
 //!
 //! Not a plugin itself: `host/build.rs` embeds only `plugins/<name>` crates, and this one lives
 //! under `plugins/lib/`.
@@ -111,13 +111,41 @@ pub fn decide_known(
     modules: Option<&[ModulePattern]>,
     req: &RequestFacts,
 ) -> Decision {
+    decide_grants(who, principal, [(scopes, modules)], req)
+}
+
+/// [`decide_known`] for a caller holding several grants, each some `scopes` on some `modules`
+/// (`None`: any module), as when an identity provider's groups map to different module
+/// patterns: allowed when one grant covering the module has the action's scope. Grants are not
+/// merged first, so "publish on `team-a/*`" and "read on `*`" never make "publish on `team-b`".
+///
+/// The allow carries the scopes of every grant that covers the module (all of them for a
+/// request without a module), in the order first seen.
+pub fn decide_grants<'a>(
+    who: &str,
+    principal: &str,
+    grants: impl IntoIterator<Item = (&'a [Scope], Option<&'a [ModulePattern]>)>,
+    req: &RequestFacts,
+) -> Decision {
     let needed = Scope::needed_for(req.action);
-    let module_ok = match (&req.module, modules) {
-        (Some(module), Some(patterns)) => patterns.iter().any(|p| p.matches(module)),
-        _ => true,
-    };
-    if scopes.contains(&needed) && module_ok {
-        Decision::allow(principal, scopes.iter().map(|s| s.as_str()))
+    let mut allowed = false;
+    let mut held: Vec<Scope> = Vec::new();
+    for (scopes, modules) in grants {
+        let covers = match (&req.module, modules) {
+            (Some(module), Some(patterns)) => patterns.iter().any(|p| p.matches(module)),
+            _ => true,
+        };
+        if covers {
+            allowed |= scopes.contains(&needed);
+            for scope in scopes {
+                if !held.contains(scope) {
+                    held.push(*scope);
+                }
+            }
+        }
+    }
+    if allowed {
+        Decision::allow(principal, held.iter().map(|s| s.as_str()))
     } else {
         let target = req.module.as_deref().unwrap_or(&req.path);
         Decision::forbidden(format!("{who} may not {} {target}", needed.as_str()))
@@ -198,6 +226,38 @@ mod tests {
         assert!(
             matches!(d, Decision::Deny(d) if d.message == "token ci may not admin /sumdb/sum.golang.org/latest")
         );
+        Ok(())
+    }
+
+    #[test]
+    fn grants_are_checked_one_by_one() -> Result<(), PatternError> {
+        let team = [ModulePattern::parse("corp.example/team-a")?];
+        let all = [ModulePattern::parse("*")?];
+        let publish = [Scope::Read, Scope::Publish];
+        let read = [Scope::Read];
+        let grants = || [(&publish[..], Some(&team[..])), (&read[..], Some(&all[..]))];
+        let mut req = RequestFacts::example();
+        req.action = Action::Publish;
+        req.module = Some("corp.example/team-a/x".into());
+        let d = decide_grants("token for a", "a", grants(), &req);
+        assert!(
+            matches!(&d, Decision::Allow(a) if a.scopes == ["read", "publish"]),
+            "{d:?}"
+        );
+        req.module = Some("corp.example/team-b/x".into());
+        let d = decide_grants("token for a", "a", grants(), &req);
+        assert!(
+            matches!(&d, Decision::Deny(d) if d.message == "token for a may not publish corp.example/team-b/x"),
+            "{d:?}"
+        );
+        req.action = Action::Read;
+        let d = decide_grants("token for a", "a", grants(), &req);
+        assert!(
+            matches!(&d, Decision::Allow(a) if a.scopes == ["read"]),
+            "{d:?}"
+        );
+        let d = decide_grants("token for a", "a", [], &req);
+        assert!(matches!(&d, Decision::Deny(d) if d.status == 403), "{d:?}");
         Ok(())
     }
 }
