@@ -16,6 +16,12 @@ use serde::{Deserialize, Serialize};
 use crate::route::{Pattern, Route, RouteTable};
 use crate::upstream::{SourceEntry, SourceList};
 
+mod git;
+mod publish;
+
+pub use git::{GitFile, GitRoute, GitSettings};
+pub use publish::{PublishFile, Uploads};
+
 /// The configuration modgate runs with when no file is given: fs storage in `./modgate-data`,
 /// every module routed to it, fetched through the upstream named by `GOPROXY` (offline if unset).
 pub const EMBEDDED_DEFAULTS: &str = r#"
@@ -118,6 +124,10 @@ pub struct FileConfig {
     pub upstream: BTreeMap<String, UpstreamFile>,
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginFile>,
+    #[serde(default)]
+    pub git: GitFile,
+    #[serde(default)]
+    pub publish: PublishFile,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteFile>,
 }
@@ -289,13 +299,17 @@ pub struct RouteFile {
     pub patterns: Vec<String>,
     /// Name of a `[storage.NAME]` table.
     pub storage: String,
-    /// Names of `[upstream.NAME]` tables tried in order; empty: serve from storage only.
+    /// Tried in order: names of `[upstream.NAME]` tables and `{ git = … }` tables
+    /// (`config/git.rs`); empty: serve from storage only.
     #[serde(default)]
-    pub sources: Vec<String>,
+    pub sources: Vec<toml::Value>,
     /// `[plugins.NAME]` authorizers asked in order; the first that does not abstain decides,
     /// all abstaining is a 401. Empty: no authentication on this route.
     #[serde(default)]
     pub auth: Vec<String>,
+    /// Who may upload versions (`PUT`): `auth` (default), `open` or `off`.
+    #[serde(default)]
+    pub uploads: Uploads,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -312,6 +326,10 @@ pub struct Config {
     pub routes: RouteTable,
     /// Every `[plugins.NAME]`, resolved (secrets read from the environment).
     pub plugins: Vec<crate::plugin::PluginSpec>,
+    /// `[git]`
+    pub git: GitSettings,
+    /// `[publish]`
+    pub publish: PublishFile,
 }
 
 /// Resolved `[server]`.
@@ -547,6 +565,12 @@ fn resolve(
             "at least one [[route]] is required".into(),
         ));
     }
+    if file.publish.max_upload_bytes == 0 {
+        return Err(invalid(
+            "publish.max_upload_bytes",
+            "must be at least 1".into(),
+        ));
+    }
     let mut routes = Vec::new();
     for (i, r) in file.routes.iter().enumerate() {
         let key = |field: &str| format!("route[{i}].{field}");
@@ -555,13 +579,6 @@ fn resolve(
                 &key("storage"),
                 format!("no [storage.{}] table", r.storage),
             ));
-        }
-        let mut entries = Vec::new();
-        for src in &r.sources {
-            let e = upstreams
-                .get(src.as_str())
-                .ok_or_else(|| invalid(&key("sources"), format!("no [upstream.{src}] table")))?;
-            entries.extend(e.iter().cloned());
         }
         let patterns = r
             .patterns
@@ -574,6 +591,17 @@ fn resolve(
         if patterns.is_empty() {
             return Err(invalid(&key("match"), "needs at least one pattern".into()));
         }
+        let (entries, git) = git::resolve_sources(
+            &r.sources,
+            &git::SourceContext {
+                key: key("sources"),
+                patterns: &patterns,
+                upstreams: &upstreams,
+                base_dir,
+                env,
+            },
+        )
+        .map_err(|(k, m)| invalid(&k, m))?;
         for a in &r.auth {
             if !file.plugins.contains_key(a) {
                 return Err(invalid(&key("auth"), format!("no [plugins.{a}] table")));
@@ -585,6 +613,8 @@ fn resolve(
             storage: r.storage.clone(),
             sources: SourceList { entries },
             auth: r.auth.clone(),
+            git,
+            uploads: r.uploads,
         });
     }
 
@@ -595,6 +625,11 @@ fn resolve(
         storage,
         routes: RouteTable::new(routes),
         plugins,
+        git: GitSettings {
+            cache_dir: relative(&file.git.cache_dir),
+            fetch_ttl: file.git.fetch_ttl,
+        },
+        publish: file.publish.clone(),
     })
 }
 
