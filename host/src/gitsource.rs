@@ -576,10 +576,12 @@ fn locate_in(module: &ModulePath, mapping: usize, code_root: &str, url: &str) ->
 /// Whether a fetch failure says the repository does not exist (so a template tries the next
 /// candidate root) rather than that the server failed.
 fn is_not_found_message(message: &str) -> bool {
+    // git daemon does not tell "no such repository" from "not exported".
     [
         "HTTP status 404",
         "HTTP status 410",
         "does not appear to be a git repository",
+        "repository not exported",
     ]
     .iter()
     .any(|needle| message.contains(needle))
