@@ -330,6 +330,9 @@ fn theirs_sum(direct: &GoEnv, q: &str) -> serde_json::Value {
 
 const LIB: &str = "corp.example/team/lib";
 
+/// One refused upload: what it is, path, token, body, expected status, text the message holds.
+type Refusal<'a> = (&'a str, String, Option<&'a str>, Vec<u8>, u16, &'a str);
+
 fn put(mg: &Modgate, path: &str, token: Option<&str>, body: &[u8]) -> RawResponse {
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let mut req = format!(
@@ -433,7 +436,7 @@ storage = "local"
         )],
         zip::CompressionMethod::Stored,
     );
-    let cases: Vec<(&str, String, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Refusal> = vec![
         (
             "no credentials",
             zip_path("v1.1.0"),
