@@ -141,6 +141,18 @@ fn the_go_command_downloads_from_git_and_from_published_uploads() {
         "svc",
     );
     git(&mono_work, &["tag", "svc/v1.3.0"]);
+    // A module whose tree breaks a zip rule: two names equal under case folding.
+    commit(
+        &mono_work,
+        "2024-04-02T00:00:00Z",
+        &[
+            ("bad/go.mod", b"module 127.0.0.1/mono.git/bad\n"),
+            ("bad/A.go", b"package bad\n"),
+            ("bad/a.go", b"package bad\n"),
+        ],
+        "bad",
+    );
+    git(&mono_work, &["tag", "bad/v0.1.0"]);
     bare_clone(base.path(), &mono_work, &srv.join("mono.git"));
     let (daemon, port) = git_daemon(&srv);
 
@@ -238,6 +250,23 @@ sources = [
     let unknown = proxied.output(&["mod", "download", &format!("{ROOT}@v9.9.9")]);
     let t = text(&unknown);
     assert!(!unknown.status.success() && t.contains("404"), "{t}");
+
+    // A tree that breaks a zip rule: 502 naming the file and the rule; nothing stored.
+    let bad = proxied.output(&["mod", "download", "127.0.0.1/mono.git/bad@v0.1.0"]);
+    let t = text(&bad);
+    assert!(!bad.status.success(), "{t}");
+    assert!(
+        t.contains("502") && t.contains("a.go") && t.contains("case"),
+        "{t}"
+    );
+    assert!(
+        !storage
+            .join("127.0.0.1/mono.git/bad/@v/v0.1.0.zip")
+            .exists()
+            && !storage
+                .join("127.0.0.1/mono.git/bad/@v/v0.1.0.info")
+                .exists()
+    );
 
     // --- Published: `modgate publish --to` through the upload endpoint, authenticated by the
     // route's auth-token plugin; the go command reads it back with .netrc.
