@@ -3,7 +3,9 @@
 //! `git` program.
 //!
 //! A [`RepoMapping`] says which repository holds the modules under a path prefix (the
-//! repository root's module path, `codeRoot` in the go command). Tags give the version list
+//! repository root's module path, `codeRoot` in the go command); a [`RepoTemplate`] derives the
+//! repository's URL from the root's path and finds the root by probing. Routes get theirs from
+//! `config/git.rs`; `handler/git.rs` puts them in the request pipeline. Tags give the version list
 //! (`sub/dir/vX.Y.Z` for modules in subdirectories, `+incompatible` for v2+ tags without a
 //! go.mod); branch names and hashes resolve to pseudo-versions built on the highest ancestor
 //! tag. Remote repositories are mirrored into bare clones under the cache directory and
