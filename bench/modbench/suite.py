@@ -824,6 +824,11 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
     if closing.exists():
         o.append("")
         o.append(closing.read_text().rstrip())
+    private = Path(__file__).resolve().parent.parent / "private-results.md"
+    if private.exists():
+        # Written by bench/private; kept when this report is rewritten.
+        o.append("")
+        o.append(private.read_text().rstrip())
     if res.w2_md:
         o.append("")
         o.append("## Workload 2: warm 100 MB zip (modgate vs nginx, synthetic tree)")

@@ -16,6 +16,12 @@ use serde::{Deserialize, Serialize};
 use crate::route::{Dispatch, Entry, Pattern, Route, RouteTable};
 use crate::upstream::{SourceEntry, SourceList};
 
+mod git;
+mod publish;
+
+pub use git::{GitFile, GitRoute, GitSettings};
+pub use publish::{PublishFile, Uploads};
+
 /// The configuration modgate runs with when no file is given: fs storage in `./modgate-data`,
 /// every module routed to it, fetched through the upstream named by `GOPROXY` (offline if unset).
 pub const EMBEDDED_DEFAULTS: &str = r#"
@@ -118,6 +124,10 @@ pub struct FileConfig {
     pub upstream: BTreeMap<String, UpstreamFile>,
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginFile>,
+    #[serde(default)]
+    pub git: GitFile,
+    #[serde(default)]
+    pub publish: PublishFile,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteFile>,
     /// Admin endpoints (`POST /admin/reload`); absent: they answer 404.
@@ -309,13 +319,17 @@ pub struct RouteFile {
     pub router: Option<String>,
     /// Name of a `[storage.NAME]` table (required unless `router` is set).
     pub storage: Option<String>,
-    /// Names of `[upstream.NAME]` tables tried in order; empty: serve from storage only.
+    /// Tried in order: names of `[upstream.NAME]` tables and `{ git = … }` tables
+    /// (`config/git.rs`); empty: serve from storage only.
     #[serde(default)]
-    pub sources: Vec<String>,
+    pub sources: Vec<toml::Value>,
     /// `[plugins.NAME]` authorizers asked in order; the first that does not abstain decides,
     /// all abstaining is a 401. Empty: no authentication on this route.
     #[serde(default)]
     pub auth: Vec<String>,
+    /// Who may upload versions (`PUT`): `auth` (default), `open` or `off`.
+    #[serde(default)]
+    pub uploads: Uploads,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,6 +348,10 @@ pub struct Config {
     pub plugins: Vec<crate::plugin::PluginSpec>,
     /// The authorizers of the admin endpoints (`None`: admin endpoints are off).
     pub admin: Option<AdminConfig>,
+    /// `[git]`
+    pub git: GitSettings,
+    /// `[publish]`
+    pub publish: PublishFile,
 }
 
 /// Resolved `[admin]`.
@@ -579,6 +597,12 @@ fn resolve(
             "at least one [[route]] is required".into(),
         ));
     }
+    if file.publish.max_upload_bytes == 0 {
+        return Err(invalid(
+            "publish.max_upload_bytes",
+            "must be at least 1".into(),
+        ));
+    }
     let mut routes = Vec::new();
     let mut names = std::collections::BTreeSet::new();
     for (i, r) in file.routes.iter().enumerate() {
@@ -656,13 +680,6 @@ fn resolve(
                 format!("no [storage.{storage_name}] table"),
             ));
         }
-        let mut entries = Vec::new();
-        for src in &r.sources {
-            let e = upstreams
-                .get(src.as_str())
-                .ok_or_else(|| invalid(&key("sources"), format!("no [upstream.{src}] table")))?;
-            entries.extend(e.iter().cloned());
-        }
         if patterns.is_empty() && r.name.is_none() {
             return Err(invalid(
                 &key("match"),
@@ -670,6 +687,17 @@ fn resolve(
                     .into(),
             ));
         }
+        let (entries, git) = git::resolve_sources(
+            &r.sources,
+            &git::SourceContext {
+                key: key("sources"),
+                patterns: &patterns,
+                upstreams: &upstreams,
+                base_dir,
+                env,
+            },
+        )
+        .map_err(|(k, m)| invalid(&k, m))?;
         for a in &r.auth {
             plugin_table("auth", a)?;
         }
@@ -680,6 +708,8 @@ fn resolve(
             storage: storage_name.clone(),
             sources: SourceList { entries },
             auth: r.auth.clone(),
+            git,
+            uploads: r.uploads,
         }));
     }
     let admin = match &file.admin {
@@ -710,6 +740,11 @@ fn resolve(
         routes: RouteTable::new(routes),
         plugins,
         admin,
+        git: GitSettings {
+            cache_dir: relative(&file.git.cache_dir),
+            fetch_ttl: file.git.fetch_ttl,
+        },
+        publish: file.publish.clone(),
     })
 }
 

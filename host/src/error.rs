@@ -29,8 +29,8 @@ pub enum Error {
     /// Unknown module or version, or not a canonical version → 404 (the client falls through).
     #[error("{0}")]
     NotFound(String),
-    /// Only GET and HEAD exist in the GOPROXY protocol → 405.
-    #[error("method {0} is not allowed: the GOPROXY protocol is read-only (GET, HEAD)")]
+    /// Only GET and HEAD exist in the GOPROXY protocol (and PUT for uploads) → 405.
+    #[error("method {0} is not allowed: GET and HEAD read, PUT /<module>/@v/<version>.zip uploads")]
     MethodNotAllowed(http::Method),
     /// No credentials, or none an auth plugin accepted → 401.
     #[error("{0}")]
@@ -41,6 +41,15 @@ pub enum Error {
     /// A plugin failed (trap, timeout, out of memory, bad answer): the request fails closed → 503.
     #[error("{0}")]
     Plugin(String),
+    /// An upload that would change a published version, or races another upload of it → 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// A request body over the configured limit → 413.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The method exists but not for this path or route → 405.
+    #[error("{0}")]
+    NotAllowedHere(String),
     /// A `Range` that lies outside the artifact → 416.
     #[error("range not satisfiable: the artifact is {len} bytes")]
     RangeNotSatisfiable { len: u64 },
@@ -82,6 +91,9 @@ impl Error {
             | Error::MethodNotAllowed(_)
             | Error::RangeNotSatisfiable { .. }
             | Error::Unauthenticated(_)
+            | Error::Conflict(_)
+            | Error::TooLarge(_)
+            | Error::NotAllowedHere(_)
             | Error::Denied { .. } => Fault::Client,
             Error::Plugin(_) => Fault::Plugin,
             Error::Upstream { .. } | Error::UpstreamTimeout { .. } | Error::BadArtifact { .. } => {
@@ -100,6 +112,9 @@ impl Error {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::NotAllowedHere(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Denied { status, .. } => *status,
             Error::Plugin(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Upstream { .. } | Error::BadArtifact { .. } => StatusCode::BAD_GATEWAY,

@@ -3,7 +3,9 @@
 //! `git` program.
 //!
 //! A [`RepoMapping`] says which repository holds the modules under a path prefix (the
-//! repository root's module path, `codeRoot` in the go command). Tags give the version list
+//! repository root's module path, `codeRoot` in the go command); a [`RepoTemplate`] derives the
+//! repository's URL from the root's path and finds the root by probing. Routes get theirs from
+//! `config/git.rs`; `handler/git.rs` puts them in the request pipeline. Tags give the version list
 //! (`sub/dir/vX.Y.Z` for modules in subdirectories, `+incompatible` for v2+ tags without a
 //! go.mod); branch names and hashes resolve to pseudo-versions built on the highest ancestor
 //! tag. Remote repositories are mirrored into bare clones under the cache directory and
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coderepo::CodeRepo;
+pub(crate) use coderepo::module_path;
 pub use repo::Credentials;
 use repo::{Location, Repo};
 
@@ -27,7 +30,7 @@ use crate::goproxy::semver;
 use crate::goproxy::zipbuild::{self, BuildError, BuiltZip};
 
 /// Which repository holds the modules whose paths start with `module_prefix`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoMapping {
     /// Module path of the repository root (`corp.example/lib`); modules below it live in
     /// subdirectories named by the rest of their path.
@@ -37,6 +40,34 @@ pub struct RepoMapping {
     /// Basic credentials for an https remote (never sent over plain http; a remote that asks
     /// for credentials when none are configured is a fetch failure, never a prompt).
     pub credentials: Option<Credentials>,
+}
+
+/// Repositories named by a URL template, for modules no [`RepoMapping`] covers: `{module}` in
+/// `url` stands for the repository root's module path (`corp.example/team/lib`), `{path}` for
+/// it without its first element (`team/lib`).
+///
+/// The repository root of a module is found as the go command finds the root of a path with a
+/// `.git` qualifier (`cmd/go/internal/vcs`, `vcsPaths`): the shortest path prefix that names a
+/// repository (at least two elements), unless `root_elements` fixes the number of elements (as
+/// the go command's built-in pattern for a `host/owner/repo` forge does). A prefix whose URL
+/// answers "not found" (HTTP 404/410, no such local directory) is skipped; any other failure
+/// stops the search (502), so an outage never turns into a 404.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoTemplate {
+    /// URL (or local path) with `{module}` and/or `{path}`.
+    pub url: String,
+    /// Basic credentials for an https remote.
+    pub credentials: Option<Credentials>,
+    /// Path elements of every repository root (host included), when fixed.
+    pub root_elements: Option<usize>,
+}
+
+impl RepoTemplate {
+    /// The URL of the repository whose root module path is `root`.
+    pub fn url_for(&self, root: &str) -> String {
+        let path = root.split_once('/').map_or("", |(_, rest)| rest);
+        self.url.replace("{module}", root).replace("{path}", path)
+    }
 }
 
 /// Why a git source could not answer. One-line messages.
@@ -93,8 +124,10 @@ pub struct RevInfo {
 /// The repository and directory that serve one module (`newCodeRepo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
-    /// Index of the mapping in the source's list.
+    /// Index of the mapping in the source's list (templates count after the mappings).
     pub mapping: usize,
+    /// The repository's URL or path.
+    pub url: String,
     /// The module path.
     pub module: ModulePath,
     /// Repository root module path (`codeRoot`).
@@ -144,11 +177,67 @@ struct RepoState {
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
 }
 
+/// The cached clones under one directory, shared by every [`GitSource`] of a configuration so
+/// that two routes naming the same remote never fetch into its clone at the same time.
+#[derive(Debug)]
+pub struct GitCache {
+    dir: PathBuf,
+    repos: std::sync::Mutex<std::collections::HashMap<String, Arc<RepoState>>>,
+}
+
+impl std::fmt::Debug for RepoState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoState").finish_non_exhaustive()
+    }
+}
+
+impl GitCache {
+    /// Clones of remotes go under `dir` (created on first fetch).
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            repos: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The directory holding the clones.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The state of the repository at `url`, created on first use. Credentials are only ever
+    /// attached to `https://` remotes.
+    fn state(&self, url: &str, credentials: Option<&Credentials>) -> Arc<RepoState> {
+        let mut repos = self.repos.lock().unwrap_or_else(|p| p.into_inner());
+        let state = repos.entry(url.to_owned()).or_insert_with(|| {
+            let location = if let Some(p) = url.strip_prefix("file://") {
+                Location::Local(PathBuf::from(p))
+            } else if url.contains("://") {
+                Location::Remote {
+                    url: url.to_owned(),
+                    cache: self.dir.join(cache_name(url)),
+                }
+            } else {
+                Location::Local(PathBuf::from(url))
+            };
+            Arc::new(RepoState {
+                location,
+                credentials: credentials.filter(|_| url.starts_with("https://")).cloned(),
+                last_fetch: tokio::sync::Mutex::new(None),
+            })
+        });
+        Arc::clone(state)
+    }
+}
+
 /// Modules served from git repositories. Cheap to share behind an `Arc`.
 pub struct GitSource {
     mappings: Vec<RepoMapping>,
+    templates: Vec<RepoTemplate>,
     fetch_ttl: Duration,
-    repos: Vec<Arc<RepoState>>,
+    cache: Arc<GitCache>,
+    /// Template answers: candidate root → whether a repository is there, and since when.
+    roots: std::sync::Mutex<std::collections::HashMap<String, (bool, Instant)>>,
     /// Fetches started, for metrics and tests.
     fetches: std::sync::atomic::AtomicU64,
 }
@@ -166,30 +255,28 @@ impl GitSource {
     /// A source for `mappings`, caching remote repositories as bare clones under `cache_dir`
     /// and fetching each at most once per `fetch_ttl`.
     pub fn new(cache_dir: PathBuf, mappings: Vec<RepoMapping>, fetch_ttl: Duration) -> Self {
-        let repos = mappings
-            .iter()
-            .map(|m| {
-                let location = if let Some(p) = m.url.strip_prefix("file://") {
-                    Location::Local(PathBuf::from(p))
-                } else if m.url.contains("://") {
-                    Location::Remote {
-                        url: m.url.clone(),
-                        cache: cache_dir.join(cache_name(&m.url)),
-                    }
-                } else {
-                    Location::Local(PathBuf::from(&m.url))
-                };
-                Arc::new(RepoState {
-                    location,
-                    credentials: m.credentials.clone(),
-                    last_fetch: tokio::sync::Mutex::new(None),
-                })
-            })
-            .collect();
+        Self::with_cache(
+            Arc::new(GitCache::new(cache_dir)),
+            mappings,
+            Vec::new(),
+            fetch_ttl,
+        )
+    }
+
+    /// A source for `mappings` and then `templates` (for modules no mapping covers), sharing
+    /// `cache` with other sources.
+    pub fn with_cache(
+        cache: Arc<GitCache>,
+        mappings: Vec<RepoMapping>,
+        templates: Vec<RepoTemplate>,
+        fetch_ttl: Duration,
+    ) -> Self {
         Self {
             mappings,
+            templates,
             fetch_ttl,
-            repos,
+            cache,
+            roots: std::sync::Mutex::default(),
             fetches: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -200,7 +287,8 @@ impl GitSource {
     }
 
     /// Which repository and directory serve `module`: the longest mapping prefix; the rest of
-    /// the path, without a `/vN` suffix, is the subdirectory (`newCodeRepo`).
+    /// the path, without a `/vN` suffix, is the subdirectory (`newCodeRepo`). Templates are not
+    /// consulted (see [`GitSource::resolve`]).
     pub fn locate(&self, module: &ModulePath) -> Option<Located> {
         let path = module.as_str();
         let (mapping, m) = self
@@ -209,30 +297,75 @@ impl GitSource {
             .enumerate()
             .filter(|(_, m)| has_path_prefix(path, &m.module_prefix))
             .max_by_key(|(_, m)| m.module_prefix.len())?;
-        let code_root = m.module_prefix.clone();
-        let (mut path_prefix, path_major) = split_path_version(path)?;
-        if path.starts_with("gopkg.in/") {
-            return None;
+        locate_in(module, mapping, &m.module_prefix, &m.url)
+    }
+
+    /// Whether some mapping or template could serve `module` (without touching a repository).
+    pub fn covers(&self, module: &ModulePath) -> bool {
+        !self.templates.is_empty() || self.locate(module).is_some()
+    }
+
+    /// [`GitSource::locate`], then the templates in order: the first that finds a repository
+    /// root for `module` (probing candidate roots, shortest first, unless the template fixes
+    /// the root's length). Answers are remembered: found roots for good, absent ones for
+    /// `fetch_ttl`.
+    pub async fn resolve(&self, module: &ModulePath) -> Result<Located, GitError> {
+        if let Some(loc) = self.locate(module) {
+            return Ok(loc);
         }
-        if code_root == path {
-            path_prefix = path;
+        let no_repo =
+            || GitError::not_found(format!("{module}: no git repository for this module"));
+        if self.templates.is_empty() {
+            return Err(no_repo());
         }
-        let code_dir = if code_root == path {
-            String::new()
-        } else {
-            if !has_path_prefix(path_prefix, &code_root) {
-                return None;
+        let prefix =
+            split_path_version(module.as_str()).map_or(module.as_str(), |(prefix, _)| prefix);
+        let elements: Vec<&str> = prefix.split('/').collect();
+        let mut tried = Vec::new();
+        for (t, template) in self.templates.iter().enumerate() {
+            let index = self.mappings.len() + t;
+            let lengths: Vec<usize> = match template.root_elements {
+                Some(n) if n <= elements.len() => vec![n],
+                Some(_) => Vec::new(),
+                None => (2..=elements.len()).collect(),
+            };
+            for n in lengths {
+                let root = elements[..n].join("/");
+                let url = template.url_for(&root);
+                let key = format!("{t}\0{root}");
+                let known = {
+                    let roots = self.roots.lock().unwrap_or_else(|p| p.into_inner());
+                    roots
+                        .get(&key)
+                        .filter(|(found, at)| *found || at.elapsed() < self.fetch_ttl)
+                        .map(|(found, _)| *found)
+                };
+                let found = match known {
+                    Some(found) => found,
+                    None => {
+                        let state = self.cache.state(&url, template.credentials.as_ref());
+                        let found = match self.ready_state(&state, Want::Fresh).await {
+                            Ok((path, cached)) => cached || Repo::is_repository(&path),
+                            Err(GitError::Fetch(m)) if is_not_found_message(&m) => false,
+                            Err(e) => return Err(e),
+                        };
+                        self.roots
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(key, (found, Instant::now()));
+                        found
+                    }
+                };
+                if found {
+                    return locate_in(module, index, &root, &url).ok_or_else(no_repo);
+                }
+                tried.push(url);
             }
-            path_prefix[code_root.len()..].trim_matches('/').to_owned()
-        };
-        Some(Located {
-            mapping,
-            module: module.clone(),
-            code_root,
-            code_dir,
-            path_prefix: path_prefix.to_owned(),
-            path_major: path_major.to_owned(),
-        })
+        }
+        Err(GitError::not_found(format!(
+            "{module}: no git repository for this module (tried {})",
+            tried.join(", ")
+        )))
     }
 
     /// Makes the repository ready to read and returns its path and whether it is a cached
@@ -241,7 +374,26 @@ impl GitSource {
     /// `fetch_ttl`, [`Want::Present`] only when there is no clone yet, [`Want::Missing`] when
     /// the last fetch is older than [`MISS_REFETCH`].
     async fn ready(&self, loc: &Located, want: Want) -> Result<(PathBuf, bool), GitError> {
-        let state = Arc::clone(&self.repos[loc.mapping]);
+        let credentials = self.credentials(loc.mapping);
+        let state = self.cache.state(&loc.url, credentials);
+        self.ready_state(&state, want).await
+    }
+
+    fn credentials(&self, index: usize) -> Option<&Credentials> {
+        match self.mappings.get(index) {
+            Some(m) => m.credentials.as_ref(),
+            None => self
+                .templates
+                .get(index - self.mappings.len())
+                .and_then(|t| t.credentials.as_ref()),
+        }
+    }
+
+    async fn ready_state(
+        &self,
+        state: &Arc<RepoState>,
+        want: Want,
+    ) -> Result<(PathBuf, bool), GitError> {
         match &state.location {
             Location::Local(p) => Ok((p.clone(), false)),
             Location::Remote { url, cache } => {
@@ -277,9 +429,7 @@ impl GitSource {
         want: Want,
         f: impl Fn(&CodeRepo<'_>) -> Result<T, GitError> + Send + Sync + 'static,
     ) -> Result<T, GitError> {
-        let loc = Arc::new(self.locate(module).ok_or_else(|| {
-            GitError::not_found(format!("{module}: no git repository for this module"))
-        })?);
+        let loc = Arc::new(self.resolve(module).await?);
         let f = Arc::new(f);
         let run = |path: PathBuf, cached: bool| {
             let (loc, f) = (Arc::clone(&loc), Arc::clone(&f));
@@ -391,11 +541,52 @@ impl GitSource {
     /// Fetches the module's repository now, regardless of `fetch_ttl` (still at most once per
     /// [`MISS_REFETCH`]).
     pub async fn refresh(&self, module: &ModulePath) -> Result<(), GitError> {
-        let loc = self.locate(module).ok_or_else(|| {
-            GitError::not_found(format!("{module}: no git repository for this module"))
-        })?;
+        let loc = self.resolve(module).await?;
         self.ready(&loc, Want::Missing).await.map(drop)
     }
+}
+
+/// `newCodeRepo` for a repository whose root module path is `code_root`.
+fn locate_in(module: &ModulePath, mapping: usize, code_root: &str, url: &str) -> Option<Located> {
+    let path = module.as_str();
+    let (mut path_prefix, path_major) = split_path_version(path)?;
+    if path.starts_with("gopkg.in/") {
+        return None;
+    }
+    if code_root == path {
+        path_prefix = path;
+    }
+    let code_dir = if code_root == path {
+        String::new()
+    } else {
+        if !has_path_prefix(path_prefix, code_root) {
+            return None;
+        }
+        path_prefix[code_root.len()..].trim_matches('/').to_owned()
+    };
+    Some(Located {
+        mapping,
+        url: url.to_owned(),
+        module: module.clone(),
+        code_root: code_root.to_owned(),
+        code_dir,
+        path_prefix: path_prefix.to_owned(),
+        path_major: path_major.to_owned(),
+    })
+}
+
+/// Whether a fetch failure says the repository does not exist (so a template tries the next
+/// candidate root) rather than that the server failed.
+fn is_not_found_message(message: &str) -> bool {
+    // git daemon does not tell "no such repository" from "not exported".
+    [
+        "HTTP status 404",
+        "HTTP status 410",
+        "does not appear to be a git repository",
+        "repository not exported",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 /// A stable directory name for a remote's bare clone.

@@ -5,7 +5,9 @@
 //! 404/410 let the client fall through to its next proxy, error bodies are one line of text.
 
 mod fill;
+mod git;
 mod respond;
+mod upload;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -270,6 +272,13 @@ pub struct App {
     plugins: Option<PluginSet>,
     /// Who may use the admin endpoints (`None`: they are off).
     admin: Option<crate::config::AdminConfig>,
+    /// Git sources by route index.
+    git: HashMap<usize, Arc<crate::gitsource::GitSource>>,
+    /// Uploads in progress (store, module, version): a second concurrent upload of the same
+    /// version is refused rather than raced.
+    uploads: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// `[publish] max_upload_bytes`
+    max_upload_bytes: u64,
 }
 
 impl App {
@@ -315,25 +324,34 @@ impl App {
             recent: Arc::default(),
             plugins,
             admin: config.admin.clone(),
+            git: git::build_sources(config),
+            uploads: Arc::default(),
+            max_upload_bytes: config.publish.max_upload_bytes,
         })
     }
 
     /// Serves one request. Never fails: every error becomes a response here.
-    pub async fn handle<B>(
-        &self,
-        req: http::Request<B>,
-        conn: &ConnInfo,
-    ) -> Response<ResponseBody> {
+    pub async fn handle<B>(&self, req: http::Request<B>, conn: &ConnInfo) -> Response<ResponseBody>
+    where
+        B: http_body::Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
         let head = req.method() == Method::HEAD;
         let mut private = false;
-        let (endpoint, result) = self.dispatch(&req, conn, &mut private).await;
+        let path = req.uri().path().to_owned();
+        let (endpoint, result) = if req.method() == Method::PUT {
+            // Uploads own the body; everything else only reads the head.
+            ("upload", self.upload(req, conn, &mut private).await)
+        } else {
+            self.dispatch(&req, conn, &mut private).await
+        };
         let mut response = match result {
             Ok(r) => r,
             Err(e) => {
                 if matches!(e.fault(), crate::error::Fault::Client) {
-                    tracing::debug!(path = req.uri().path(), error = %e, "request refused");
+                    tracing::debug!(path, error = %e, "request refused");
                 } else {
-                    tracing::warn!(path = req.uri().path(), error = %e, "request failed");
+                    tracing::warn!(path, error = %e, "request failed");
                 }
                 respond::error(&e, &self.cache, head)
             }
@@ -730,7 +748,7 @@ impl Ctx<'_> {
         self.app.metrics.cache_lookup("mod", stored.is_some());
         let body = match stored {
             Some(b) => b,
-            None if self.route.sources.is_offline() => {
+            None if self.offline() => {
                 return Err(self.offline_miss(&format!("{}@{version}", self.module)));
             }
             None => self.fetcher().fetch_mod(version).await?,
@@ -751,7 +769,7 @@ impl Ctx<'_> {
         self.app.metrics.cache_lookup("info", stored.is_some());
         let body = match stored {
             Some(b) => b,
-            None if self.route.sources.is_offline() => {
+            None if self.offline() => {
                 return Err(self.offline_miss(&format!("{}@{version}", self.module)));
             }
             None => self.fetcher().fetch_info(version).await?,
@@ -774,7 +792,7 @@ impl Ctx<'_> {
         let mut artifact = self.store.open(key).await?;
         self.app.metrics.cache_lookup("zip", artifact.is_some());
         if artifact.is_none() {
-            if self.route.sources.is_offline() {
+            if self.offline() {
                 return Err(self.offline_miss(&format!("{}@{version}", self.module)));
             }
             self.fetcher().fill_version(version).await?;
@@ -800,22 +818,13 @@ impl Ctx<'_> {
             .filter(|v| !pseudo::is_pseudo_version(v))
             .collect();
         let found_in_storage = !versions.is_empty();
-        if self.route.sources.is_offline() {
+        if self.offline() {
             if !found_in_storage {
                 return Err(self.offline_miss(self.module.as_str()));
             }
         } else {
-            let rel = format!("{}/@v/list", self.module.escaped());
-            match self.fetch_changing(&rel, fill::MAX_LIST).await {
-                Ok(body) => {
-                    let text = String::from_utf8_lossy(&body);
-                    versions.extend(
-                        text.lines()
-                            .filter_map(|l| l.split_whitespace().next())
-                            .filter(|v| semver::is_valid(v) && !pseudo::is_pseudo_version(v))
-                            .map(str::to_owned),
-                    );
-                }
+            match self.source_versions().await {
+                Ok(found) => versions.extend(found),
                 Err(Error::NotFound(m)) if !found_in_storage => return Err(Error::NotFound(m)),
                 Err(Error::NotFound(_)) => {}
                 Err(e) if found_in_storage => {
@@ -840,13 +849,11 @@ impl Ctx<'_> {
     }
 
     async fn latest(&self, head: bool) -> Result<Response<ResponseBody>, Error> {
-        let upstream_error = if self.route.sources.is_offline() {
+        let upstream_error = if self.offline() {
             None
         } else {
-            let rel = format!("{}/@latest", self.module.escaped());
-            match self.fetch_changing(&rel, fill::MAX_INFO).await {
+            match self.source_latest().await {
                 Ok(body) => {
-                    fill::check_info(&body, None).map_err(|reason| self.bad_info(&rel, reason))?;
                     return Ok(respond::bytes(
                         body,
                         ContentType::Json,
@@ -885,17 +892,13 @@ impl Ctx<'_> {
     }
 
     async fn info_query(&self, query: &str, head: bool) -> Result<Response<ResponseBody>, Error> {
-        if self.route.sources.is_offline() {
+        if self.offline() {
             return Err(Error::NotFound(format!(
                 "{}@{query}: only canonical versions are served from storage, and route[{}] has no upstream",
                 self.module, self.route.index
             )));
         }
-        let escaped = crate::goproxy::escape::escape_version(query)
-            .map_err(|e| Error::BadRequest(format!("version {query:?}: {e}")))?;
-        let rel = format!("{}/@v/{escaped}.info", self.module.escaped());
-        let body = self.fetch_changing(&rel, fill::MAX_INFO).await?;
-        fill::check_info(&body, None).map_err(|reason| self.bad_info(&rel, reason))?;
+        let body = self.source_query(query).await?;
         Ok(respond::bytes(
             body,
             ContentType::Json,

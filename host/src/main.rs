@@ -28,9 +28,10 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Publish a module version from a directory into the storage that serves it: the zip is
-    /// built exactly as the go command builds it. A version is never overwritten: other content
-    /// under a published version is refused, the same content again is a no-op.
+    /// Publish a module version from a directory: the zip is built exactly as the go command
+    /// builds it, then committed into the storage that serves it (`--config`) or uploaded to a
+    /// modgate server (`--to`). A version is never overwritten: other content under a published
+    /// version is refused, the same content again is a no-op.
     Publish {
         /// The module's root directory (where its go.mod is).
         dir: PathBuf,
@@ -41,8 +42,16 @@ enum Command {
         #[arg(long)]
         version: String,
         /// Configuration file naming the storage (the route matching the module decides).
-        #[arg(long, short, value_name = "FILE")]
+        #[arg(long, short, value_name = "FILE", conflicts_with = "to")]
         config: Option<PathBuf>,
+        /// Upload to the modgate server at this URL (`PUT <URL>/<module>/@v/<version>.zip`)
+        /// instead of writing to local storage.
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// Bearer token for `--to`; without one, a `.netrc` entry for the server's host
+        /// (`NETRC` or `~/.netrc`) is sent as Basic credentials.
+        #[arg(long, env = "MODGATE_TOKEN", hide_env_values = true, requires = "to")]
+        token: Option<String>,
     },
     /// Validate a configuration file (and its TLS files) without serving.
     CheckConfig {
@@ -63,7 +72,12 @@ fn main() -> ExitCode {
             module,
             version,
             config,
-        } => match publish(&dir, &module, &version, config.as_deref()) {
+            to,
+            token,
+        } => match match to {
+            Some(to) => publish_to(&dir, &module, &version, &to, token),
+            None => publish(&dir, &module, &version, config.as_deref()),
+        } {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("modgate: {e:#}");
@@ -117,6 +131,107 @@ fn publish(dir: &Path, module: &str, version: &str, config: Option<&Path>) -> an
     Ok(())
 }
 
+/// `publish --to`: build the zip into a temporary file, then upload it, with progress bars on a
+/// terminal.
+fn publish_to(
+    dir: &Path,
+    module: &str,
+    version: &str,
+    to: &str,
+    token: Option<String>,
+) -> anyhow::Result<()> {
+    use modgate::publish::remote::{self, Credential};
+    use std::io::IsTerminal as _;
+
+    let module = modgate::goproxy::path::ModulePath::parse(module)
+        .map_err(|e| anyhow::anyhow!("invalid module path {module:?}: {e}"))?;
+    let credential = match token.filter(|t| !t.is_empty()) {
+        Some(t) => Some(Credential::Bearer(t)),
+        None => netrc_text().and_then(|text| remote::netrc_credential(&text, to)),
+    };
+    let show = std::io::stderr().is_terminal();
+    let bar = |len: Option<u64>, what: &str| {
+        if !show {
+            return indicatif::ProgressBar::hidden();
+        }
+        let (bar, template) = match len {
+            Some(len) => (
+                indicatif::ProgressBar::new(len),
+                "{msg:10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            ),
+            None => (
+                indicatif::ProgressBar::new_spinner(),
+                "{msg:10} {spinner} {bytes} {bytes_per_sec}",
+            ),
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(what.to_owned());
+        bar
+    };
+
+    let mut zip = tempfile::Builder::new()
+        .prefix("modgate-publish-")
+        .suffix(".zip")
+        .tempfile()
+        .context("cannot create a temporary file for the zip")?;
+    let building = bar(None, "building");
+    let built = {
+        let b = building.clone();
+        modgate::publish::build_to_file(dir, &module, version, zip.as_file_mut(), move |n| {
+            b.set_position(n)
+        })?
+    };
+    building.finish_and_clear();
+    let len = zip.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let uploading = bar(Some(len), "uploading");
+    let u = uploading.clone();
+    let uploaded = runtime.block_on(remote::upload(
+        to,
+        &module,
+        version,
+        zip.path(),
+        credential.as_ref(),
+        move |n| u.set_position(n),
+    ));
+    uploading.finish_and_clear();
+    let uploaded = uploaded?;
+    if uploaded.created {
+        println!(
+            "published {module}@{version} to {to} ({} files, {len} bytes)",
+            built.files
+        );
+    } else {
+        println!(
+            "{module}@{version} is already published at {to} with this content; nothing changed"
+        );
+    }
+    print!("{}", uploaded.sums);
+    // The server hashes what it received; it must be what was built here.
+    if !uploaded.sums.contains(&built.zip_h1) {
+        anyhow::bail!(
+            "the server's hash for {module}@{version} differs from the local build ({})",
+            built.zip_h1
+        );
+    }
+    Ok(())
+}
+
+/// The `.netrc` file's text: `NETRC`, else `~/.netrc`.
+fn netrc_text() -> Option<String> {
+    let path = match std::env::var_os("NETRC") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".netrc"),
+    };
+    std::fs::read_to_string(path).ok()
+}
+
 fn check_config(file: &Path) -> ExitCode {
     let config = match Config::load(Some(file)) {
         Ok(config) => config,
@@ -146,16 +261,28 @@ fn check_config(file: &Path) -> ExitCode {
     }
     for route in config.routes.iter() {
         let patterns: Vec<&str> = route.patterns.iter().map(|p| p.as_str()).collect();
-        let sources = if route.sources.is_offline() {
+        let mut sources: Vec<String> = route
+            .sources
+            .entries
+            .iter()
+            .map(|e| e.base.clone())
+            .collect();
+        if let Some(git) = &route.git {
+            let repos = git
+                .mappings
+                .iter()
+                .map(|m| format!("git {} ({})", m.url, m.module_prefix))
+                .chain(git.templates.iter().map(|t| format!("git {}", t.url)));
+            if git.first {
+                sources.splice(0..0, repos);
+            } else {
+                sources.extend(repos);
+            }
+        }
+        let sources = if sources.is_empty() {
             "offline".to_owned()
         } else {
-            route
-                .sources
-                .entries
-                .iter()
-                .map(|e| e.base.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            sources.join(", ")
         };
         println!(
             "  route[{}] {} -> storage {}, sources: {sources}",

@@ -4,6 +4,9 @@
 //! Versions are immutable: publishing other content under a stored version is refused
 //! ([`PublishError::Conflict`]); publishing the same content again changes nothing.
 
+pub mod remote;
+
+use std::io::{Seek, Write};
 use std::path::Path;
 
 use bytes::Bytes;
@@ -78,6 +81,54 @@ pub async fn publish_dir(
     .map_err(Error::from)?
     .map_err(|reason| PublishError::Build { reason })?;
     commit_built(store, module, version, built, tmp).await
+}
+
+/// Builds `dir` as `module@version` into `out` (for [`remote::upload`]), calling `progress`
+/// with the bytes written so far. Blocking.
+pub fn build_to_file(
+    dir: &Path,
+    module: &ModulePath,
+    version: &str,
+    out: &mut std::fs::File,
+    progress: impl FnMut(u64),
+) -> Result<BuiltZip, BuildError> {
+    let mut counting = Counting {
+        inner: out,
+        written: 0,
+        progress,
+    };
+    let built = zipbuild::zip_from_dir(dir, module, version, &mut counting)?;
+    counting.flush().map_err(|e| BuildError::Io {
+        context: "writing the zip".into(),
+        source: e,
+    })?;
+    Ok(built)
+}
+
+/// A writer that reports how far it got.
+struct Counting<'a, F: FnMut(u64)> {
+    inner: &'a mut std::fs::File,
+    written: u64,
+    progress: F,
+}
+
+impl<F: FnMut(u64)> Write for Counting<'_, F> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        (self.progress)(self.written);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<F: FnMut(u64)> Seek for Counting<'_, F> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
 }
 
 /// Commits a zip built by [`zipbuild`] (in `zip`, a staging file of `store`) unless the version

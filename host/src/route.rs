@@ -60,6 +60,17 @@ pub struct Route {
     pub sources: SourceList,
     /// Authorizer plugins asked in order (empty: no authentication).
     pub auth: Vec<String>,
+    /// Git repositories serving this route's modules, and their place among `sources`.
+    pub git: Option<crate::config::GitRoute>,
+    /// Who may upload versions into the route's storage.
+    pub uploads: crate::config::Uploads,
+}
+
+impl Route {
+    /// True when the route has neither upstream proxies nor git repositories: storage only.
+    pub fn is_offline(&self) -> bool {
+        self.sources.is_offline() && self.git.is_none()
+    }
 }
 
 /// A resolved `[[route]]` with a `router`: for the modules it matches, the router plugin names
@@ -303,6 +314,8 @@ mod tests {
             storage: format!("s{i}"),
             sources: SourceList::default(),
             auth: Vec::new(),
+            git: None,
+            uploads: crate::config::Uploads::default(),
         })
     }
 

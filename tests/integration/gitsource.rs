@@ -16,7 +16,7 @@ use crate::zipbuild::{git_daemon, write_files};
 
 /// Runs git in `dir` with a fixed identity and the given commit date (any offset: the
 /// pseudo-version uses UTC).
-fn git_at(dir: &Path, date: &str, args: &[&str]) -> String {
+pub(crate) fn git_at(dir: &Path, date: &str, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -38,23 +38,23 @@ fn git_at(dir: &Path, date: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     git_at(dir, "2024-01-02T03:04:05Z", args)
 }
 
-fn commit(dir: &Path, date: &str, files: &[(&str, &[u8])], msg: &str) -> String {
+pub(crate) fn commit(dir: &Path, date: &str, files: &[(&str, &[u8])], msg: &str) -> String {
     write_files(dir, files);
     git_at(dir, date, &["add", "-A"]);
     git_at(dir, date, &["commit", "-q", "-m", msg]);
     git(dir, &["rev-parse", "HEAD"])
 }
 
-const ROOT: &str = "127.0.0.1/repo.git";
+pub(crate) const ROOT: &str = "127.0.0.1/repo.git";
 
 /// The main repository: root module with v1 tags, a pre-release and commits after it, a v2.0.0
 /// tag without go.mod, a `/v2` module in `v2/`, a `sub` module with prefixed tags, a branch.
 /// Returns (work dir, hashes by name).
-fn make_main_repo(work: &Path) -> std::collections::BTreeMap<&'static str, String> {
+pub(crate) fn make_main_repo(work: &Path) -> std::collections::BTreeMap<&'static str, String> {
     let mut h = std::collections::BTreeMap::new();
     std::fs::create_dir_all(work).unwrap();
     git(work, &["init", "-q", "-b", "main"]);
@@ -228,7 +228,7 @@ fn make_retract_repo(work: &Path) -> (String, String) {
     (c2, d1)
 }
 
-fn bare_clone(base: &Path, work: &Path, dst: &Path) {
+pub(crate) fn bare_clone(base: &Path, work: &Path, dst: &Path) {
     git(
         base,
         &[

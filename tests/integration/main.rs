@@ -22,6 +22,7 @@ mod go_auth;
 mod go_client;
 mod harness;
 mod hostile;
+mod private;
 mod protocol;
 mod publish;
 mod reload;

@@ -198,3 +198,121 @@ fn parse_errors_are_one_line_naming_the_file() {
     );
     assert!(!msg.contains("default."), "{msg}");
 }
+
+fn git_route(sources: &str) -> String {
+    format!(
+        r#"
+[storage.local]
+plugin = "storage-fs"
+config = {{ root = "data" }}
+
+[upstream.public]
+goproxy = "http://127.0.0.1:9"
+
+[git]
+cache_dir = "clones"
+fetch_ttl = "5m"
+
+[[route]]
+match = ["corp.example"]
+storage = "local"
+sources = {sources}
+"#
+    )
+}
+
+#[test]
+fn git_sources_resolve_in_order() {
+    let c = load_str(
+        &git_route(
+            r#"[{ git = "https://git.corp.example/{path}.git", secret = "GIT_TOKEN" },
+                { git = "/srv/mono.git", module = "corp.example/mono" }, "public"]"#,
+        ),
+        &[("GIT_TOKEN", "t0ken")],
+    )
+    .expect("loads");
+    let route = c.routes.route("corp.example/x").expect("route");
+    let git = route.git.as_ref().expect("git sources");
+    assert!(git.first, "git entries listed before the upstream");
+    assert_eq!(git.templates.len(), 1);
+    let creds = git.templates[0].credentials.as_ref().expect("credentials");
+    assert_eq!(
+        (creds.username.as_str(), creds.password.as_str()),
+        ("modgate", "t0ken")
+    );
+    assert_eq!(git.mappings[0].module_prefix, "corp.example/mono");
+    assert_eq!(route.sources.entries.len(), 1);
+    assert!(c.git.cache_dir.ends_with("clones") && c.git.cache_dir.is_absolute());
+    assert_eq!(c.git.fetch_ttl, Duration::from_secs(300));
+    assert!(!route.is_offline());
+
+    let c = load_str(&git_route(r#"["public", { git = "/srv/{module}" }]"#), &[]).expect("loads");
+    let route = c.routes.route("corp.example/x").expect("route");
+    assert!(!route.git.as_ref().expect("git").first);
+}
+
+#[test]
+fn git_source_errors_name_the_key() {
+    let err = |sources: &str, env: &[(&str, &str)]| {
+        load_str(&git_route(sources), env)
+            .expect_err("must be refused")
+            .to_string()
+    };
+    let e = err(r#"[{ git = "/srv/mono.git" }]"#, &[]);
+    assert!(e.contains("`route[0].sources[0].module`: missing"), "{e}");
+    let e = err(
+        r#"[{ git = "https://git.corp.example/{path}.git", secret = "GIT_TOKEN" }]"#,
+        &[],
+    );
+    assert!(
+        e.contains("`route[0].sources[0].secret`: environment variable GIT_TOKEN is not set"),
+        "{e}"
+    );
+    let e = err(
+        r#"[{ git = "http://git.corp.example/{path}.git", secret = "GIT_TOKEN" }]"#,
+        &[("GIT_TOKEN", "x")],
+    );
+    assert!(e.contains("only ever sent to https://"), "{e}");
+    let e = err(
+        r#"[{ git = "/a/{path}" }, "public", { git = "/b/{path}" }]"#,
+        &[],
+    );
+    assert!(
+        e.contains("`route[0].sources[2]`: git sources must be listed together"),
+        "{e}"
+    );
+    let e = err(r#"[{ git = "/a/{path}", branch = "main" }]"#, &[]);
+    assert!(
+        e.contains("`route[0].sources[0].branch`: unknown key"),
+        "{e}"
+    );
+    let e = err(
+        r#"[{ git = "/srv/x.git", module = "other.example/x" }]"#,
+        &[],
+    );
+    assert!(e.contains("not matched by the route's `match`"), "{e}");
+    let e = err(
+        r#"[{ git = "ssh://git.corp.example/x.git", module = "corp.example/x" }]"#,
+        &[],
+    );
+    assert!(e.contains("scheme ssh is not supported"), "{e}");
+    let e = err(r#"["nowhere"]"#, &[]);
+    assert!(
+        e.contains("`route[0].sources`: no [upstream.nowhere] table"),
+        "{e}"
+    );
+    assert!(e.contains("modgate.toml"), "names the file: {e}");
+}
+
+#[test]
+fn uploads_and_publish_settings() {
+    let text = git_route("[]") + "uploads = \"open\"\n\n[publish]\nmax_upload_bytes = 1024\n";
+    let c = load_str(&text, &[]).expect("loads");
+    assert_eq!(c.publish.max_upload_bytes, 1024);
+    let route = c.routes.route("corp.example/x").expect("route");
+    assert_eq!(route.uploads, Uploads::Open);
+    let e = load_str(&(git_route("[]") + "uploads = \"sometimes\"\n"), &[])
+        .expect_err("bad mode")
+        .to_string();
+    assert!(e.contains("uploads"), "{e}");
+}

@@ -524,7 +524,7 @@ pub(super) fn is_major(mpath: &str, path_major: &str) -> bool {
 }
 
 /// `modfile.ModulePath`, leniently: the path on the first `module` line, unquoted, or `""`.
-pub(super) fn module_path(data: &[u8]) -> String {
+pub(crate) fn module_path(data: &[u8]) -> String {
     let text = String::from_utf8_lossy(data);
     for line in text.lines() {
         let line = line.trim_start();

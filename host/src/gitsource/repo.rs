@@ -70,6 +70,11 @@ impl Repo {
         })
     }
 
+    /// Whether `path` holds a git repository (bare or not).
+    pub(super) fn is_repository(path: &Path) -> bool {
+        gix::open_opts(path, gix::open::Options::isolated()).is_ok()
+    }
+
     pub(super) fn path(&self) -> &Path {
         self.repo.path()
     }
@@ -239,7 +244,7 @@ fn peel_to_commit(repo: &gix::Repository, id: gix::ObjectId) -> Option<gix::Obje
 }
 
 /// HTTP(S) basic credentials for a remote.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// User name.
     pub username: String,
@@ -275,6 +280,17 @@ pub(super) fn fetch(
     // gix's http(s) transport (reqwest with `rustls-no-provider`) uses the process-wide rustls
     // provider; ring is the one modgate links. An error only means one is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let first = !cache.join("HEAD").exists();
+    let result = fetch_into(url, cache, credentials);
+    if first && result.is_err() {
+        // Leave no empty clone behind for a URL that never answered (a template's probe of a
+        // path that is not a repository, a typo in the config).
+        let _ = std::fs::remove_dir_all(cache);
+    }
+    result
+}
+
+fn fetch_into(url: &str, cache: &Path, credentials: Option<&Credentials>) -> Result<(), GitError> {
     let repo = if cache.join("HEAD").exists() {
         gix::open_opts(cache, gix::open::Options::isolated())
             .map_err(|e| GitError::internal(format!("opening cache {}: {e}", cache.display())))?

@@ -85,14 +85,17 @@ fn looks_like_rfc3339(t: &str) -> bool {
 #[derive(Clone)]
 pub struct Fetcher {
     client: UpstreamClient,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     flights: Arc<Flights>,
     recent: Arc<TtlCache>,
     not_found_ttl: std::time::Duration,
     route_index: usize,
     sources: SourceList,
-    store: Arc<Store>,
-    module: ModulePath,
+    pub(super) store: Arc<Store>,
+    pub(super) module: ModulePath,
+    /// The route's git repositories, when one could serve the module, and whether they come
+    /// before the upstream proxies.
+    pub(super) git: Option<(Arc<crate::gitsource::GitSource>, bool)>,
 }
 
 impl Ctx<'_> {
@@ -108,6 +111,7 @@ impl Ctx<'_> {
             sources: self.route.sources.clone(),
             store: Arc::clone(self.store),
             module: self.module.clone(),
+            git: self.git().map(|g| (g, self.git_first())),
         }
     }
 
@@ -138,7 +142,12 @@ impl Ctx<'_> {
 }
 
 impl Fetcher {
-    fn key<'k>(&'k self, version: &'k str, kind: ArtifactKind) -> ArtifactKey<'k> {
+    /// True when the route has no upstream proxies.
+    pub(super) fn sources_offline(&self) -> bool {
+        self.sources.is_offline()
+    }
+
+    pub(super) fn key<'k>(&'k self, version: &'k str, kind: ArtifactKind) -> ArtifactKey<'k> {
         ArtifactKey {
             module: &self.module,
             version,
@@ -146,7 +155,7 @@ impl Fetcher {
         }
     }
 
-    fn what(&self, version: &str, ext: &str) -> String {
+    pub(super) fn what(&self, version: &str, ext: &str) -> String {
         format!("{}@{version}.{ext}", self.module)
     }
 
@@ -208,9 +217,10 @@ impl Fetcher {
         Ok(body)
     }
 
-    /// Fetches, checks and stores a version's go.mod (the go command reads many go.mod files
-    /// whose zips it never needs, so a go.mod is worth keeping on its own).
-    pub async fn fetch_mod(&self, version: &str) -> Result<Bytes, Error> {
+    /// Fetches, checks and stores a version's go.mod from the upstream proxies (the go command
+    /// reads many go.mod files whose zips it never needs, so a go.mod is worth keeping on its
+    /// own).
+    pub(super) async fn fetch_mod_proxy(&self, version: &str) -> Result<Bytes, Error> {
         let body = self.fetch_checked_mod(version).await?;
         self.store
             .put_small(self.key(version, ArtifactKind::Mod), &body)
@@ -218,14 +228,19 @@ impl Fetcher {
         Ok(body)
     }
 
-    /// Fetches and checks a version's `.info`. It is stored (committing the version) only when
-    /// the version's `.mod` and `.zip` already are; otherwise it is only remembered in memory.
-    pub async fn fetch_info(&self, version: &str) -> Result<Bytes, Error> {
+    /// Fetches and checks a version's `.info` from the upstream proxies, then [`Fetcher::keep_info`].
+    pub(super) async fn fetch_info_proxy(&self, version: &str) -> Result<Bytes, Error> {
         let what = self.what(version, "info");
         let (body, url) = self
             .fetch_small(&self.rel(version, "info")?, &what, MAX_INFO)
             .await?;
         check_info(&body, Some(version)).map_err(|reason| self.rejected(what, url, reason))?;
+        self.keep_info(version, body).await
+    }
+
+    /// Keeps a checked `.info`: stored (committing the version) only when the version's `.mod`
+    /// and `.zip` already are; otherwise only remembered in memory.
+    pub(super) async fn keep_info(&self, version: &str, body: Bytes) -> Result<Bytes, Error> {
         if self
             .store
             .contains(self.key(version, ArtifactKind::Zip))
@@ -261,7 +276,8 @@ impl Fetcher {
             .await
     }
 
-    async fn fill(&self, version: &str) -> Result<(), Error> {
+    /// [`Fetcher::fill`] from the upstream proxies.
+    pub(super) async fn fill_proxy(&self, version: &str) -> Result<(), Error> {
         let zip_key = self.key(version, ArtifactKind::Zip);
         let info_key = self.key(version, ArtifactKind::Info);
         // An earlier fill may have finished between the caller's miss and this run.
@@ -274,7 +290,7 @@ impl Fetcher {
         // The client usually asked for `.info` first: its checked copy is in memory then.
         let info = match self.store.read_small(info_key).await? {
             Some(info) => info,
-            None => self.fetch_info(version).await?,
+            None => self.fetch_info_proxy(version).await?,
         };
         let go_mod = if self
             .store

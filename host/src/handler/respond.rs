@@ -107,7 +107,7 @@ pub fn text(status: StatusCode, body: &'static str, head: bool) -> Response<Resp
     )
 }
 
-/// A plain-text answer built at run time (ops endpoints).
+/// A plain-text answer built at run time (ops endpoints, upload results).
 pub fn owned_text(status: StatusCode, body: String, head: bool) -> Response<ResponseBody> {
     let b = builder(status, ContentType::Text, Freshness::NoStore)
         .header(header::CONTENT_LENGTH, body.len());
@@ -151,7 +151,8 @@ pub fn error(e: &Error, cache: &CacheFile, head: bool) -> Response<ResponseBody>
     let mut b =
         builder(e.status(), ContentType::Text, fresh).header(header::CONTENT_LENGTH, body.len());
     match e {
-        Error::MethodNotAllowed(_) => b = b.header(header::ALLOW, "GET, HEAD"),
+        Error::MethodNotAllowed(_) => b = b.header(header::ALLOW, "GET, HEAD, PUT"),
+        Error::NotAllowedHere(_) => b = b.header(header::ALLOW, "GET, HEAD"),
         Error::RangeNotSatisfiable { len } => {
             b = b.header(header::CONTENT_RANGE, format!("bytes */{len}"))
         }

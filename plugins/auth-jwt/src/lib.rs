@@ -20,7 +20,10 @@ struct AuthJwt;
 
 impl Authorizer for AuthJwt {
     fn authorize(req: &RequestFacts) -> Decision {
-        match load() {
+        // The config and the secret are fixed for an instance's life (a reload builds new
+        // instances), so a reused instance parses them (and inline JWKS keys) once.
+        static POLICY: std::sync::OnceLock<Result<Policy, String>> = std::sync::OnceLock::new();
+        match POLICY.get_or_init(load) {
             // WASI clocks are the host's: this is modgate's wall clock.
             Ok(policy) => policy.decide(req, &mut SdkHost, unix_now()),
             Err(problem) => {
@@ -32,8 +35,7 @@ impl Authorizer for AuthJwt {
     }
 }
 
-/// The policy from the `config` table and the HS256 secret. Parsed on every call: each call runs
-/// in a fresh instance, and parsing a config with a few keys costs microseconds.
+/// The policy from the `config` table and the HS256 secret.
 fn load() -> Result<Policy, String> {
     let config: JwtConfig = config::get().map_err(|e| e.to_string())?;
     let secret = match &config.hs256_secret {
