@@ -27,6 +27,8 @@ from pathlib import Path
 
 MODULE = "corp.example/big"
 VERSION = "v1.0.0"
+# Tagged on the same commit: its zip is built from an already fetched clone.
+WARM_VERSION = "v1.0.1"
 BEGIN = "<!-- bench/private: begin -->"
 END = "<!-- bench/private: end -->"
 
@@ -128,8 +130,9 @@ def wait_http(url: str, deadline: float) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def git_cold(modgate: Path, work: Path, git_port: int) -> tuple[float, str]:
-    """Seconds until the first zip is fully received, and the h1 modgate stored."""
+def git_cold(modgate: Path, work: Path, git_port: int) -> tuple[float, float, str]:
+    """Seconds until the first zip is fully received, seconds for a second version of the
+    same commit (the clone is warm: build, check, commit, send), and the h1 stored."""
     run_dir = Path(tempfile.mkdtemp(dir=work, prefix="cold-"))
     port = free_port()
     cfg = run_dir / "modgate.toml"
@@ -147,17 +150,30 @@ sources = [{{ git = "git://127.0.0.1:{git_port}/big.git", module = "{MODULE}" }}
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/healthz", time.time() + 30)
-        start = time.perf_counter()
-        with urllib.request.urlopen(f"{base}/{MODULE}/@v/{VERSION}.zip", timeout=600) as r:
-            while r.read(1 << 20):
-                pass
-        secs = time.perf_counter() - start
+        def fetch(version: str) -> float:
+            start = time.perf_counter()
+            with urllib.request.urlopen(f"{base}/{MODULE}/@v/{version}.zip", timeout=600) as r:
+                while r.read(1 << 20):
+                    pass
+            return time.perf_counter() - start
+        secs = fetch(VERSION)
+        warm = fetch(WARM_VERSION)
     finally:
         proc.terminate()
         proc.wait()
     h1 = (run_dir / "storage" / MODULE / "@v" / f"{VERSION}.ziphash").read_text().strip()
     shutil.rmtree(run_dir)
-    return secs, h1
+    return secs, warm, h1
+
+
+def git_clone(work: Path, git_port: int) -> float:
+    """The same transfer with the git program: `git clone --bare`."""
+    dst = work / "clone-ref.git"
+    start = time.perf_counter()
+    run(["git", "clone", "-q", "--bare", f"git://127.0.0.1:{git_port}/big.git", str(dst)])
+    secs = time.perf_counter() - start
+    shutil.rmtree(dst)
+    return secs
 
 
 def publish(modgate: Path, work: Path, tree: Path) -> tuple[float, str]:
@@ -193,6 +209,10 @@ def section(res: dict) -> str:
     rows = [
         ("modgate: first zip from the git source (cold: clone, build, check, commit, send)",
          "git_cold", go),
+        ("`git clone --bare` of the same remote (the transfer alone, by the git program)",
+         "git_clone", None),
+        ("modgate: zip of another version of the fetched clone (build, check, commit, send)",
+         "git_warm", go),
         ("`modgate publish DIR` (process: build, hashes, fsync, commit)", "publish", go),
         ("x/mod `zip.CreateFromDir` (in-process, written and synced)", "xmod_create", None),
         ("x/mod `dirhash.HashZip` of that zip", "xmod_hash", None),
@@ -204,7 +224,7 @@ def section(res: dict) -> str:
          f"{res['load']}); compare ratios, not absolute figures.",
          f"- modgate {res['modgate']}; {res['go']}; golang.org/x/mod {res['xmod']}",
          f"- tree: {res['files']} files, {res['bytes'] / 2**20:.0f} MiB (60 % Go-like text, "
-         f"40 % random blobs); one commit tagged {VERSION}, served by `git daemon` on 127.0.0.1; "
+         f"40 % random blobs); one commit tagged {VERSION} and {WARM_VERSION}, served by `git daemon` on 127.0.0.1; "
          f"zip {res['zip_mb']:.1f} MiB",
          f"- {res['runs']} runs each; median (min–max) seconds. Every run checked that modgate's "
          "`h1:` equals x/mod's.",
@@ -253,6 +273,7 @@ def main() -> int:
         git(tree, "add", "-A")
         git(tree, "commit", "-q", "-m", "big")
         git(tree, "tag", VERSION)
+        git(tree, "tag", WARM_VERSION)
         srv = work / "srv"
         srv.mkdir()
         git(work, "clone", "-q", "--bare", str(tree), str(srv / "big.git"))
@@ -271,20 +292,24 @@ def main() -> int:
                     raise
                 time.sleep(0.05)
 
-        times = {"git_cold": [], "publish": [], "xmod_create": [], "xmod_hash": []}
+        times = {"git_cold": [], "git_clone": [], "git_warm": [], "publish": [],
+                 "xmod_create": [], "xmod_hash": []}
         zip_bytes = 0
         for i in range(args.runs):
             g = xmod(zipbench, work, tree)
             times["xmod_create"].append(g["create_s"])
             times["xmod_hash"].append(g["hash_s"])
             zip_bytes = g["bytes"]
-            secs, h1 = git_cold(modgate, work, git_port)
+            secs, warm, h1 = git_cold(modgate, work, git_port)
             assert h1 == g["h1"], f"git zip {h1} != x/mod {g['h1']}"
             times["git_cold"].append(secs)
+            times["git_warm"].append(warm)
+            times["git_clone"].append(git_clone(work, git_port))
             secs, h1 = publish(modgate, work, tree)
             assert h1 == g["h1"], f"publish zip {h1} != x/mod {g['h1']}"
             times["publish"].append(secs)
-            print(f"run {i + 1}: git cold {times['git_cold'][-1]:.2f}s, publish "
+            print(f"run {i + 1}: git cold {times['git_cold'][-1]:.2f}s (git clone "
+                  f"{times['git_clone'][-1]:.2f}s), warm {warm:.2f}s, publish "
                   f"{times['publish'][-1]:.2f}s, x/mod create {g['create_s']:.2f}s + hash "
                   f"{g['hash_s']:.2f}s", file=sys.stderr)
 

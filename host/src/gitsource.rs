@@ -205,8 +205,9 @@ impl GitCache {
         &self.dir
     }
 
-    /// The state of the repository at `url`, created on first use. Credentials are only ever
-    /// attached to `https://` remotes.
+    /// The state of the repository at `url`, created on first use. (Credentials for a plain
+    /// http remote are refused by the transport with a message saying so, and by config
+    /// resolution before that.)
     fn state(&self, url: &str, credentials: Option<&Credentials>) -> Arc<RepoState> {
         let mut repos = self.repos.lock().unwrap_or_else(|p| p.into_inner());
         let state = repos.entry(url.to_owned()).or_insert_with(|| {
@@ -222,7 +223,7 @@ impl GitCache {
             };
             Arc::new(RepoState {
                 location,
-                credentials: credentials.filter(|_| url.starts_with("https://")).cloned(),
+                credentials: credentials.cloned(),
                 last_fetch: tokio::sync::Mutex::new(None),
             })
         });
