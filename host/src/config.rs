@@ -404,7 +404,12 @@ impl Config {
                 "embedded defaults".to_owned(),
             ),
         };
-        let figment = figment.merge(Env::prefixed("MODGATE_").split("__"));
+        // `MODGATE_LOG` is the log filter (telemetry::LOG_ENV), not a config key.
+        let figment = figment.merge(
+            Env::prefixed("MODGATE_")
+                .filter(|key| !key.as_str().eq_ignore_ascii_case("log"))
+                .split("__"),
+        );
         let file: FileConfig = figment.extract().map_err(Box::new)?;
         let base_dir = path
             .and_then(Path::parent)

@@ -113,3 +113,21 @@ fn serve_refuses_a_bad_config_without_serving() {
     assert!(!out.status.success(), "{t}");
     assert!(t.contains("m.toml") && t.contains("mach"), "{t}");
 }
+
+#[test]
+fn the_log_filter_variable_is_not_taken_for_a_config_key() {
+    // MODGATE_LOG is the log filter; other MODGATE_* variables override config keys.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("modgate.toml"), GOOD).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_modgate"))
+        .args(["check-config", "modgate.toml"])
+        .current_dir(dir.path())
+        .env_remove("GOPROXY")
+        .env("MODGATE_LOG", "debug")
+        .env("MODGATE_SERVER__LISTEN", "127.0.0.1:1")
+        .output()
+        .expect("run modgate");
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("127.0.0.1:1"), "the override still applies: {t}");
+}
