@@ -259,8 +259,8 @@ class Upstream:
 # Proxies under test (cold-capable): modgate, goproxy, Athens
 
 
-def wait_http(srv: Server, path: str, timeout: float) -> bool:
-    """Ready when the server answers anything on path."""
+def wait_http(srv: Server, path: str, timeout: float, cafile: Path | None = None) -> bool:
+    """Ready when the server answers anything on path (over https: trusting `cafile`)."""
     import urllib.error
     import urllib.request
     deadline = time.monotonic() + timeout
@@ -268,7 +268,8 @@ def wait_http(srv: Server, path: str, timeout: float) -> bool:
         if srv.proc.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(srv.base + path, timeout=2):
+            context = tls_context(cafile) if cafile else None
+            with urllib.request.urlopen(srv.base + path, timeout=2, context=context):
                 return True
         except urllib.error.HTTPError:
             return True
@@ -327,7 +328,7 @@ goproxy = "{upstream}"
     scheme = "https" if tls else "http"
     srv = Server(name, proc, f"{scheme}://127.0.0.1:{port}", log_path)
     srv.dir = d
-    if not wait_http(srv, ready, 30):
+    if not wait_http(srv, ready, 30, tls[0] if tls else None):
         srv.stop()
         err = ModgateError if name == "modgate" else HarnessError
         raise err(f"{name} did not start:\n{tail(log_path.read_text(errors='replace'), 15)}")
