@@ -11,7 +11,6 @@ use std::time::Duration;
 use modgate::gitsource::{GitError, GitSource, RepoMapping};
 use modgate::goproxy::path::ModulePath;
 
-use crate::harness::GoEnv;
 use crate::zipbuild::{git_daemon, write_files};
 
 /// Runs git in `dir` with a fixed identity and the given commit date (any offset: the
@@ -257,18 +256,7 @@ async fn git_source_matches_the_go_command() {
     bare_clone(base.path(), &retract_work, &srv.join("retract.git"));
     let (_daemon, port) = git_daemon(&srv);
 
-    let env = GoEnv::new("direct")
-        .env("GOINSECURE", "127.0.0.1")
-        .env("GOPRIVATE", "127.0.0.1")
-        .env("GIT_CONFIG_NOSYSTEM", "1");
-    let home = env.modcache().parent().unwrap().join("home");
-    std::fs::write(
-        home.join(".gitconfig"),
-        format!(
-            "[url \"git://127.0.0.1:{port}/\"]\n\tinsteadOf = https://127.0.0.1/\n\tinsteadOf = http://127.0.0.1/\n\tinsteadOf = git://127.0.0.1/\n"
-        ),
-    )
-    .unwrap();
+    let env = crate::zipbuild::direct_env(port);
 
     let legacy = "127.0.0.1/legacy.git";
     let retract = "127.0.0.1/retract.git";

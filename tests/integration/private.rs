@@ -40,24 +40,6 @@ config = {{ tokens = [
     )
 }
 
-/// The go command in direct mode against the `git daemon` on `port` (module paths
-/// `127.0.0.1/<repo>.git` are rewritten to it).
-fn direct_env(port: u16) -> GoEnv {
-    let env = GoEnv::new("direct")
-        .env("GOINSECURE", "127.0.0.1")
-        .env("GOPRIVATE", "127.0.0.1")
-        .env("GIT_CONFIG_NOSYSTEM", "1");
-    let home = env.modcache().parent().unwrap().join("home");
-    std::fs::write(
-        home.join(".gitconfig"),
-        format!(
-            "[url \"git://127.0.0.1:{port}/\"]\n\tinsteadOf = https://127.0.0.1/\n\tinsteadOf = http://127.0.0.1/\n\tinsteadOf = git://127.0.0.1/\n"
-        ),
-    )
-    .unwrap();
-    env
-}
-
 fn modgate_publish(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_modgate"));
     c.arg("publish").args(args).env_remove("MODGATE_TOKEN");
@@ -191,7 +173,7 @@ sources = [
     let ca_path = ca.to_str().unwrap();
 
     // --- From git. The same commands through modgate and directly; go.sum must agree.
-    let direct = direct_env(port);
+    let direct = crate::zipbuild::direct_env(port);
     let proxied = GoEnv::new(&mg.url()).env("SSL_CERT_FILE", ca_path);
     let sub = format!("{ROOT}/sub");
     let v2 = format!("{ROOT}/v2");

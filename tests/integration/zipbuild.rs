@@ -369,6 +369,25 @@ impl Drop for Daemon {
     }
 }
 
+/// The go command in direct mode against the `git daemon` on `port`: module paths cannot hold
+/// a port, so the go command probes https://, http:// and git:// on the default ports, and git
+/// rewrites all three for `127.0.0.1/<repo>.git` to the daemon's free port.
+pub(crate) fn direct_env(port: u16) -> GoEnv {
+    let env = GoEnv::new("direct")
+        .env("GOINSECURE", "127.0.0.1")
+        .env("GOPRIVATE", "127.0.0.1")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    let home = env.modcache().parent().unwrap().join("home");
+    std::fs::write(
+        home.join(".gitconfig"),
+        format!(
+            "[url \"git://127.0.0.1:{port}/\"]\n\tinsteadOf = https://127.0.0.1/\n\tinsteadOf = http://127.0.0.1/\n\tinsteadOf = git://127.0.0.1/\n"
+        ),
+    )
+    .unwrap();
+    env
+}
+
 pub(crate) fn git_daemon(base: &Path) -> (Daemon, u16) {
     let port = free_port();
     let child = Command::new("git")
@@ -485,20 +504,7 @@ fn zip_from_git_matches_the_go_command() {
     );
     let bare = srv.join("repo.git");
     let (_daemon, port) = git_daemon(&srv);
-    let env = GoEnv::new("direct")
-        .env("GOINSECURE", "127.0.0.1")
-        .env("GOPRIVATE", "127.0.0.1")
-        .env("GIT_CONFIG_NOSYSTEM", "1");
-    // Module paths cannot hold a port: the go command probes https://, http:// and git:// on
-    // the default ports, and git rewrites all three to the daemon's free port.
-    let home = env.modcache().parent().unwrap().join("home");
-    std::fs::write(
-        home.join(".gitconfig"),
-        format!(
-            "[url \"git://127.0.0.1:{port}/\"]\n\tinsteadOf = https://127.0.0.1/\n\tinsteadOf = http://127.0.0.1/\n\tinsteadOf = git://127.0.0.1/\n"
-        ),
-    )
-    .unwrap();
+    let env = direct_env(port);
     let root_mod = "127.0.0.1/repo.git".to_owned();
     let cases: Vec<(String, &str, &str, &str)> = vec![
         (root_mod.clone(), "v1.0.0", "refs/tags/v1.0.0", ""),
