@@ -612,14 +612,17 @@ def workload5(graph, binary: Path, up: Upstream, work: Path, runs: int, secs: fl
         # Workload 3 with auth-token: `go mod download all` over HTTPS (the go command sends
         # `.netrc` credentials only over HTTPS), warm, against the same server without plugins.
         cert, key = w5_certificate(work)
-        netrc = work / "w5-netrc"
-        netrc.write_text(f"machine 127.0.0.1 login bench password {W5_TOKEN}\n")
         tls_servers = []
         for name, plugins in (("modgate (https)", None), ("modgate+auth-token (https)", "auth")):
             srv = start_proxy("modgate", binary, up.url, work, plugins, (cert, key))
             srv.name = name
             tls_servers.append(srv)
             servers.append(srv)
+        # `.netrc` names host:port when the URL has a port (the go command matches both).
+        netrc = work / "w5-netrc"
+        netrc.write_text("".join(
+            f"machine {s.base.split('://', 1)[1]} login bench password {W5_TOKEN}\n"
+            for s in tls_servers))
         env = {"SSL_CERT_FILE": str(cert), "NETRC": str(netrc)}
         for srv in tls_servers:      # fill
             d = go_download(graph, srv.base, work, [srv], env)
@@ -900,7 +903,7 @@ def main() -> int:
     up = None
     code = 0
     try:
-        binary = args.modgate_bin or core.build_modgate(root)
+        binary = args.modgate_bin.resolve() if args.modgate_bin else core.build_modgate(root)
         peers = {
             "goproxy": build_go_peer(cache, "goproxy", GOPROXY_MODULE, GOPROXY_VERSION,
                                      f"{GOPROXY_MODULE}/cmd/goproxy"),
