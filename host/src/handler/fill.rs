@@ -280,10 +280,6 @@ impl Fetcher {
     pub(super) async fn fill_proxy(&self, version: &str) -> Result<(), Error> {
         let zip_key = self.key(version, ArtifactKind::Zip);
         let info_key = self.key(version, ArtifactKind::Info);
-        // An earlier fill may have finished between the caller's miss and this run.
-        if self.store.contains(info_key).await? && self.store.contains(zip_key).await? {
-            return Ok(());
-        }
         // `.info` and `.mod` first: cheap, and a not-found ends the fill before the download.
         // The go.mod is only stored with the zip, so a version whose zip is rejected leaves
         // nothing behind.
@@ -324,12 +320,10 @@ impl Fetcher {
         file.sync_all().await.map_err(storage_err)?;
         drop(file);
 
-        let path = tmp.to_path_buf();
-        let (module, v) = (self.module.as_str().to_owned(), version.to_owned());
-        let checked =
-            tokio::task::spawn_blocking(move || zipcheck::check_zip(&path, &module, &v)).await?;
-        let checked =
-            checked.map_err(|e| self.rejected(what, fetched.url.clone(), e.to_string()))?;
+        let checked = self
+            .check_staged_zip(&tmp, version)
+            .await?
+            .map_err(|e| self.rejected(what, fetched.url.clone(), e.to_string()))?;
         tracing::info!(module = %self.module, version, url = %fetched.url, bytes = fetched.body,
             files = checked.files, hash = %checked.h1, "stored module version");
         let staged = StagedVersion {
@@ -339,6 +333,21 @@ impl Fetcher {
             info,
         };
         self.store.commit(&self.module, version, staged).await
+    }
+}
+
+impl Fetcher {
+    /// Checks a staged zip of `version` as every zip is checked before it is committed
+    /// ([`zipcheck::check_zip`]), on the blocking pool. The outer error is the host's (the
+    /// check task failed), the inner one the zip's.
+    pub(super) async fn check_staged_zip(
+        &self,
+        staged: &std::path::Path,
+        version: &str,
+    ) -> Result<Result<zipcheck::CheckedZip, zipcheck::ZipError>, Error> {
+        let path = staged.to_path_buf();
+        let (module, v) = (self.module.as_str().to_owned(), version.to_owned());
+        Ok(tokio::task::spawn_blocking(move || zipcheck::check_zip(&path, &module, &v)).await?)
     }
 }
 

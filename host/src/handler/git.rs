@@ -237,6 +237,18 @@ impl Fetcher {
 
     /// Fills a whole version from the first source that has it.
     pub(super) async fn fill(&self, version: &str) -> Result<(), Error> {
+        // An earlier fill may have finished between the caller's miss and this run.
+        if self
+            .store
+            .contains(self.key(version, ArtifactKind::Info))
+            .await?
+            && self
+                .store
+                .contains(self.key(version, ArtifactKind::Zip))
+                .await?
+        {
+            return Ok(());
+        }
         walk!(
             self.tiers(),
             self.missing(version, "zip"),
@@ -281,12 +293,11 @@ impl Fetcher {
     /// Builds the zip from git into a staging file beside its final place, checks it as a
     /// downloaded zip is checked, and commits the version with `.info` last.
     async fn fill_git(&self, git: &GitSource, version: &str) -> Result<(), Error> {
-        let info_key = self.key(version, ArtifactKind::Info);
-        let zip_key = self.key(version, ArtifactKind::Zip);
-        if self.store.contains(info_key).await? && self.store.contains(zip_key).await? {
-            return Ok(());
-        }
-        let info = match self.store.read_small(info_key).await? {
+        let info = match self
+            .store
+            .read_small(self.key(version, ArtifactKind::Info))
+            .await?
+        {
             Some(info) => info,
             None => self.git_info(git, version).await?,
         };
@@ -304,11 +315,10 @@ impl Fetcher {
         tokio::task::spawn_blocking(move || sync.sync_all())
             .await?
             .map_err(storage_err)?;
-        let path = tmp.to_path_buf();
-        let (module, v) = (self.module.as_str().to_owned(), version.to_owned());
-        let checked =
-            tokio::task::spawn_blocking(move || zipcheck::check_zip(&path, &module, &v)).await?;
-        let checked = checked.map_err(|e| git_error(what.clone(), GitError::Build(e.0)))?;
+        let checked = self
+            .check_staged_zip(&tmp, version)
+            .await?
+            .map_err(|e| git_error(what.clone(), GitError::Build(e.0)))?;
         if checked.h1 != built.zip_h1 {
             return Err(Error::Internal(format!(
                 "{what}: built with hash {} but reads back as {}",
