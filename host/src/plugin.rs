@@ -333,6 +333,8 @@ struct Loaded {
     idle_authorizers: Idle<bindings::authorizer::Authorizer>,
     idle_routers: Idle<bindings::router::Router>,
     counters: Counters,
+    /// Where calls are reported (`None` until [`PluginSet::with_metrics`]).
+    metrics: Option<crate::telemetry::PluginMetrics>,
 }
 
 /// Instances that finished a call cleanly, with their stores, ready for the next call; at most
@@ -395,7 +397,6 @@ fn idle_cap(max_instances: u32, plugins: usize) -> usize {
 pub struct PluginSet {
     engine: Engine,
     plugins: HashMap<String, Loaded>,
-    metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 impl PluginSet {
@@ -466,6 +467,7 @@ impl PluginSet {
                 idle_authorizers: Idle::new(idle_cap),
                 idle_routers: Idle::new(idle_cap),
                 counters: Counters::default(),
+                metrics: None,
             };
             if plugins.insert(spec.name.clone(), loaded).is_some() {
                 return Err(load("configured twice".into()));
@@ -474,14 +476,15 @@ impl PluginSet {
         Ok(PluginSet {
             engine: engine.engine.clone(),
             plugins,
-            metrics: None,
         })
     }
 
     /// Report every call (outcome, latency, health) to `metrics`.
     #[must_use]
     pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
-        self.metrics = Some(metrics);
+        for plugin in self.plugins.values_mut() {
+            plugin.metrics = Some(metrics.plugin(&plugin.shared.name));
+        }
         self
     }
 
@@ -613,7 +616,7 @@ impl PluginSet {
         log_truncated: bool,
     ) {
         let healthy = plugin.record(result, log_truncated);
-        if let Some(metrics) = &self.metrics {
+        if let Some(metrics) = &plugin.metrics {
             let outcome = match result {
                 Ok(_) => "ok",
                 Err(PluginError::Trap { .. }) => "trap",
@@ -623,7 +626,7 @@ impl PluginSet {
                 Err(PluginError::Busy { .. }) => "busy",
                 Err(_) => "error",
             };
-            metrics.plugin_call(&plugin.shared.name, outcome, started.elapsed(), healthy);
+            metrics.call(outcome, started.elapsed(), healthy);
         }
     }
 
