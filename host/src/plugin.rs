@@ -494,40 +494,8 @@ impl PluginSet {
         name: &str,
         facts: &RequestFacts,
     ) -> Result<Decision, PluginError> {
-        let plugin = self.plugin(name)?;
-        let Some(pre) = &plugin.authorizer else {
-            return Err(PluginError::WrongKind {
-                plugin: name.to_string(),
-                expected: "authorizer",
-            });
-        };
-        let started = Instant::now();
-        let (mut store, warm) = self.checkout(plugin, &plugin.idle_authorizers);
-        let deadline = store.data().deadline;
-        let outcome = tokio::time::timeout_at(deadline + HOST_GRACE, async {
-            let (instance, calls) = match warm {
-                Some((instance, calls)) => (instance, calls),
-                None => (pre.instantiate_async(&mut store).await?, 0),
-            };
-            let decision = instance.call_authorize(&mut store, facts).await?;
-            Ok((instance, calls, decision))
-        })
-        .await;
-        let result = finish(plugin, &store, outcome).and_then(|(instance, calls, decision)| {
-            let decision = check_decision(name, decision)?;
-            Ok((instance, calls, decision))
-        });
-        self.record(plugin, started, &result, store.data().log_truncated);
-        let (instance, calls, decision) = result?;
-        plugin.idle_authorizers.put(
-            Warm {
-                store,
-                instance,
-                calls: calls + 1,
-            },
-            &plugin.limits,
-        );
-        Ok(decision)
+        self.call::<bindings::authorizer::Authorizer>(name, facts)
+            .await
     }
 
     /// Ask router `name` for a route name (`None`: let the TOML routes decide).
@@ -536,37 +504,41 @@ impl PluginSet {
         name: &str,
         facts: &RequestFacts,
     ) -> Result<Option<String>, PluginError> {
+        self.call::<bindings::router::Router>(name, facts).await
+    }
+
+    /// One call of plugin `name`'s export `E`: an idle instance or a fresh one, under the
+    /// deadline; the answer checked; health and metrics recorded; the instance kept for the
+    /// next call only if this one succeeded.
+    async fn call<E: Export>(
+        &self,
+        name: &str,
+        facts: &RequestFacts,
+    ) -> Result<E::Answer, PluginError> {
         let plugin = self.plugin(name)?;
-        let Some(pre) = &plugin.router else {
+        let Some(pre) = E::pre(plugin) else {
             return Err(PluginError::WrongKind {
                 plugin: name.to_string(),
-                expected: "router",
+                expected: E::KIND,
             });
         };
         let started = Instant::now();
-        let (mut store, warm) = self.checkout(plugin, &plugin.idle_routers);
+        let (mut store, warm) = self.checkout(plugin, E::idle(plugin));
         let deadline = store.data().deadline;
         let outcome = tokio::time::timeout_at(deadline + HOST_GRACE, async {
             let (instance, calls) = match warm {
                 Some((instance, calls)) => (instance, calls),
-                None => (pre.instantiate_async(&mut store).await?, 0),
+                None => (E::instantiate(pre, &mut store).await?, 0),
             };
-            let route = instance.call_route(&mut store, facts).await?;
-            Ok((instance, calls, route))
+            let answer = instance.invoke(&mut store, facts).await?;
+            Ok((instance, calls, answer))
         })
         .await;
-        let result = finish(plugin, &store, outcome).and_then(|(instance, calls, route)| {
-            if route.as_ref().is_some_and(|r| r.len() > OutputCaps::ROUTE) {
-                return Err(PluginError::BadOutput {
-                    plugin: name.to_string(),
-                    reason: format!("route name longer than {} bytes", OutputCaps::ROUTE),
-                });
-            }
-            Ok((instance, calls, route))
-        });
+        let result = finish(plugin, &store, outcome)
+            .and_then(|(instance, calls, answer)| Ok((instance, calls, E::check(name, answer)?)));
         self.record(plugin, started, &result, store.data().log_truncated);
-        let (instance, calls, route) = result?;
-        plugin.idle_routers.put(
+        let (instance, calls, answer) = result?;
+        E::idle(plugin).put(
             Warm {
                 store,
                 instance,
@@ -574,7 +546,7 @@ impl PluginSet {
             },
             &plugin.limits,
         );
-        Ok(route)
+        Ok(answer)
     }
 
     /// Health and counters of every plugin, sorted by name.
@@ -659,6 +631,103 @@ impl PluginSet {
             })
         });
         (store, None)
+    }
+}
+
+/// A world's export, called the same way whatever the world ([`PluginSet::call`]): what
+/// differs is where its pre-instance and idle instances live, the call itself and the checks
+/// on its answer.
+trait Export: Sized + Send {
+    /// What a call returns.
+    type Answer: Send;
+    /// The pre-instance the export is instantiated from.
+    type Pre: Sync;
+    /// The world's name, for [`PluginError::WrongKind`].
+    const KIND: &'static str;
+    fn pre(plugin: &Loaded) -> Option<&Self::Pre>;
+    fn idle(plugin: &Loaded) -> &Idle<Self>;
+    fn instantiate<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<State>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + Send + 'a;
+    fn invoke<'a>(
+        &'a self,
+        store: &'a mut Store<State>,
+        facts: &'a RequestFacts,
+    ) -> impl Future<Output = wasmtime::Result<Self::Answer>> + Send + 'a;
+    /// The answer within [`OutputCaps`], or [`PluginError::BadOutput`].
+    fn check(plugin: &str, answer: Self::Answer) -> Result<Self::Answer, PluginError>;
+}
+
+impl Export for bindings::authorizer::Authorizer {
+    type Answer = Decision;
+    type Pre = bindings::authorizer::AuthorizerPre<State>;
+    const KIND: &'static str = "authorizer";
+
+    fn pre(plugin: &Loaded) -> Option<&Self::Pre> {
+        plugin.authorizer.as_ref()
+    }
+
+    fn idle(plugin: &Loaded) -> &Idle<Self> {
+        &plugin.idle_authorizers
+    }
+
+    fn instantiate<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<State>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + Send + 'a {
+        pre.instantiate_async(store)
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        store: &'a mut Store<State>,
+        facts: &'a RequestFacts,
+    ) -> impl Future<Output = wasmtime::Result<Decision>> + Send + 'a {
+        self.call_authorize(store, facts)
+    }
+
+    fn check(plugin: &str, answer: Decision) -> Result<Decision, PluginError> {
+        check_decision(plugin, answer)
+    }
+}
+
+impl Export for bindings::router::Router {
+    type Answer = Option<String>;
+    type Pre = bindings::router::RouterPre<State>;
+    const KIND: &'static str = "router";
+
+    fn pre(plugin: &Loaded) -> Option<&Self::Pre> {
+        plugin.router.as_ref()
+    }
+
+    fn idle(plugin: &Loaded) -> &Idle<Self> {
+        &plugin.idle_routers
+    }
+
+    fn instantiate<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<State>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + Send + 'a {
+        pre.instantiate_async(store)
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        store: &'a mut Store<State>,
+        facts: &'a RequestFacts,
+    ) -> impl Future<Output = wasmtime::Result<Option<String>>> + Send + 'a {
+        self.call_route(store, facts)
+    }
+
+    fn check(plugin: &str, answer: Option<String>) -> Result<Option<String>, PluginError> {
+        if answer.as_ref().is_some_and(|r| r.len() > OutputCaps::ROUTE) {
+            return Err(PluginError::BadOutput {
+                plugin: plugin.to_string(),
+                reason: format!("route name longer than {} bytes", OutputCaps::ROUTE),
+            });
+        }
+        Ok(answer)
     }
 }
 
