@@ -172,8 +172,8 @@ impl Gateway {
             .await?;
         match req.uri().path() {
             "/admin/reload" if req.method() == Method::POST => Ok(match self.reload_now().await {
-                Ok(summary) => respond::owned_text(StatusCode::OK, format!("{summary}\n"), false),
-                Err(e) => respond::owned_text(
+                Ok(summary) => respond::text(StatusCode::OK, format!("{summary}\n"), false),
+                Err(e) => respond::text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("reload refused, the running configuration stays: {e}\n"),
                     false,
@@ -394,7 +394,7 @@ impl App {
                 let r = if !self.ready() {
                     respond::text(StatusCode::SERVICE_UNAVAILABLE, "storage not ready\n", head)
                 } else if !unhealthy.is_empty() {
-                    respond::owned_text(
+                    respond::text(
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!("plugins unhealthy: {}\n", unhealthy.join(", ")),
                         head,

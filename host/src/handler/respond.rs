@@ -93,32 +93,13 @@ pub fn bytes(body: Bytes, ct: ContentType, fresh: Freshness, head: bool) -> Resp
     finish(b, if head { empty() } else { full(body) })
 }
 
-/// A plain-text answer (ops endpoints).
-pub fn text(status: StatusCode, body: &'static str, head: bool) -> Response<ResponseBody> {
+/// A plain-text answer (ops endpoints, admin and upload results): a static string or one built
+/// at run time.
+pub fn text(status: StatusCode, body: impl Into<Bytes>, head: bool) -> Response<ResponseBody> {
+    let body: Bytes = body.into();
     let b = builder(status, ContentType::Text, Freshness::NoStore)
         .header(header::CONTENT_LENGTH, body.len());
-    finish(
-        b,
-        if head {
-            empty()
-        } else {
-            full(Bytes::from_static(body.as_bytes()))
-        },
-    )
-}
-
-/// A plain-text answer built at run time (ops endpoints, upload results).
-pub fn owned_text(status: StatusCode, body: String, head: bool) -> Response<ResponseBody> {
-    let b = builder(status, ContentType::Text, Freshness::NoStore)
-        .header(header::CONTENT_LENGTH, body.len());
-    finish(
-        b,
-        if head {
-            empty()
-        } else {
-            full(Bytes::from(body))
-        },
-    )
+    finish(b, if head { empty() } else { full(body) })
 }
 
 /// The Prometheus exposition.

@@ -176,14 +176,10 @@ impl App {
             Ok(Published::Created(h)) => {
                 tracing::info!(%module, version, files = h.files, hash = %h.zip, peer = %conn.peer,
                     "version uploaded");
-                Ok(respond::owned_text(
-                    StatusCode::CREATED,
-                    hashes_text(&h),
-                    false,
-                ))
+                Ok(respond::text(StatusCode::CREATED, hashes_text(&h), false))
             }
             Ok(Published::Unchanged(h)) => {
-                Ok(respond::owned_text(StatusCode::OK, hashes_text(&h), false))
+                Ok(respond::text(StatusCode::OK, hashes_text(&h), false))
             }
             Err(e @ PublishError::Conflict { .. }) => Err(Error::Conflict(e.to_string())),
             Err(PublishError::Build { reason }) => Err(Error::BadRequest(reason.to_string())),
