@@ -19,7 +19,7 @@ use http::{Method, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 
 use crate::config::{CacheFile, Config};
-use crate::error::Error;
+use crate::error::{Error, one_line};
 use crate::goproxy::path::ModulePath;
 use crate::goproxy::request::{self, InfoQuery, ProxyRequest};
 use crate::goproxy::{pseudo, semver};
@@ -172,10 +172,14 @@ impl Gateway {
             .await?;
         match req.uri().path() {
             "/admin/reload" if req.method() == Method::POST => Ok(match self.reload_now().await {
-                Ok(summary) => respond::text(StatusCode::OK, format!("{summary}\n"), false),
+                // One printable line, as every error body (a config error quotes the file).
+                Ok(summary) => respond::text(StatusCode::OK, one_line(&summary, 600), false),
                 Err(e) => respond::text(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("reload refused, the running configuration stays: {e}\n"),
+                    one_line(
+                        &format!("reload refused, the running configuration stays: {e}"),
+                        600,
+                    ),
                     false,
                 ),
             }),
