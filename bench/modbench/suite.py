@@ -514,15 +514,25 @@ def workload1(graph, servers: list[Server], work: Path, runs: int, secs: float, 
         if bad:
             res.notes.append(f"{srv.name}: {len(bad)} of {len(graph.urls)} workload-1 URLs "
                              f"failed when warmed, e.g. {bad[0]}")
+    wrk_rounds(servers, script, urlfile, runs, secs, res.w1)
+
+
+def wrk_rounds(servers: list[Server], script: Path, urlfile: Path, runs: int, secs: float,
+               table: dict, extra: list[str] | None = None):
+    """wrk -t2 -c64 rotating over `urlfile`: a short warm-up per server, then `runs` rounds
+    in rotating server order, each run's result (with the server's CPU) appended to
+    `table[server name]`."""
     for srv in servers:
-        core.run_wrk(srv.base + "/", 64, 2, 2, script, [str(urlfile)], None)
+        core.run_wrk(srv.base + "/", 64, 2, 2, script, [str(urlfile)], None, extra)
     for i in range(runs):
         for srv in rotate(servers, i):
             with CpuMeter(servers, srv) as m:
-                r = core.run_wrk(srv.base + "/", 64, 2, secs, script, [str(urlfile)], None)
+                r = core.run_wrk(srv.base + "/", 64, 2, secs, script, [str(urlfile)], None,
+                                 extra)
             r.server_cpu_s, r.foreign_pct = m.server_cpu_s, m.foreign_pct
-            res.w1.setdefault(srv.name, []).append(r)
-            log(f"  {srv.name} run {i + 1}: {r.rps:.0f} req/s p99 {r.p99_us / 1000:.2f} ms"
+            table.setdefault(srv.name, []).append(r)
+            log(f"  {srv.name} run {i + 1}: {r.rps:.0f} req/s p50 {r.p50_us / 1000:.2f} ms "
+                f"p99 {r.p99_us / 1000:.2f} ms"
                 + (f" ERRORS {r.errors}" if r.error_count else ""))
 
 
@@ -597,18 +607,7 @@ def workload5(graph, binary: Path, up: Upstream, work: Path, runs: int, secs: fl
                 req = urllib.request.Request(srv.base + u, headers=dict([auth[1].split(": ")]))
                 with urllib.request.urlopen(req, timeout=60) as r:
                     r.read()
-        for srv in servers:
-            core.run_wrk(srv.base + "/", 64, 2, 2, script, [str(urlfile)], None, auth)
-        for i in range(runs):
-            for srv in rotate(servers, i):
-                with CpuMeter(servers, srv) as m:
-                    r = core.run_wrk(srv.base + "/", 64, 2, secs, script, [str(urlfile)], None,
-                                     auth)
-                r.server_cpu_s, r.foreign_pct = m.server_cpu_s, m.foreign_pct
-                res.w5.setdefault(srv.name, []).append(r)
-                log(f"  {srv.name} run {i + 1}: {r.rps:.0f} req/s p50 {r.p50_us / 1000:.2f} ms "
-                    f"p99 {r.p99_us / 1000:.2f} ms"
-                    + (f" ERRORS {r.errors}" if r.error_count else ""))
+        wrk_rounds(servers, script, urlfile, runs, secs, res.w5, auth)
         # Workload 3 with auth-token: `go mod download all` over HTTPS (the go command sends
         # `.netrc` credentials only over HTTPS), warm, against the same server without plugins.
         cert, key = w5_certificate(work)
