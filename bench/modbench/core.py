@@ -458,6 +458,37 @@ sources = []      # offline: serve the warm tree only
     return srv
 
 
+def start_goproxy(binary: Path, tree: Tree, work: Path, cpus: str | None) -> Server:
+    """goproxy (`goproxy server`) serving the warm tree as its cache: its `--cacher-dir` layout
+    is a GOPROXY tree, and versioned artifacts found there are served without an upstream
+    (`GOPROXY=off`, so a miss could not reach anything)."""
+    gdir = work / "goproxy"
+    gdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = dict(os.environ, GOPROXY="off", GOSUMDB="off", GONOSUMDB="*", GOTOOLCHAIN="local",
+               GOMODCACHE=str(gdir / "gomodcache"))
+    log_path = gdir / "goproxy.log"
+    cmd = [str(binary), "server", "--address", f"127.0.0.1:{port}",
+           "--cacher-dir", str(tree.root), "--temp-dir", str(gdir)]
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    if cpus:
+        os.sched_setaffinity(proc.pid, {int(c) for c in cpus.split(",")})
+    srv = Server("goproxy", proc, f"http://127.0.0.1:{port}", log_path, cpus)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(srv.base + tree.info_paths[0], timeout=2) as r:
+                if r.status == 200:
+                    return srv
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    srv.stop()
+    raise HarnessError("goproxy did not serve the tree: "
+                       + tail(log_path.read_text(errors="replace"), 10).replace("\n", " / "))
+
+
 def wait_ready(srv: Server, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -488,8 +519,9 @@ def fetch(url: str, sha: bool = False) -> tuple[int, dict, bytes | str]:
         return r.status, dict(r.headers), h.hexdigest()
 
 
-def validate(srv: Server, tree: Tree) -> list[str]:
-    """Byte-compare a sample of responses with the files; returns the problems found."""
+def validate(srv: Server, tree: Tree, check_list: bool = True) -> list[str]:
+    """Byte-compare a sample of responses with the files; returns the problems found. (`list`
+    is skipped for goproxy: it asks the upstream for lists, and there is none.)"""
     problems = []
     samples = [tree.info_paths[0], tree.info_paths[-1],
                tree.info_paths[0].replace(".info", ".mod")]
@@ -499,7 +531,7 @@ def validate(srv: Server, tree: Tree) -> list[str]:
         if status != 200 or body != want:
             problems.append(f"GET {p}: status {status}, body {body[:80]!r} != file {want[:80]!r}")
     status, _h, body = fetch(srv.base + tree.info_paths[0].replace(f"{VERSION}.info", "list"))
-    if status != 200 or VERSION not in body.decode(errors="replace"):
+    if check_list and (status != 200 or VERSION not in body.decode(errors="replace")):
         problems.append(f"GET list: status {status}, body {body[:80]!r}")
     status, headers, digest = fetch(srv.base + tree.big_zip_path, sha=True)
     clen = {k.lower(): v for k, v in headers.items()}.get("content-length")
@@ -948,25 +980,32 @@ def report(res: Results | None, plan: Plan, tree: Tree, args, notes: list[str],
         return "—" if x is None else format(x, f)
 
     rows = []
+    gp = res is not None and bool(res.info.get("goproxy"))
     if res is not None:
         m_rps, n_rps = med(res.info, "modgate", "rps"), med(res.info, "nginx", "rps")
         ok = None if m_rps is None or n_rps is None else m_rps >= TARGET_INFO_RATIO * n_rps
+        g_rps = med(res.info, "goproxy", "rps")
         rows.append([f".info req/s ({plan.info_conns} conns)", num(m_rps, ".0f"), num(n_rps, ".0f"),
-                     fmt_ratio(m_rps, n_rps), f"≥ {TARGET_INFO_RATIO}× nginx", verdict(ok)])
+                     fmt_ratio(m_rps, n_rps), f"≥ {TARGET_INFO_RATIO}× nginx", verdict(ok),
+                     num(g_rps, ".0f"), fmt_ratio(m_rps, g_rps)])
         for p in ("p50", "p99"):
             mv = med(res.info, "modgate", f"{p}_us")
             nv = med(res.info, "nginx", f"{p}_us")
+            gv = med(res.info, "goproxy", f"{p}_us")
             rows.append([f".info latency {p} (ms)", num(mv and mv / 1000, ".2f"),
-                         num(nv and nv / 1000, ".2f"), fmt_ratio(mv, nv), "—", "info"])
+                         num(nv and nv / 1000, ".2f"), fmt_ratio(mv, nv), "—", "info",
+                         num(gv and gv / 1000, ".2f"), fmt_ratio(mv, gv)])
         for label, kind, conns in (("1 conn", res.zip1, 1), (f"{plan.zip_conns} conns", res.zip32,
                                                              plan.zip_conns)):
             mv, nv = med(kind, "modgate", "mbps"), med(kind, "nginx", "mbps")
+            gv = med(kind, "goproxy", "mbps")
             ok = None if mv is None or nv is None else mv >= TARGET_MBPS_RATIO * nv
             rows.append([f"100 MB zip MB/s ({label})", num(mv, ".0f"), num(nv, ".0f"),
-                         fmt_ratio(mv, nv), f"≥ {TARGET_MBPS_RATIO}× nginx", verdict(ok)])
+                         fmt_ratio(mv, nv), f"≥ {TARGET_MBPS_RATIO}× nginx", verdict(ok),
+                         num(gv, ".0f"), fmt_ratio(mv, gv)])
         # CPU cost per unit of work: less sensitive to other load than throughput.
         cost = {}
-        for name in ("modgate", "nginx"):
+        for name in ("modgate", "nginx", "goproxy"):
             runs = res.info.get(name)
             cost[("info", name)] = (median([r.server_cpu_s * 1e6 / max(1, r.requests) for r in runs])
                                     if runs else None)
@@ -975,12 +1014,16 @@ def report(res: Results | None, plan: Plan, tree: Tree, args, notes: list[str],
                                    if runs else None)
         rows.append(["server CPU µs per .info", num(cost[("info", "modgate")], ".1f"),
                      num(cost[("info", "nginx")], ".1f"),
-                     fmt_ratio(cost[("info", "modgate")], cost[("info", "nginx")]), "—", "info"])
+                     fmt_ratio(cost[("info", "modgate")], cost[("info", "nginx")]), "—", "info",
+                     num(cost[("info", "goproxy")], ".1f"),
+                     fmt_ratio(cost[("info", "modgate")], cost[("info", "goproxy")])])
         rows.append([f"server CPU s per GB of zip ({plan.zip_conns} conns)",
                      num(cost[("zip", "modgate")], ".2f"), num(cost[("zip", "nginx")], ".2f"),
-                     fmt_ratio(cost[("zip", "modgate")], cost[("zip", "nginx")]), "—", "info"])
+                     fmt_ratio(cost[("zip", "modgate")], cost[("zip", "nginx")]), "—", "info",
+                     num(cost[("zip", "goproxy")], ".2f"),
+                     fmt_ratio(cost[("zip", "modgate")], cost[("zip", "goproxy")])])
         hwm = {}
-        for name in ("modgate", "nginx"):
+        for name in ("modgate", "nginx", "goproxy"):
             snaps = res.mem.get(name)
             sampled = res.rss_peak[name].peak_rss if name in res.rss_peak else 0
             hwm[name] = (max([sampled] + [s.get("VmHWM", 0) for _st, s in snaps]) / 1024
@@ -989,9 +1032,12 @@ def report(res: Results | None, plan: Plan, tree: Tree, args, notes: list[str],
         rows.append([f"peak RSS, VmHWM (MiB), {plan.zip_conns}× zip",
                      num(hwm["modgate"], ".1f"), num(hwm["nginx"], ".1f"),
                      fmt_ratio(hwm["modgate"], hwm["nginx"]), f"modgate < {TARGET_RSS_MIB} MiB",
-                     verdict(ok)])
+                     verdict(ok), num(hwm["goproxy"], ".1f"),
+                     fmt_ratio(hwm["modgate"], hwm["goproxy"])])
+        if not gp:
+            rows = [r[:6] for r in rows]
 
-    out = ["# modgate vs nginx: warm-tree benchmark", ""]
+    out = [f"# modgate vs nginx{' and goproxy' if gp else ''}: warm-tree benchmark", ""]
     out.append(f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; command: `bench/run "
                f"{' '.join(args.argv)}`".rstrip() + "")
     out.append(f"- modgate: {modgate_desc} — **{modgate_status}**")
@@ -1018,8 +1064,13 @@ def report(res: Results | None, plan: Plan, tree: Tree, args, notes: list[str],
                f"**the load generator runs on the same CPUs as the server** ({pin}), so "
                f"absolute figures are lower than on separate machines; the ratio is the point")
     out.append("")
-    out.append("| metric | modgate | nginx | ratio | target | verdict |")
-    out.append("|---|---:|---:|---:|---|---|")
+    if gp:
+        out.append("| metric | modgate | nginx | ratio | target | verdict | goproxy | "
+                   "modgate / goproxy |")
+        out.append("|---|---:|---:|---:|---|---|---:|---:|")
+    else:
+        out.append("| metric | modgate | nginx | ratio | target | verdict |")
+        out.append("|---|---:|---:|---:|---|---|")
     for r in rows:
         out.append("| " + " | ".join(r) + " |")
     out.append("")
@@ -1090,6 +1141,8 @@ def main() -> int:
                     help="run the servers and the load at this niceness (e.g. -10, needs root) "
                          "so other work on a shared machine disturbs the runs less")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (tree, configs, logs)")
+    ap.add_argument("--goproxy-bin", type=Path,
+                    help="also measure this `goproxy` binary, serving the tree as its cache")
     args = ap.parse_args()
     args.argv = sys.argv[1:]
 
@@ -1178,6 +1231,15 @@ def main() -> int:
                 for s in [s for s in servers if s.name == "modgate"]:
                     s.stop()
                     servers.remove(s)
+
+        if args.goproxy_bin:
+            srv = start_goproxy(args.goproxy_bin, tree, work, plan.server_cpus)
+            servers.append(srv)
+            log(f"goproxy up at {srv.base} (pid {srv.proc.pid})")
+            problems = validate(srv, tree, check_list=False)
+            if problems:
+                raise HarnessError("goproxy does not serve the tree byte-for-byte:\n"
+                                   + "\n".join(problems))
 
         if args.wait_quiet > 0:
             busy = wait_quiet(args.wait_quiet)

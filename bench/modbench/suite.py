@@ -361,16 +361,20 @@ def w5_routes(plugins: str | None) -> str:
     plain = '[[route]]\nmatch = ["*"]\nstorage = "local"\nsources = ["hermetic"]\n'
     if plugins is None:
         return plain
+    # "-nomemo": the same plugins with `limits.memo_ttl_ms = 0`, so every request calls them
+    # (what each call into the sandbox costs, without remembered answers).
+    plugins, nomemo = plugins.removesuffix("-nomemo"), plugins.endswith("-nomemo")
+    limits = "limits = { memo_ttl_ms = 0 }\n" if nomemo else ""
     sha = hashlib.sha256(W5_TOKEN.encode()).hexdigest()
     tokens = ('[plugins.tokens]\nplugin = "auth-token"\n'
               f'config = {{ tokens = [{{ name = "bench", sha256 = "{sha}", '
-              'scopes = ["read"], modules = ["*"] }] }\n\n')
+              'scopes = ["read"], modules = ["*"] }] }\n' + limits + '\n')
     if plugins == "auth":
         return tokens + plain.replace('sources = ["hermetic"]\n',
                                       'sources = ["hermetic"]\nauth = ["tokens"]\n')
     if plugins == "router":
         return (tokens + '[plugins.tenants]\nplugin = "router-prefix"\n'
-                'config = { by_host = { "127.0.0.1" = "main" } }\n\n'
+                'config = { by_host = { "127.0.0.1" = "main" } }\n' + limits + '\n'
                 '[[route]]\nmatch = ["*"]\nrouter = "tenants"\n\n'
                 '[[route]]\nname = "main"\nstorage = "local"\nsources = ["hermetic"]\n'
                 'auth = ["tokens"]\n')
@@ -536,13 +540,16 @@ def wrk_rounds(servers: list[Server], script: Path, urlfile: Path, runs: int, se
                 + (f" ERRORS {r.errors}" if r.error_count else ""))
 
 
-def workload2(args, binary: Path, cache: Path, work: Path, res: Results, runs: int, secs: int):
-    """The existing modgate-vs-nginx warm-tree measurement (core.py), embedded."""
+def workload2(args, binary: Path, cache: Path, work: Path, res: Results, runs: int, secs: int,
+              goproxy: Path | None):
+    """The warm-tree measurement of core.py (modgate, nginx and, when built, goproxy serving
+    the tree as its cache), embedded."""
     log("workload 2: 100 MB zip (bench/modbench/core.py)")
     out = work / "w2.md"
     cmd = [sys.executable, "-m", "modbench.core", "--out", str(out), "--runs", str(runs),
-           "--seconds", str(secs), "--modgate-bin", str(binary), "--wait-quiet", "0",
-]
+           "--seconds", str(secs), "--modgate-bin", str(binary), "--wait-quiet", "0"]
+    if goproxy:
+        cmd += ["--goproxy-bin", str(goproxy)]
     if args.nice:
         cmd += ["--nice", str(args.nice)]
     p = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent, capture_output=True,
@@ -554,12 +561,23 @@ def workload2(args, binary: Path, cache: Path, work: Path, res: Results, runs: i
 
 
 W5_VARIANTS = [("modgate", None), ("modgate+auth-token", "auth"),
-               ("modgate+auth-token+router", "router")]
+               ("modgate+auth-token+router", "router"),
+               ("modgate+auth-token, memo off", "auth-nomemo"),
+               ("modgate+auth-token+router, memo off", "router-nomemo")]
 
 
 def tls_context(cert: Path):
     import ssl
     return ssl.create_default_context(cafile=str(cert))
+
+
+def metric_value(metrics: str, family: str, plugin: str) -> float:
+    """The value of a plugin's counter in modgate's /metrics (0 when absent)."""
+    prefix = f'{family}{{plugin="{plugin}"}} '
+    for line in metrics.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix):].split()[0])
+    return 0.0
 
 
 def histogram_quantiles(metrics: str, family: str, plugin: str) -> tuple[float, float, int]:
@@ -640,8 +658,9 @@ def workload5(graph, binary: Path, up: Upstream, work: Path, runs: int, secs: fl
             for plugin in ("tokens", "tenants"):
                 p50, p99, n = histogram_quantiles(
                     metrics, "modgate_plugin_call_duration_seconds", plugin)
-                if n:
-                    res.w5_calls[(srv.name, plugin)] = (p50, p99, n)
+                hits = metric_value(metrics, "modgate_plugin_memo_hits_total", plugin)
+                if n or hits:
+                    res.w5_calls[(srv.name, plugin)] = (p50, p99, n, hits)
     finally:
         for srv in servers:
             srv.stop()
@@ -754,7 +773,9 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
     for name, rs in res.w5.items():
         # Here the ratio is variant / no plugins: the share of the throughput that is kept.
         r = None if name == "modgate" else speed_ratio(rs, m5, "rps", False)
-        t = None if name == "modgate" else 0.9
+        # The memo-off variants show what every call into the sandbox costs; the target is
+        # for modgate as configured by default.
+        t = None if name == "modgate" or "memo off" in name else 0.9
         o.append(f"| 5 warm .info/.mod with plugins, 64 conns | req/s | {name} | "
                  f"{spread([x.rps for x in rs], '.0f')} | "
                  f"{'' if r is None else f'{r:.2f}× of no plugins'} | "
@@ -783,10 +804,14 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
                  "workload 5's requests (quantiles interpolated within buckets): the host's "
                  "whole call, instance checkout and answer checks included.")
         o.append("")
-        o.append("| variant | plugin | calls | p50 µs | p99 µs |")
-        o.append("|---|---|---:|---:|---:|")
-        for (variant, plugin), (p50, p99, n) in res.w5_calls.items():
-            o.append(f"| {variant} | {plugin} | {n} | {p50 * 1e6:.1f} | {p99 * 1e6:.1f} |")
+        o.append("Requests answered from a plugin's remembered answers (`memo`) call nothing "
+                 "and are counted apart (`modgate_plugin_memo_hits_total`).")
+        o.append("")
+        o.append("| variant | plugin | calls | memo hits | p50 µs | p99 µs |")
+        o.append("|---|---|---:|---:|---:|---:|")
+        for (variant, plugin), (p50, p99, n, hits) in res.w5_calls.items():
+            o.append(f"| {variant} | {plugin} | {n} | {hits:.0f} | "
+                     f"{p50 * 1e6:.1f} | {p99 * 1e6:.1f} |")
     o.append("")
     o.append("## Upstream requests by kind (cold, last run)")
     o.append("")
@@ -947,7 +972,7 @@ def main() -> int:
         if "5" in only:
             workload5(graph, binary, up, work, runs, secs, res)
         if "2" in only:
-            workload2(args, binary, cache, work, res, runs, secs)
+            workload2(args, binary, cache, work, res, runs, secs, peers["goproxy"].binary)
         md = report(args, res, graph, peers, core.git_describe(root), busy, secs, runs)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(md)

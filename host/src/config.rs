@@ -190,6 +190,9 @@ pub struct LimitsFile {
     /// Calls one instance serves before it is replaced (default 10000; 0: a fresh instance
     /// for every call).
     pub reuse_calls: Option<u32>,
+    /// The longest an answer the plugin asks to be remembered (`memo.remember`) is reused, in
+    /// milliseconds (default 60000, at most 3600000; 0: never reuse, call for every request).
+    pub memo_ttl_ms: Option<u64>,
 }
 
 /// `[server]`
@@ -564,6 +567,15 @@ fn resolve(
         }
         if let Some(n) = p.limits.reuse_calls {
             limits.reuse_calls = n;
+        }
+        if let Some(ms) = p.limits.memo_ttl_ms {
+            if ms > 3_600_000 {
+                return Err(invalid(
+                    &key("limits.memo_ttl_ms"),
+                    "must be 0..=3600000 (0: off)".into(),
+                ));
+            }
+            limits.memo_ttl = Duration::from_millis(ms);
         }
         for host in &p.grants.hosts {
             let ok = host

@@ -365,8 +365,14 @@ impl App {
             let headers = response.headers_mut();
             if let Some(cc) = headers.get(http::header::CACHE_CONTROL)
                 && let Ok(text) = cc.to_str()
-                && let Ok(v) = http::HeaderValue::from_str(&text.replace("public", "private"))
+                && text.starts_with("public")
             {
+                let v = if text == respond::IMMUTABLE {
+                    http::HeaderValue::from_static(respond::IMMUTABLE_PRIVATE)
+                } else {
+                    http::HeaderValue::from_str(&text.replacen("public", "private", 1))
+                        .unwrap_or_else(|_| http::HeaderValue::from_static("private, no-cache"))
+                };
                 headers.insert(http::header::CACHE_CONTROL, v);
             }
         }
@@ -619,6 +625,47 @@ impl<'a> Facts<'a> {
     }
 }
 
+/// Memo keys straight from the request, so a remembered answer needs no [`RequestFacts`].
+impl crate::plugin::Asked for Facts<'_> {
+    fn facts(&self) -> &RequestFacts {
+        self.get()
+    }
+
+    fn method(&self) -> &str {
+        self.asking.method.as_str()
+    }
+
+    fn path(&self) -> &str {
+        self.asking.path
+    }
+
+    fn module(&self) -> Option<&str> {
+        self.module.map(ModulePath::as_str)
+    }
+
+    fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+
+    fn action(&self) -> Action {
+        self.asking.action
+    }
+
+    fn peer_ip(&self) -> Result<std::net::IpAddr, &str> {
+        Ok(self.asking.conn.peer.ip())
+    }
+
+    fn tls_client_identity(&self) -> Option<&str> {
+        None
+    }
+
+    fn header_values(&self, name: &http::HeaderName, each: &mut dyn FnMut(&[u8])) {
+        for value in self.asking.headers.get_all(name) {
+            each(value.as_bytes());
+        }
+    }
+}
+
 impl App {
     /// The route for `name` (a module path, or a checksum database's name): the first
     /// `[[route]]` that matches, where a route with a `router` asks its plugin, which names the
@@ -634,9 +681,9 @@ impl App {
             let plugins = self.plugins.as_ref().ok_or_else(|| {
                 Error::Internal("a route names a router plugin but none are loaded".into())
             })?;
-            match plugins.route(&dispatch.router, facts.get()).await {
+            match plugins.route(&dispatch.router, facts).await.as_deref() {
                 Ok(Some(chosen)) => {
-                    let route = self.routes.named(&chosen).ok_or_else(|| {
+                    let route = self.routes.named(chosen).ok_or_else(|| {
                         tracing::warn!(
                             plugin = dispatch.router.as_str(),
                             route = chosen.as_str(),
@@ -669,9 +716,8 @@ impl App {
         let plugins = self.plugins.as_ref().ok_or_else(|| {
             Error::Internal("route names auth plugins but none are loaded".into())
         })?;
-        let facts = facts.get();
         for name in auth {
-            match plugins.authorize(name, facts).await {
+            match plugins.authorize(name, facts).await.as_deref() {
                 Ok(Decision::Allow(allow)) => {
                     tracing::debug!(
                         plugin = name.as_str(),
@@ -690,7 +736,7 @@ impl App {
                         .unwrap_or(http::StatusCode::FORBIDDEN);
                     return Err(Error::Denied {
                         status,
-                        message: deny.message,
+                        message: deny.message.clone(),
                     });
                 }
                 Ok(Decision::Abstain) => continue,

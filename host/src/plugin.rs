@@ -3,7 +3,8 @@
 //!
 //! - [`PluginEngine`]: built once per process. One wasmtime `Engine` (component model, async,
 //!   epoch interruption, pooling allocator, wasmtime's on-disk compilation cache), the one
-//!   `Linker` with the host interfaces, a 1 ms epoch ticker thread, and an in-memory map of
+//!   `Linker` with the host interfaces, a 1 ms epoch ticker thread (parked while no call
+//!   runs, [`ticker`]), and an in-memory map of
 //!   compiled components by sha256 so a reload recompiles only what changed.
 //! - [`PluginSet`]: the plugins of one configuration, built from [`PluginSpec`]s. Immutable and
 //!   cheap to share (`Arc`): hot reload builds a new set beside the old one and swaps it.
@@ -19,23 +20,30 @@
 //! [`UNHEALTHY_AFTER`] consecutive failures the plugin reports unhealthy until a call succeeds.
 //!
 //! # Instances
-//! Every call gets a fresh instance (from an `InstancePre`, in a pooling-allocator slot) and a
-//! fresh store, dropped after the call: no state leaks between requests, a trapped instance is
-//! never reused, and nothing needs locking. Measured (`allow-all`, release build, 2 shared cores
-//! at load average 5–7; `cargo test --release -p modgate --lib
-//! plugin::tests::bench_instance_strategies -- --ignored --nocapture`, 3 runs):
-//! fresh instance per call 57.7–58.3 µs/call; one instance reused 3.1–3.3 µs/call. Fresh is
-//! kept for now for its isolation; if the end-to-end benchmark shows more than the 10 % budget,
-//! the next step is a small per-plugin pool of reused instances for plugins that opt in
-//! (discarded after any failure).
+//! A call runs in an idle instance of the plugin (with its own store) when one is waiting, else
+//! in a fresh one instantiated from the `InstancePre` (in a pooling-allocator slot). An instance
+//! serves up to `limits.reuse_calls` calls (default 10000; `0`: a fresh instance per call) and
+//! is dropped after any failed call, so a trapped instance is never reused. Measured
+//! (`allow-all`, release build; `cargo test --release -p modgate --lib
+//! plugin::tests::bench_instance_strategies -- --ignored --nocapture`): a fresh instance per
+//! call ~58 µs, a reused one ~3 µs.
+//!
+//! # Remembered answers
+//! A plugin may say, during a call, what its answer depended on (`memo.remember`: some request
+//! facts and a time-to-live). The host then gives that answer to later requests that agree on
+//! those facts without calling the plugin ([`memo::Memo`], per plugin and world, forgotten with
+//! the set on reload, capped by `limits.memo_ttl_ms`). The lookup reads the facts straight from
+//! the caller's request ([`Asked`]); [`RequestFacts`] are built only when a call is needed.
 
 mod bindings;
 pub mod embedded;
 #[cfg(test)]
 mod first_party_tests;
 mod host;
+mod memo;
 #[cfg(test)]
 mod tests;
+mod ticker;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +60,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use bindings::types::{Action, Allow, Decision, Deny, RequestFacts};
 pub use host::LOG_CAP_BYTES;
 use host::{Shared, State};
+pub use memo::{Asked, MEMO_ENTRIES};
 
 /// A plugin that fails this many calls in a row is reported unhealthy.
 pub const UNHEALTHY_AFTER: u32 = 5;
@@ -88,11 +97,16 @@ pub struct Limits {
     /// Calls one instance may serve before it is discarded (`0`: a fresh instance for every
     /// call). An instance that fails a call is always discarded.
     pub reuse_calls: u32,
+    /// The longest the host keeps an answer the plugin asked it to remember
+    /// (`memo.remember`); zero turns the memo off for this plugin.
+    pub memo_ttl: Duration,
 }
 
 impl Limits {
     /// Default for [`Limits::reuse_calls`].
     pub const DEFAULT_REUSE_CALLS: u32 = 10_000;
+    /// Default for [`Limits::memo_ttl`].
+    pub const DEFAULT_MEMO_TTL: Duration = Duration::from_secs(60);
 }
 
 impl Default for Limits {
@@ -101,6 +115,7 @@ impl Default for Limits {
             timeout: Duration::from_millis(50),
             memory_bytes: 32 << 20,
             reuse_calls: Self::DEFAULT_REUSE_CALLS,
+            memo_ttl: Self::DEFAULT_MEMO_TTL,
         }
     }
 }
@@ -227,6 +242,7 @@ pub struct PluginEngine {
     /// Compiled components by sha256 of their bytes: reloads recompile only what changed.
     compiled: Mutex<HashMap<[u8; 32], Component>>,
     http: Option<host::HttpClient>,
+    ticker: Arc<ticker::Ticker>,
 }
 
 impl PluginEngine {
@@ -266,16 +282,7 @@ impl PluginEngine {
         .map_err(engine_error)?;
 
         // The ticker holds only a weak reference: it stops when the engine is dropped.
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("plugin-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            })
+        let ticker = ticker::Ticker::start(&engine)
             .map_err(|e| PluginError::Engine(format!("epoch thread: {e}")))?;
 
         Ok(PluginEngine {
@@ -284,6 +291,7 @@ impl PluginEngine {
             settings,
             compiled: Mutex::new(HashMap::new()),
             http: host::Shared::http_client(),
+            ticker,
         })
     }
 
@@ -332,6 +340,9 @@ struct Loaded {
     router: Option<bindings::router::RouterPre<State>>,
     idle_authorizers: Idle<bindings::authorizer::Authorizer>,
     idle_routers: Idle<bindings::router::Router>,
+    /// Answers the plugin asked the host to remember, per world.
+    memo_authorize: memo::Memo<Decision>,
+    memo_route: memo::Memo<Option<String>>,
     counters: Counters,
     /// Where calls are reported (`None` until [`PluginSet::with_metrics`]).
     metrics: Option<crate::telemetry::PluginMetrics>,
@@ -396,6 +407,7 @@ fn idle_cap(max_instances: u32, plugins: usize) -> usize {
 /// the `Arc` to reload.
 pub struct PluginSet {
     engine: Engine,
+    ticker: Arc<ticker::Ticker>,
     plugins: HashMap<String, Loaded>,
 }
 
@@ -466,6 +478,8 @@ impl PluginSet {
                 router,
                 idle_authorizers: Idle::new(idle_cap),
                 idle_routers: Idle::new(idle_cap),
+                memo_authorize: memo::Memo::new(spec.limits.memo_ttl),
+                memo_route: memo::Memo::new(spec.limits.memo_ttl),
                 counters: Counters::default(),
                 metrics: None,
             };
@@ -475,6 +489,7 @@ impl PluginSet {
         }
         Ok(PluginSet {
             engine: engine.engine.clone(),
+            ticker: engine.ticker.clone(),
             plugins,
         })
     }
@@ -488,13 +503,14 @@ impl PluginSet {
         self
     }
 
-    /// Ask authorizer `name` about a request.
+    /// Ask authorizer `name` about a request. (Answers are shared: a remembered one is handed
+    /// out without copying.)
     pub async fn authorize(
         &self,
         name: &str,
-        facts: &RequestFacts,
-    ) -> Result<Decision, PluginError> {
-        self.call::<bindings::authorizer::Authorizer>(name, facts)
+        asked: &(impl Asked + Sync + ?Sized),
+    ) -> Result<Arc<Decision>, PluginError> {
+        self.ask::<bindings::authorizer::Authorizer>(name, asked)
             .await
     }
 
@@ -502,29 +518,49 @@ impl PluginSet {
     pub async fn route(
         &self,
         name: &str,
-        facts: &RequestFacts,
-    ) -> Result<Option<String>, PluginError> {
-        self.call::<bindings::router::Router>(name, facts).await
+        asked: &(impl Asked + Sync + ?Sized),
+    ) -> Result<Arc<Option<String>>, PluginError> {
+        self.ask::<bindings::router::Router>(name, asked).await
     }
 
-    /// One call of plugin `name`'s export `E`: an idle instance or a fresh one, under the
-    /// deadline; the answer checked; health and metrics recorded; the instance kept for the
-    /// next call only if this one succeeded.
-    async fn call<E: Export>(
+    /// Plugin `name`'s answer for `asked`: a remembered one when the plugin left one that fits
+    /// (no call at all, and no [`RequestFacts`] built), else a [`PluginSet::call`]. The call's
+    /// future is boxed: it is large (instantiation, the call), and most requests never need it.
+    async fn ask<E: Export>(
         &self,
         name: &str,
-        facts: &RequestFacts,
-    ) -> Result<E::Answer, PluginError> {
+        asked: &(impl Asked + Sync + ?Sized),
+    ) -> Result<Arc<E::Answer>, PluginError> {
         let plugin = self.plugin(name)?;
+        if let Some(answer) = E::memo(plugin).get(asked) {
+            if let Some(metrics) = &plugin.metrics {
+                metrics.memo_hit();
+            }
+            return Ok(answer);
+        }
+        Box::pin(self.call::<E>(plugin, asked)).await
+    }
+
+    /// One call of `plugin`'s export `E`: an idle instance or a fresh one, under the deadline;
+    /// the answer checked; health and metrics recorded; the answer remembered if the plugin
+    /// asked; the instance kept for the next call only if this one succeeded.
+    async fn call<E: Export>(
+        &self,
+        plugin: &Loaded,
+        asked: &(impl Asked + Sync + ?Sized),
+    ) -> Result<Arc<E::Answer>, PluginError> {
+        let name = plugin.shared.name.as_str();
         let Some(pre) = E::pre(plugin) else {
             return Err(PluginError::WrongKind {
                 plugin: name.to_string(),
                 expected: E::KIND,
             });
         };
+        let facts = asked.facts();
         let started = Instant::now();
         let (mut store, warm) = self.checkout(plugin, E::idle(plugin));
         let deadline = store.data().deadline;
+        let running = self.ticker.running();
         let outcome = tokio::time::timeout_at(deadline + HOST_GRACE, async {
             let (instance, calls) = match warm {
                 Some((instance, calls)) => (instance, calls),
@@ -534,10 +570,15 @@ impl PluginSet {
             Ok((instance, calls, answer))
         })
         .await;
+        drop(running);
         let result = finish(plugin, &store, outcome)
             .and_then(|(instance, calls, answer)| Ok((instance, calls, E::check(name, answer)?)));
         self.record(plugin, started, &result, store.data().log_truncated);
         let (instance, calls, answer) = result?;
+        let answer = Arc::new(answer);
+        if let Some((depends_on, ttl_ms)) = store.data_mut().remembered.take() {
+            E::memo(plugin).put(depends_on, ttl_ms, asked, &answer);
+        }
         E::idle(plugin).put(
             Warm {
                 store,
@@ -639,13 +680,14 @@ impl PluginSet {
 /// on its answer.
 trait Export: Sized + Send {
     /// What a call returns.
-    type Answer: Send;
+    type Answer: Send + Sync;
     /// The pre-instance the export is instantiated from.
     type Pre: Sync;
     /// The world's name, for [`PluginError::WrongKind`].
     const KIND: &'static str;
     fn pre(plugin: &Loaded) -> Option<&Self::Pre>;
     fn idle(plugin: &Loaded) -> &Idle<Self>;
+    fn memo(plugin: &Loaded) -> &memo::Memo<Self::Answer>;
     fn instantiate<'a>(
         pre: &'a Self::Pre,
         store: &'a mut Store<State>,
@@ -670,6 +712,10 @@ impl Export for bindings::authorizer::Authorizer {
 
     fn idle(plugin: &Loaded) -> &Idle<Self> {
         &plugin.idle_authorizers
+    }
+
+    fn memo(plugin: &Loaded) -> &memo::Memo<Decision> {
+        &plugin.memo_authorize
     }
 
     fn instantiate<'a>(
@@ -703,6 +749,10 @@ impl Export for bindings::router::Router {
 
     fn idle(plugin: &Loaded) -> &Idle<Self> {
         &plugin.idle_routers
+    }
+
+    fn memo(plugin: &Loaded) -> &memo::Memo<Option<String>> {
+        &plugin.memo_route
     }
 
     fn instantiate<'a>(

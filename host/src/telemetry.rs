@@ -149,6 +149,7 @@ pub struct Metrics {
     plugin_calls: Family<PluginOutcomeLabels, Counter>,
     plugin_call_duration: Family<PluginLabels, Histogram, fn() -> Histogram>,
     plugin_healthy: Family<PluginLabels, Gauge>,
+    plugin_memo_hits: Family<PluginLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -247,11 +248,18 @@ impl Metrics {
             "1 while the plugin is healthy, 0 after repeated failed calls (until one succeeds)",
             plugin_healthy.clone(),
         );
+        let plugin_memo_hits = Family::<PluginLabels, Counter>::default();
+        registry.register(
+            "plugin_memo_hits",
+            "Requests answered with a plugin's remembered answer (memo), without calling it",
+            plugin_memo_hits.clone(),
+        );
         Self {
             registry,
             plugin_calls,
             plugin_call_duration,
             plugin_healthy,
+            plugin_memo_hits,
             requests,
             request_duration,
             cache_lookups,
@@ -311,6 +319,7 @@ impl Metrics {
             }),
             duration: self.plugin_call_duration.get_or_create(&labels).clone(),
             healthy: self.plugin_healthy.get_or_create(&labels).clone(),
+            memo_hits: self.plugin_memo_hits.get_or_create(&labels).clone(),
         }
     }
 
@@ -356,6 +365,7 @@ pub struct PluginMetrics {
     calls: [Counter; PLUGIN_OUTCOMES.len()],
     duration: Histogram,
     healthy: Gauge,
+    memo_hits: Counter,
 }
 
 impl PluginMetrics {
@@ -369,6 +379,11 @@ impl PluginMetrics {
         self.calls[i].inc();
         self.duration.observe(elapsed.as_secs_f64());
         self.healthy.set(i64::from(healthy));
+    }
+
+    /// A request was answered from the plugin's memo, without a call.
+    pub fn memo_hit(&self) {
+        self.memo_hits.inc();
     }
 }
 
@@ -401,6 +416,7 @@ mod tests {
         let tokens = m.plugin("tokens");
         tokens.call("ok", Duration::from_micros(4), true);
         tokens.call("trap", Duration::from_micros(40), false);
+        tokens.memo_hit();
         let conn = m.connection_opened();
         let text = m.render();
         for needle in [
@@ -414,6 +430,7 @@ mod tests {
             "modgate_upstream_rejected_total 1",
             "modgate_connections_open 1",
             r#"modgate_plugin_calls_total{plugin="tokens",outcome="ok"} 1"#,
+            r#"modgate_plugin_memo_hits_total{plugin="tokens"} 1"#,
             r#"modgate_plugin_calls_total{plugin="tokens",outcome="trap"} 1"#,
             r#"modgate_plugin_call_duration_seconds_count{plugin="tokens"} 2"#,
             r#"modgate_plugin_healthy{plugin="tokens"} 0"#,

@@ -14,7 +14,7 @@ mod generated_host {
         world: "host",
     });
 }
-pub use generated_host::modgate::plugin::{config, http, kv, log, secrets, types};
+pub use generated_host::modgate::plugin::{config, http, kv, log, memo, secrets, types};
 
 /// The `authorizer` world: exports `authorize`.
 #[expect(
@@ -32,6 +32,7 @@ pub mod authorizer {
             "modgate:plugin/kv@0.1.0": crate::bindings::kv,
             "modgate:plugin/secrets@0.1.0": crate::bindings::secrets,
             "modgate:plugin/http@0.1.0": crate::bindings::http,
+            "modgate:plugin/memo@0.1.0": crate::bindings::memo,
         },
         pub_export_macro: true,
         default_bindings_module: "modgate_plugin_sdk::bindings::authorizer",
@@ -54,6 +55,7 @@ pub mod router {
             "modgate:plugin/kv@0.1.0": crate::bindings::kv,
             "modgate:plugin/secrets@0.1.0": crate::bindings::secrets,
             "modgate:plugin/http@0.1.0": crate::bindings::http,
+            "modgate:plugin/memo@0.1.0": crate::bindings::memo,
         },
         pub_export_macro: true,
         default_bindings_module: "modgate_plugin_sdk::bindings::router",

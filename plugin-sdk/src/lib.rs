@@ -5,7 +5,7 @@
 //! [`Decision`] (allow, deny or abstain), a [`Router`] returns a route name. The plugin runs in a
 //! sandbox: no files, no network, no environment. What it may reach is granted per plugin in the
 //! modgate TOML file and used through this crate's host interfaces: [`mod@log`], [`config`], [`kv`],
-//! [`secrets`] and [`http`].
+//! [`secrets`] and [`http`]; [`memo`] lets modgate reuse an answer instead of asking again.
 //!
 //! A whole plugin:
 //!
@@ -41,6 +41,7 @@ pub mod config;
 pub mod http;
 pub mod kv;
 pub mod log;
+pub mod memo;
 pub mod secrets;
 mod types;
 

@@ -38,6 +38,11 @@ impl ContentType {
     }
 }
 
+/// `Cache-Control` of versioned artifacts.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// [`IMMUTABLE`] behind authentication: no shared cache may keep it.
+pub const IMMUTABLE_PRIVATE: &str = "private, max-age=31536000, immutable";
+
 /// How long a client or cache may reuse a response.
 #[derive(Debug, Clone, Copy)]
 pub enum Freshness {
@@ -52,7 +57,7 @@ pub enum Freshness {
 impl Freshness {
     fn value(self) -> HeaderValue {
         match self {
-            Freshness::Immutable => HeaderValue::from_static("public, max-age=31536000, immutable"),
+            Freshness::Immutable => HeaderValue::from_static(IMMUTABLE),
             Freshness::Short(d) => {
                 HeaderValue::from_str(&format!("public, max-age={}", d.as_secs()))
                     .unwrap_or_else(|_| HeaderValue::from_static("no-cache"))

@@ -35,8 +35,9 @@ pub mod router {
             "modgate:plugin/kv": super::authorizer::modgate::plugin::kv,
             "modgate:plugin/secrets": super::authorizer::modgate::plugin::secrets,
             "modgate:plugin/http": super::authorizer::modgate::plugin::http,
+            "modgate:plugin/memo": super::authorizer::modgate::plugin::memo,
         },
     });
 }
 
-pub use authorizer::modgate::plugin::{config, http, kv, log, secrets, types};
+pub use authorizer::modgate::plugin::{config, http, kv, log, memo, secrets, types};

@@ -12,7 +12,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{config, http, kv, log, secrets, types};
+use super::bindings::{config, http, kv, log, memo, secrets, types};
 
 /// Log output kept per call; past it lines are dropped and one "truncated" line is logged.
 pub const LOG_CAP_BYTES: usize = 64 * 1024;
@@ -139,7 +139,7 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// Everything one call's `Store` holds. A store lives for exactly one call.
+/// Everything an instance's `Store` holds; [`State::begin_call`] re-arms it for each call.
 pub struct State {
     pub shared: Arc<Shared>,
     pub wasi: WasiCtx,
@@ -149,6 +149,8 @@ pub struct State {
     pub deadline: Instant,
     pub log_bytes: usize,
     pub log_truncated: bool,
+    /// What the plugin said this call's answer depends on (`memo.remember`), with its TTL in ms.
+    pub remembered: Option<(memo::DependsOn, u32)>,
 }
 
 impl State {
@@ -172,6 +174,7 @@ impl State {
             deadline,
             log_bytes: 0,
             log_truncated: false,
+            remembered: None,
         }
     }
 
@@ -185,6 +188,7 @@ impl State {
         self.deadline = deadline;
         self.log_bytes = 0;
         self.log_truncated = false;
+        self.remembered = None;
     }
 }
 
@@ -252,6 +256,21 @@ impl kv::Host for State {
 /// a single insert/remove), so a poisoned lock is still usable.
 fn lock(kv: &Mutex<Kv>) -> std::sync::MutexGuard<'_, Kv> {
     kv.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl memo::Host for State {
+    fn remember(&mut self, mut depends_on: memo::DependsOn, ttl_ms: u32) -> wasmtime::Result<()> {
+        // Header names are compared in lower case, as the request facts carry them.
+        for name in &mut depends_on.headers {
+            name.make_ascii_lowercase();
+        }
+        // The host caps what it keeps per answer; a plugin that names more headers than a
+        // request can carry is told nothing, its answer is simply not remembered.
+        self.remembered = (depends_on.headers.len() <= super::memo::MAX_HEADERS
+            && depends_on.headers.iter().all(|h| h.len() <= 256))
+        .then_some((depends_on, ttl_ms));
+        Ok(())
+    }
 }
 
 impl secrets::Host for State {

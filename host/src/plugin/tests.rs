@@ -110,7 +110,10 @@ async fn each_fault_fails_only_its_own_call_with_its_error() {
         );
         // The neighbour is unaffected.
         let decision = set.authorize("allow-all", &facts()).await;
-        assert!(matches!(decision, Ok(Decision::Allow(_))), "{decision:?}");
+        assert!(
+            matches!(decision.as_deref(), Ok(Decision::Allow(_))),
+            "{decision:?}"
+        );
     }
     let error = set.authorize("nope", &facts()).await.err();
     assert!(matches!(error, Some(PluginError::NotFound(_))), "{error:?}");
@@ -190,7 +193,7 @@ async fn a_loud_plugin_is_cut_at_the_log_cap_and_still_answers() -> anyhow::Resu
 async fn the_sandbox_grants_nothing_ambient() -> anyhow::Result<()> {
     let set = build(&[spec("sneaky", test_plugins::SNEAKY)]);
     let decision = set.authorize("sneaky", &facts()).await?;
-    match decision {
+    match &*decision {
         Decision::Deny(deny) => assert_eq!(deny.message, "escaped: none"),
         other => panic!("expected the sneaky report, got {other:?}"),
     }
@@ -204,7 +207,7 @@ async fn routers_route_and_kinds_are_checked() -> anyhow::Result<()> {
         spec("allow-all", test_plugins::ALLOW_ALL),
     ]);
     let mut req = facts();
-    assert_eq!(set.route("router", &req).await?, None);
+    assert_eq!(*set.route("router", &req).await?, None);
     req.headers.push(("x-route".into(), "tenant-a".into()));
     assert_eq!(
         set.route("router", &req).await?.as_deref(),
@@ -330,7 +333,7 @@ async fn grants_decide_what_a_plugin_reaches() -> anyhow::Result<()> {
     echo.limits.timeout = Duration::from_secs(2);
     let set = build(&[echo]);
 
-    let Decision::Allow(first) = set.authorize("echo", &facts()).await? else {
+    let Decision::Allow(first) = &*set.authorize("echo", &facts()).await? else {
         panic!("echo-config must allow");
     };
     let config: serde_json::Value = serde_json::from_str(&first.principal)?;
@@ -348,7 +351,7 @@ async fn grants_decide_what_a_plugin_reaches() -> anyhow::Result<()> {
         ]
     );
     // kv persists across calls of the same plugin (fresh instances, shared cache).
-    let Decision::Allow(second) = set.authorize("echo", &facts()).await? else {
+    let Decision::Allow(second) = &*set.authorize("echo", &facts()).await? else {
         panic!("echo-config must allow");
     };
     assert_eq!(second.scopes.last().map(String::as_str), Some("kv:v1"));
@@ -460,6 +463,65 @@ async fn instances_are_reused_up_to_reuse_calls_and_never_after_a_failure() {
         ["call-1", "call-2", "call-1", "call-2", "call-1"],
         "an instance serves reuse_calls calls, then a fresh one takes over"
     );
+}
+
+/// What the counter plugin answers for `path` in `module` with `Authorization: <auth>`.
+async fn counter_memo(set: &PluginSet, module: &str, auth: &str, leaf: &str) -> String {
+    let mut req = facts();
+    req.module = Some(module.to_string());
+    req.path = format!("/{module}/{leaf}");
+    req.headers.push(("authorization".into(), auth.into()));
+    match set.authorize("counter", &req).await {
+        Ok(decision) => principal(&decision).to_string(),
+        Err(PluginError::Trap { .. }) => "trap".to_string(),
+        Err(e) => panic!("unexpected {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn remembered_answers_are_reused_only_for_requests_agreeing_on_what_they_depend_on() {
+    let metrics = Arc::new(crate::telemetry::Metrics::new());
+    let set = build(&[spec("counter", test_plugins::COUNTER)]).with_metrics(metrics.clone());
+    let m = "example.com/memo";
+    let mut seen = Vec::new();
+    for (module, auth, leaf) in [
+        (m, "Bearer a", "@v/list"),
+        // Same module and credentials, other artifact: not a fact the answer depended on.
+        (m, "Bearer a", "@v/v1.0.0.info"),
+        (m, "Bearer b", "@v/list"),
+        ("example.com/memo/sub", "Bearer a", "@v/list"),
+        (m, "Bearer b", "@v/list"),
+    ] {
+        seen.push(counter_memo(&set, module, auth, leaf).await);
+    }
+    assert_eq!(
+        seen,
+        ["call-1", "call-1", "call-2", "call-3", "call-2"],
+        "the second and last answers are remembered ones (no call ran)"
+    );
+    assert_eq!(health_of(&set, "counter").calls, 3);
+    assert!(
+        metrics
+            .render()
+            .contains(r#"modgate_plugin_memo_hits_total{plugin="counter"} 2"#),
+        "{}",
+        metrics.render()
+    );
+
+    // A call that fails after asking is not remembered: it is asked (and fails) again.
+    let t = "example.com/memo/trap";
+    assert_eq!(counter_memo(&set, t, "Bearer a", "@v/list").await, "trap");
+    assert_eq!(counter_memo(&set, t, "Bearer a", "@v/list").await, "trap");
+
+    // Plugins that do not ask are asked every time; `memo_ttl = 0` turns the memo off.
+    let mut off = spec("counter", test_plugins::COUNTER);
+    off.limits.memo_ttl = Duration::ZERO;
+    let set = build(&[off]);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(counter_memo(&set, m, "Bearer a", "@v/list").await);
+    }
+    assert_eq!(seen, ["call-1", "call-2", "call-3"]);
 }
 
 #[tokio::test]

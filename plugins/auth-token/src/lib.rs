@@ -9,10 +9,15 @@ pub mod policy;
 
 use std::sync::OnceLock;
 
-use modgate_plugin_sdk::{Authorizer, Decision, RequestFacts, config, export_authorizer, secrets};
+use modgate_plugin_sdk::{
+    Authorizer, Decision, RequestFacts, config, export_authorizer, memo, secrets,
+};
 use policy::{Policy, PolicyConfig};
 
 struct AuthToken;
+
+/// How long the host may reuse a decision (capped by the plugin's `limits.memo_ttl_ms`).
+const MEMO_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Authorizer for AuthToken {
     fn authorize(req: &RequestFacts) -> Decision {
@@ -20,7 +25,19 @@ impl Authorizer for AuthToken {
         // new instances), so a reused instance parses them once.
         static POLICY: OnceLock<Result<Policy, String>> = OnceLock::new();
         match POLICY.get_or_init(load) {
-            Ok(policy) => policy.decide(req),
+            Ok(policy) => {
+                // The decision is a function of the Authorization header, the module and the
+                // action (and the config and secret, which only a reload changes): the host may
+                // give it again to requests that agree on those three without asking.
+                memo::remember(
+                    &memo::DependsOn::nothing()
+                        .header("authorization")
+                        .module()
+                        .action(),
+                    MEMO_TTL,
+                );
+                policy.decide(req)
+            }
             Err(problem) => {
                 modgate_plugin_sdk::error!("{problem}");
                 // Fail closed; the details are for the operator, not the client.

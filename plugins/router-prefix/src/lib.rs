@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use modgate_plugin_sdk::{RequestFacts, Router, config, export_router};
+use modgate_plugin_sdk::{RequestFacts, Router, config, export_router, memo};
 
 /// The plugin's `config` table.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -51,12 +51,24 @@ impl Routes {
 
 struct RouterPrefix;
 
+/// How long the host may reuse an answer (capped by the plugin's `limits.memo_ttl_ms`); the
+/// config cannot change without a reload, which forgets every answer.
+const MEMO_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl Router for RouterPrefix {
     fn route(req: &RequestFacts) -> Option<String> {
         // The config is fixed for an instance's life (a reload builds new instances).
         static ROUTES: std::sync::OnceLock<Result<Routes, String>> = std::sync::OnceLock::new();
         match ROUTES.get_or_init(|| config::get::<Routes>().map_err(|e| e.to_string())) {
-            Ok(routes) => routes.route(req),
+            Ok(routes) => {
+                // The answer depends on the Host header and the module path only: the host may
+                // give it to every request that agrees on both without asking again.
+                memo::remember(
+                    &memo::DependsOn::nothing().header("host").module(),
+                    MEMO_TTL,
+                );
+                routes.route(req)
+            }
             Err(e) => {
                 modgate_plugin_sdk::error!("router-prefix: {e}");
                 // Falling back to the TOML routes could serve a tenant's request from another
