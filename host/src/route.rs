@@ -11,6 +11,17 @@ use crate::upstream::SourceList;
 pub struct Pattern {
     glob: String,
     elements: usize,
+    /// How to match without `path.Match` (the common cases, on every request).
+    shape: Shape,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `*`: every (first) element.
+    Any,
+    /// No wildcards: the elements as written.
+    Literal,
+    Glob,
 }
 
 impl Pattern {
@@ -22,9 +33,17 @@ impl Pattern {
         }
         // Validate the syntax once by matching against a dummy string.
         match_glob(glob, "").map_err(|()| format!("malformed pattern `{glob}`"))?;
+        let shape = if glob == "*" {
+            Shape::Any
+        } else if glob.contains(['*', '?', '[', '\\']) {
+            Shape::Glob
+        } else {
+            Shape::Literal
+        };
         Ok(Self {
             glob: glob.to_owned(),
             elements: glob.split('/').count(),
+            shape,
         })
     }
 
@@ -35,7 +54,12 @@ impl Pattern {
             None if module.split('/').count() == self.elements => module,
             None => return false,
         };
-        match_glob(&self.glob, prefix).unwrap_or(false)
+        match self.shape {
+            // One element, and a prefix of one element has no '/': `*` matches it.
+            Shape::Any => true,
+            Shape::Literal => prefix == self.glob,
+            Shape::Glob => match_glob(&self.glob, prefix).unwrap_or(false),
+        }
     }
 
     /// The pattern as written.
@@ -297,6 +321,12 @@ mod tests {
         assert!(!m("github.com/[a-c]*", "github.com/zed/x"));
         assert!(m("github.com/[^a-c]*", "github.com/zed/x"));
         assert!(m("git?.corp", "git1.corp/x"));
+        // Literal patterns (matched without the glob matcher) and `*`.
+        assert!(m("corp.example/team", "corp.example/team/x"));
+        assert!(m("corp.example/team", "corp.example/team"));
+        assert!(!m("corp.example/team", "corp.example/teamx/y"));
+        assert!(!m("corp.example/team", "corp.example"));
+        assert!(m("*", "single"));
     }
 
     #[test]
