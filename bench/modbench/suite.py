@@ -859,7 +859,7 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
         o.append(private.read_text().rstrip())
     if res.w2_md:
         o.append("")
-        o.append("## Workload 2: warm 100 MB zip (modgate vs nginx, synthetic tree)")
+        o.append("## Workload 2: warm 100 MB zip (modgate vs nginx and goproxy, synthetic tree)")
         o.append("")
         o += ["#" + ln if ln.startswith("#") else ln for ln in res.w2_md.splitlines()[1:]]
     return "\n".join(o) + "\n"
