@@ -341,13 +341,13 @@ impl App {
         B::Error: std::fmt::Display,
     {
         let head = req.method() == Method::HEAD;
-        let mut private = false;
+        let mut authz = Authz::default();
         let path = req.uri().path().to_owned();
         let (endpoint, result) = if req.method() == Method::PUT {
             // Uploads own the body; everything else only reads the head.
-            ("upload", self.upload(req, conn, &mut private).await)
+            ("upload", self.upload(req, conn, &mut authz).await)
         } else {
-            self.dispatch(&req, conn, &mut private).await
+            self.dispatch(&req, conn, &mut authz).await
         };
         let mut response = match result {
             Ok(r) => r,
@@ -360,7 +360,7 @@ impl App {
                 respond::error(&e, &self.cache, head)
             }
         };
-        if private {
+        if authz.private {
             // Answers behind authentication must not be kept by shared caches.
             let headers = response.headers_mut();
             if let Some(cc) = headers.get(http::header::CACHE_CONTROL)
@@ -377,6 +377,9 @@ impl App {
             }
         }
         response.extensions_mut().insert(Endpoint(endpoint));
+        if let Some(allowed) = authz.allowed {
+            response.extensions_mut().insert(allowed);
+        }
         response
     }
 
@@ -389,7 +392,7 @@ impl App {
         &self,
         req: &http::Request<B>,
         conn: &ConnInfo,
-        private: &mut bool,
+        authz: &mut Authz,
     ) -> (&'static str, Result<Response<ResponseBody>, Error>) {
         let head = match *req.method() {
             Method::GET => false,
@@ -439,7 +442,7 @@ impl App {
             conn,
             action: Action::Read,
         };
-        (endpoint, self.serve(parsed, &asking, head, private).await)
+        (endpoint, self.serve(parsed, &asking, head, authz).await)
     }
 
     async fn serve(
@@ -447,12 +450,12 @@ impl App {
         parsed: ProxyRequest,
         asking: &Asking<'_>,
         head: bool,
-        private: &mut bool,
+        authz: &mut Authz,
     ) -> Result<Response<ResponseBody>, Error> {
         let headers = asking.headers;
         let module = match &parsed {
             ProxyRequest::Sumdb { name, rest } => {
-                return self.sumdb(name, rest, asking, head, private).await;
+                return self.sumdb(name, rest, asking, head, authz).await;
             }
             ProxyRequest::List { module }
             | ProxyRequest::Info { module, .. }
@@ -474,8 +477,8 @@ impl App {
             .ok_or_else(|| Error::NotFound(format!("{module}: no route serves this module")))?;
         // Authentication comes before storage or upstream is touched, so an unauthenticated
         // caller learns nothing about which private modules exist.
-        *private = !route.auth.is_empty();
-        self.authorize(&route.auth, &facts).await?;
+        authz.private = !route.auth.is_empty();
+        authz.allowed = self.authorize(&route.auth, &facts).await?;
         let store = self.stores.get(&route.storage).ok_or_else(|| {
             Error::Internal(format!(
                 "route[{}] names unknown storage {}",
@@ -518,7 +521,7 @@ impl App {
         rest: &str,
         asking: &Asking<'_>,
         head: bool,
-        private: &mut bool,
+        authz: &mut Authz,
     ) -> Result<Response<ResponseBody>, Error> {
         let not_proxied = || {
             Error::NotFound(format!(
@@ -530,8 +533,8 @@ impl App {
             .pick_route(name, &facts)
             .await?
             .ok_or_else(not_proxied)?;
-        *private = !route.auth.is_empty();
-        self.authorize(&route.auth, &facts).await?;
+        authz.private = !route.auth.is_empty();
+        authz.allowed = self.authorize(&route.auth, &facts).await?;
         if route.sources.is_offline() {
             return Err(not_proxied());
         }
@@ -564,6 +567,30 @@ impl App {
             ContentType::Text
         };
         Ok(respond::bytes(body, ct, fresh, head))
+    }
+}
+
+/// What authentication decided about a request, for its response.
+#[derive(Default)]
+struct Authz {
+    /// The route has auth plugins: shared caches must not keep the answer.
+    private: bool,
+    /// The plugin's allow, when one allowed the request.
+    allowed: Option<Allowed>,
+}
+
+/// An auth plugin's allow (an [`Decision::Allow`]), carried in the response's extensions so
+/// the access log can name the principal; shared, never copied.
+#[derive(Clone, Debug)]
+pub struct Allowed(pub Arc<Decision>);
+
+impl Allowed {
+    /// Who the plugin allowed.
+    pub fn principal(&self) -> &str {
+        match &*self.0 {
+            Decision::Allow(allow) => &allow.principal,
+            _ => "",
+        }
     }
 }
 
@@ -709,24 +736,35 @@ impl App {
     /// Asks the authorizers `auth` in order: the first that does not abstain decides; if all
     /// abstain the request is unauthenticated (401). A plugin that fails fails the request
     /// closed (503 naming it). An empty list is open.
-    async fn authorize(&self, auth: &[String], facts: &Facts<'_>) -> Result<(), Error> {
+    async fn authorize(
+        &self,
+        auth: &[String],
+        facts: &Facts<'_>,
+    ) -> Result<Option<Allowed>, Error> {
         if auth.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let plugins = self.plugins.as_ref().ok_or_else(|| {
             Error::Internal("route names auth plugins but none are loaded".into())
         })?;
         for name in auth {
-            match plugins.authorize(name, facts).await.as_deref() {
-                Ok(Decision::Allow(allow)) => {
+            let decision = match plugins.authorize(name, facts).await {
+                Ok(decision) => decision,
+                Err(e) => {
+                    tracing::warn!(plugin = name.as_str(), error = %e, "auth plugin failed; request refused");
+                    return Err(Error::Plugin(format!("authentication unavailable: {e}")));
+                }
+            };
+            match &*decision {
+                Decision::Allow(allow) => {
                     tracing::debug!(
                         plugin = name.as_str(),
                         principal = allow.principal.as_str(),
                         "allowed"
                     );
-                    return Ok(());
+                    return Ok(Some(Allowed(Arc::clone(&decision))));
                 }
-                Ok(Decision::Deny(deny)) => {
+                Decision::Deny(deny) => {
                     // 4xx or 5xx, as the WIT allows (the host checked the range): a plugin
                     // cannot make a refusal look like success, and a plugin that cannot decide
                     // (a broken config, an unreachable key server) can say so with a 5xx.
@@ -739,11 +777,7 @@ impl App {
                         message: deny.message.clone(),
                     });
                 }
-                Ok(Decision::Abstain) => continue,
-                Err(e) => {
-                    tracing::warn!(plugin = name.as_str(), error = %e, "auth plugin failed; request refused");
-                    return Err(Error::Plugin(format!("authentication unavailable: {e}")));
-                }
+                Decision::Abstain => {}
             }
         }
         Err(Error::Unauthenticated(

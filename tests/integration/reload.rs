@@ -246,4 +246,13 @@ auth = ["tokens"]
         failed.is_empty(),
         "go requests that failed during reloads: {failed:?}"
     );
+    // The access log names who was allowed: the `.netrc` token's name, on every go request.
+    let unnamed: Vec<_> = go_requests
+        .iter()
+        .filter(|e| e["principal"] != "dev")
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "go requests without the token's principal in the access log: {unnamed:?}"
+    );
 }

@@ -48,7 +48,7 @@ impl App {
         &self,
         req: http::Request<B>,
         conn: &ConnInfo,
-        private: &mut bool,
+        authz: &mut super::Authz,
     ) -> Result<Response<ResponseBody>, Error>
     where
         B: Body<Data = Bytes> + Unpin,
@@ -96,8 +96,8 @@ impl App {
                 });
             }
             Uploads::Auth => {
-                *private = true;
-                self.authorize(&route.auth, &facts).await?;
+                authz.private = true;
+                authz.allowed = self.authorize(&route.auth, &facts).await?;
             }
             Uploads::Open => {}
         }

@@ -27,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use super::Handler;
 use super::send_timeout::SendTimeout;
 use crate::config::ServerConfig;
-use crate::handler::{ConnInfo, ResponseBody};
+use crate::handler::{Allowed, ConnInfo, ResponseBody};
 use crate::telemetry::{Endpoint, Metrics};
 
 /// Everything connections share, built once per server.
@@ -390,6 +390,9 @@ async fn respond<H: Handler>(
         .copied()
         .unwrap_or(Endpoint::OTHER);
     exchange.status = Some(parts.status);
+    if let Some(log) = &mut exchange.log {
+        log.allowed = parts.extensions.get::<Allowed>().cloned();
+    }
     // No body goes on the wire for these (RFC 9110 §9.3.2, §15.3.5, §15.4.5), so hyper may drop
     // it unpolled; that is still a complete exchange.
     exchange.complete = exchange.head_only
@@ -422,6 +425,8 @@ struct AccessFields {
     path: String,
     version: Version,
     user_agent: Option<String>,
+    /// The auth plugin's allow, when one allowed the request (the principal is logged).
+    allowed: Option<Allowed>,
 }
 
 impl AccessFields {
@@ -436,6 +441,7 @@ impl AccessFields {
                 .get(http::header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            allowed: None,
         }
     }
 }
@@ -476,6 +482,7 @@ impl Drop for Exchange {
                 protocol = ?log.version,
                 tls = info.tls,
                 user_agent = log.user_agent.as_deref().unwrap_or(""),
+                principal = log.allowed.as_ref().map_or("", Allowed::principal),
                 endpoint = self.endpoint.0,
                 aborted = !self.complete,
                 "request"
