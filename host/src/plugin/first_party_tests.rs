@@ -75,6 +75,27 @@ fn request(module: Option<&str>, action: Action, auth: Option<&str>) -> RequestF
     }
 }
 
+/// Times `call` (2000 times, after 200 warm-up calls) and prints p50, p99 and max.
+async fn print_latency<F: Future>(label: &str, mut call: impl FnMut() -> F) {
+    const N: usize = 2000;
+    for _ in 0..200 {
+        call().await;
+    }
+    let mut samples = Vec::with_capacity(N);
+    for _ in 0..N {
+        let started = std::time::Instant::now();
+        call().await;
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    println!(
+        "{label}: p50 {:?}, p99 {:?}, max {:?} over {N} calls",
+        samples[N / 2],
+        samples[N * 99 / 100],
+        samples[N - 1]
+    );
+}
+
 async fn decide(set: &PluginSet, plugin: &str, req: &RequestFacts) -> Decision {
     match set.authorize(plugin, req).await {
         Ok(d) => Arc::unwrap_or_clone(d),
@@ -233,7 +254,6 @@ async fn auth_token_with_a_broken_config_fails_closed_naming_itself() {
 #[tokio::test]
 #[ignore = "micro-benchmark; prints p50/p99"]
 async fn bench_auth_token() {
-    const N: usize = 2000;
     for memo in [Duration::ZERO, Limits::DEFAULT_MEMO_TTL] {
         let mut spec = auth_token();
         spec.limits = Limits::default();
@@ -250,22 +270,10 @@ async fn bench_auth_token() {
             ("wrong token", "Bearer wrong".to_string()),
         ] {
             let req = request(Some("corp.example/app"), Action::Read, Some(&auth));
-            for _ in 0..200 {
-                decide(&set, "auth-token", &req).await;
-            }
-            let mut samples = Vec::with_capacity(N);
-            for _ in 0..N {
-                let started = std::time::Instant::now();
-                decide(&set, "auth-token", &req).await;
-                samples.push(started.elapsed());
-            }
-            samples.sort();
-            println!(
-                "auth-token {label}, {mode}: p50 {:?}, p99 {:?}, max {:?} over {N} calls",
-                samples[N / 2],
-                samples[N * 99 / 100],
-                samples[N - 1]
-            );
+            print_latency(&format!("auth-token {label}, {mode}"), || {
+                decide(&set, "auth-token", &req)
+            })
+            .await;
         }
     }
 }
@@ -476,6 +484,16 @@ mod jwt {
         inline: &[&Signer],
         extra: Value,
     ) -> (PluginSet, BodyServer) {
+        with_jwks_server_memo(served, inline, extra, Limits::DEFAULT_MEMO_TTL).await
+    }
+
+    /// [`with_jwks_server`] with `limits.memo_ttl` set (zero: every request calls the plugin).
+    pub async fn with_jwks_server_memo(
+        served: &[&Signer],
+        inline: &[&Signer],
+        extra: Value,
+        memo_ttl: Duration,
+    ) -> (PluginSet, BodyServer) {
         let server = BodyServer::start(jwks(served))
             .await
             .unwrap_or_else(|e| panic!("JWKS server: {e}"));
@@ -492,6 +510,7 @@ mod jwt {
         spec.grants.secrets = vec!["JWT_HS256".into()];
         spec.secret_values
             .insert("JWT_HS256".into(), HS256_KEY.into());
+        spec.limits.memo_ttl = memo_ttl;
         (build(&[spec]), server)
     }
 
@@ -505,7 +524,7 @@ mod jwt {
     }
 }
 
-use jwt::{Signer, hits, read, with_jwks_server};
+use jwt::{Signer, hits, read, with_jwks_server, with_jwks_server_memo};
 use serde_json::json;
 
 static RSA_SIGNER: LazyLock<Signer> =
@@ -690,11 +709,12 @@ async fn auth_jwt_fails_closed_when_the_jwks_host_is_not_granted() {
 #[ignore = "micro-benchmark; prints p50/p99"]
 async fn bench_auth_jwt() {
     use jsonwebtoken::Algorithm::{ES256, EdDSA, HS256};
-    const N: usize = 2000;
     let ec = Signer::new(ES256, "ec-1");
     let ed = Signer::new(EdDSA, "ed-1");
     let hs = Signer::new(HS256, "");
-    let (set, server) = with_jwks_server(&[&RSA_SIGNER, &ec], &[&ed], json!({})).await;
+    // Memo off: every request verifies (a repeated token is otherwise a remembered answer).
+    let (set, server) =
+        with_jwks_server_memo(&[&RSA_SIGNER, &ec], &[&ed], json!({}), Duration::ZERO).await;
     for (label, signer) in [
         ("RS256 (JWKS URL, cached)", &*RSA_SIGNER),
         ("ES256 (JWKS URL, cached)", &ec),
@@ -703,22 +723,10 @@ async fn bench_auth_jwt() {
         ("bad signature", &Signer::new(ES256, "ec-1")),
     ] {
         let token = signer.token("alice", &["team-a"], json!({}));
-        for _ in 0..200 {
-            read(&set, "corp.example/team-a", &token).await;
-        }
-        let mut samples = Vec::with_capacity(N);
-        for _ in 0..N {
-            let started = std::time::Instant::now();
-            read(&set, "corp.example/team-a", &token).await;
-            samples.push(started.elapsed());
-        }
-        samples.sort();
-        println!(
-            "auth-jwt {label}: p50 {:?}, p99 {:?}, max {:?} over {N} calls",
-            samples[N / 2],
-            samples[N * 99 / 100],
-            samples[N - 1]
-        );
+        print_latency(&format!("auth-jwt {label}"), || {
+            read(&set, "corp.example/team-a", &token)
+        })
+        .await;
     }
     println!("JWKS fetches: {}", hits(&server));
 }

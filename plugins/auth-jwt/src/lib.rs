@@ -12,7 +12,7 @@ pub mod policy;
 use std::time::{Duration, SystemTime};
 
 use modgate_plugin_sdk::{
-    Authorizer, Decision, RequestFacts, config, export_authorizer, http, kv, secrets,
+    Authorizer, Decision, RequestFacts, config, export_authorizer, http, kv, memo, secrets,
 };
 use policy::{JwtConfig, Policy};
 
@@ -25,7 +25,23 @@ impl Authorizer for AuthJwt {
         static POLICY: std::sync::OnceLock<Result<Policy, String>> = std::sync::OnceLock::new();
         match POLICY.get_or_init(load) {
             // WASI clocks are the host's: this is modgate's wall clock.
-            Ok(policy) => policy.decide(req, &mut SdkHost, unix_now()),
+            Ok(policy) => {
+                let (decision, valid_for) = policy.decide_for(req, &mut SdkHost, unix_now());
+                // A verified token's answer holds until it expires, for requests with the same
+                // token, module and action: the host may reuse it (capped by the plugin's
+                // `limits.memo_ttl_ms`; a key removed from the JWKS stops being honoured once
+                // that cap or the token's expiry passes).
+                if let Some(secs) = valid_for {
+                    memo::remember(
+                        &memo::DependsOn::nothing()
+                            .header("authorization")
+                            .module()
+                            .action(),
+                        Duration::from_secs(secs),
+                    );
+                }
+                decision
+            }
             Err(problem) => {
                 modgate_plugin_sdk::error!("{problem}");
                 // Fail closed; the details are for the operator, not the client.

@@ -279,16 +279,36 @@ impl Policy {
 
     /// The decision for `req` at `now` (seconds since the Unix epoch, the host's wall clock).
     pub fn decide(&self, req: &RequestFacts, host: &mut dyn Host, now: u64) -> Decision {
+        self.decide_for(req, host, now).0
+    }
+
+    /// [`Policy::decide`], and for how many seconds the answer stays true for requests with the
+    /// same credentials, module and action: until the token's `exp` (leeway not counted) once
+    /// its signature, issuer, audience and times check out; `None` for refusals before that,
+    /// which a refetched key set or the passing of `nbf` could change.
+    pub fn decide_for(
+        &self,
+        req: &RequestFacts,
+        host: &mut dyn Host,
+        now: u64,
+    ) -> (Decision, Option<u64>) {
         let token = match credential(req) {
             Ok(Some(Credential::Bearer(token))) => token,
             // Any user name: `.netrc` needs one, the JWT is the password.
             Ok(Some(Credential::Basic { password, .. })) => password,
-            Ok(None) if self.abstain_without_credentials => return Decision::Abstain,
-            Ok(None) => return Decision::unauthorized(AUTH_REQUIRED),
-            Err(_) => return Decision::unauthorized(MALFORMED),
+            Ok(None) if self.abstain_without_credentials => return (Decision::Abstain, None),
+            Ok(None) => return (Decision::unauthorized(AUTH_REQUIRED), None),
+            Err(_) => return (Decision::unauthorized(MALFORMED), None),
         };
         match self.verify(&token, host, now) {
             Ok((principal, claims)) => {
+                let valid_for = claims
+                    .get("exp")
+                    .and_then(Value::as_f64)
+                    .map(|exp| (exp - now as f64).floor())
+                    .filter(|secs| *secs >= 1.0)
+                    // Whole seconds, far below u64::MAX: the cast cannot truncate.
+                    .map(|secs| secs as u64);
                 let grants = self
                     .rules
                     .iter()
@@ -299,11 +319,13 @@ impl Policy {
                         }
                     })
                     .map(|rule| (&rule.scopes[..], Some(&rule.modules[..])));
-                decide_grants(&format!("token for {principal}"), &principal, grants, req)
+                let decision =
+                    decide_grants(&format!("token for {principal}"), &principal, grants, req);
+                (decision, valid_for)
             }
             Err(refusal) => {
                 host.debug(&format!("token refused: {}", refusal.reason));
-                refusal.decision
+                (refusal.decision, None)
             }
         }
     }

@@ -645,3 +645,43 @@ fn bad_configs_name_the_field() {
         assert!(!url_is_safe(bad), "{bad}");
     }
 }
+
+#[test]
+fn verified_answers_hold_until_the_token_expires_refusals_are_not_kept() {
+    let p = policy(json!({}), Some(HS_KEY));
+    let mut h = host();
+    let now = h.now;
+    let ask = |token: &str| {
+        request(
+            Some("corp.example/team-a/x"),
+            Action::Read,
+            Some(&bearer(token)),
+        )
+    };
+    let ok = sign(&hs256(), None, &claims(json!({})));
+    let (d, valid_for) = p.decide_for(&ask(&ok), &mut h, now);
+    assert!(matches!(d, Decision::Allow(_)), "{d:?}");
+    assert_eq!(valid_for, Some(600), "until exp = NOW + 600");
+    // A 403 on a verified token holds as long (it depends on the token's claims).
+    let (d, valid_for) = p.decide_for(
+        &request(
+            Some("elsewhere.example/x"),
+            Action::Publish,
+            Some(&bearer(&ok)),
+        ),
+        &mut h,
+        now,
+    );
+    assert!(matches!(d, Decision::Deny(_)), "{d:?}");
+    assert_eq!(valid_for, Some(600));
+    // Within the leeway after exp: allowed, but not for a second longer.
+    let just = sign(&hs256(), None, &claims(json!({"exp": NOW - 59})));
+    assert_eq!(p.decide_for(&ask(&just), &mut h, now).1, None);
+    // Refusals before verification may change (key rotation, nbf): never kept.
+    let forged = sign(&p256(9, "nope"), Some("nope"), &claims(json!({})));
+    for token in ["not-a-jwt", forged.as_str()] {
+        let (d, valid_for) = p.decide_for(&ask(token), &mut h, now);
+        assert!(matches!(d, Decision::Deny(_)), "{d:?}");
+        assert_eq!(valid_for, None);
+    }
+}
