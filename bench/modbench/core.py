@@ -348,11 +348,12 @@ def set_autogroup_nice(pid: int, nice: int) -> None:
         path.write_text(str(nice))
 
 
-def popen(cmd: list[str], log_path: Path, cpus: str | None) -> subprocess.Popen:
+def popen(cmd: list[str], log_path: Path, cpus: str | None,
+          env: dict[str, str] | None = None) -> subprocess.Popen:
     if cpus:
         cmd = ["taskset", "-c", cpus, *cmd]
     with open(log_path, "wb") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     if AUTOGROUP_NICE:
         try:
@@ -470,32 +471,23 @@ def start_goproxy(binary: Path, tree: Tree, work: Path, cpus: str | None) -> Ser
     log_path = gdir / "goproxy.log"
     cmd = [str(binary), "server", "--address", f"127.0.0.1:{port}",
            "--cacher-dir", str(tree.root), "--temp-dir", str(gdir)]
-    with open(log_path, "wb") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    if cpus:
-        os.sched_setaffinity(proc.pid, {int(c) for c in cpus.split(",")})
+    proc = popen(cmd, log_path, cpus, env)
     srv = Server("goproxy", proc, f"http://127.0.0.1:{port}", log_path, cpus)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(srv.base + tree.info_paths[0], timeout=2) as r:
-                if r.status == 200:
-                    return srv
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
+    # goproxy has no health endpoint: ready once it serves a file of the tree.
+    if wait_ready(srv, 30, tree.info_paths[0]):
+        return srv
     srv.stop()
     raise HarnessError("goproxy did not serve the tree: "
                        + tail(log_path.read_text(errors="replace"), 10).replace("\n", " / "))
 
 
-def wait_ready(srv: Server, timeout: float) -> bool:
+def wait_ready(srv: Server, timeout: float, path: str = "/healthz") -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if srv.proc.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(srv.base + "/healthz", timeout=2) as r:
+            with urllib.request.urlopen(srv.base + path, timeout=2) as r:
                 if r.status == 200:
                     return True
         except (urllib.error.URLError, OSError):

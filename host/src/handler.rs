@@ -362,19 +362,7 @@ impl App {
         };
         if authz.private {
             // Answers behind authentication must not be kept by shared caches.
-            let headers = response.headers_mut();
-            if let Some(cc) = headers.get(http::header::CACHE_CONTROL)
-                && let Ok(text) = cc.to_str()
-                && text.starts_with("public")
-            {
-                let v = if text == respond::IMMUTABLE {
-                    http::HeaderValue::from_static(respond::IMMUTABLE_PRIVATE)
-                } else {
-                    http::HeaderValue::from_str(&text.replacen("public", "private", 1))
-                        .unwrap_or_else(|_| http::HeaderValue::from_static("private, no-cache"))
-                };
-                headers.insert(http::header::CACHE_CONTROL, v);
-            }
+            respond::make_private(response.headers_mut());
         }
         response.extensions_mut().insert(Endpoint(endpoint));
         if let Some(allowed) = authz.allowed {

@@ -60,7 +60,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use bindings::types::{Action, Allow, Decision, Deny, RequestFacts};
 pub use host::LOG_CAP_BYTES;
 use host::{Shared, State};
-pub use memo::{Asked, MEMO_ENTRIES};
+pub use memo::Asked;
 
 /// A plugin that fails this many calls in a row is reported unhealthy.
 pub const UNHEALTHY_AFTER: u32 = 5;

@@ -39,9 +39,26 @@ impl ContentType {
 }
 
 /// `Cache-Control` of versioned artifacts.
-pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// [`IMMUTABLE`] behind authentication: no shared cache may keep it.
-pub const IMMUTABLE_PRIVATE: &str = "private, max-age=31536000, immutable";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// [`IMMUTABLE`] behind authentication.
+const IMMUTABLE_PRIVATE: &str = "private, max-age=31536000, immutable";
+
+/// Marks an answer given behind authentication as private: no shared cache may keep it
+/// (`public` becomes `private` in its `Cache-Control`; other values are left as they are).
+pub fn make_private(headers: &mut http::HeaderMap) {
+    if let Some(cc) = headers.get(header::CACHE_CONTROL)
+        && let Ok(text) = cc.to_str()
+        && text.starts_with("public")
+    {
+        let private = if text == IMMUTABLE {
+            HeaderValue::from_static(IMMUTABLE_PRIVATE)
+        } else {
+            HeaderValue::from_str(&text.replacen("public", "private", 1))
+                .unwrap_or_else(|_| HeaderValue::from_static("private, no-cache"))
+        };
+        headers.insert(header::CACHE_CONTROL, private);
+    }
+}
 
 /// How long a client or cache may reuse a response.
 #[derive(Debug, Clone, Copy)]
@@ -391,6 +408,26 @@ fn etag_list_matches(header: &HeaderValue, tag: &HeaderValue) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_answers_keep_their_freshness() {
+        for (given, want) in [
+            (
+                Freshness::Immutable.value(),
+                "private, max-age=31536000, immutable",
+            ),
+            (
+                Freshness::Short(std::time::Duration::from_secs(60)).value(),
+                "private, max-age=60",
+            ),
+            (HeaderValue::from_static("no-store"), "no-store"),
+        ] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(header::CACHE_CONTROL, given);
+            make_private(&mut headers);
+            assert_eq!(headers[header::CACHE_CONTROL], want);
+        }
+    }
 
     #[test]
     fn ranges_follow_rfc_9110() {
