@@ -205,6 +205,8 @@ pub struct ServerFile {
     pub tls: Option<TlsFile>,
     /// Most connections served at once; further ones wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Threads serving connections (each connection stays on one). Zero: one per CPU.
+    pub workers: usize,
     /// Time a client has to send a request's headers.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
@@ -230,6 +232,7 @@ impl Default for ServerFile {
             listen: "127.0.0.1:8080".into(),
             tls: None,
             max_connections: 4096,
+            workers: 0,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
@@ -370,6 +373,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub tls: Option<TlsFile>,
     pub max_connections: usize,
+    /// Threads serving connections; `0`: one per CPU ([`ServerConfig::worker_threads`]).
+    pub workers: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     /// Longest time the socket may accept no bytes while a response (or any other write) is
@@ -385,6 +390,20 @@ pub struct ServerConfig {
 pub enum StorageConfig {
     /// The built-in filesystem backend.
     Fs { root: PathBuf },
+}
+
+/// The most `server.workers` accepted: far beyond any machine's useful thread count.
+pub const MAX_WORKERS: usize = 1024;
+
+impl ServerConfig {
+    /// The number of worker threads to start: `workers`, or one per CPU this process may use
+    /// (cgroup quotas and affinity included) when it is 0.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            n => n,
+        }
+    }
 }
 
 impl Config {
@@ -454,6 +473,15 @@ fn resolve(
             "must be at least 1".into(),
         ));
     }
+    if s.workers > MAX_WORKERS {
+        return Err(invalid(
+            "server.workers",
+            format!(
+                "{} is more than {MAX_WORKERS} (0 means one per CPU)",
+                s.workers
+            ),
+        ));
+    }
     let tls = s.tls.map(|t| TlsFile {
         cert: relative(&t.cert),
         key: relative(&t.key),
@@ -462,6 +490,7 @@ fn resolve(
         listen,
         tls,
         max_connections: s.max_connections,
+        workers: s.workers,
         header_timeout: s.header_timeout,
         idle_timeout: s.idle_timeout,
         send_timeout: s.send_timeout,

@@ -45,6 +45,14 @@ pub struct ConnInfo {
 /// started with, so a reload never disturbs in-flight downloads.
 pub struct Gateway {
     current: arc_swap::ArcSwap<App>,
+    /// What builds the next pipeline; shared with the blocking thread a reload runs on.
+    builder: Arc<AppBuilder>,
+    /// Held while a reload runs: SIGHUP and the admin endpoint take turns.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// Everything a reload needs to build a pipeline from the configuration file again.
+struct AppBuilder {
     /// Where the configuration came from (`None`: embedded defaults).
     config_path: Option<std::path::PathBuf>,
     /// The server settings the listener was built with; they cannot change without a restart.
@@ -54,8 +62,37 @@ pub struct Gateway {
     /// The plugin engine, created when a configuration first names plugins and kept across
     /// reloads (compiled code and the instance pool are process-wide).
     engine: std::sync::OnceLock<Arc<PluginEngine>>,
-    /// Held while a reload runs: SIGHUP and the admin endpoint take turns.
-    reloading: tokio::sync::Mutex<()>,
+}
+
+impl AppBuilder {
+    /// Reads the configuration again and builds its pipeline, with a one-line summary.
+    fn build(&self) -> Result<(App, String), ReloadError> {
+        let config = Config::load(self.config_path.as_deref())?;
+        if config.server != self.server {
+            tracing::warn!("[server] settings changed; they take effect after a restart");
+        }
+        let engine = engine_for(&self.engine, &config).map_err(ReloadError::Build)?;
+        let app = App::with_client(
+            &config,
+            Arc::clone(&self.metrics),
+            self.client.clone(),
+            engine,
+        )
+        .map_err(ReloadError::Build)?;
+        tracing::info!(
+            config = config.origin.as_str(),
+            routes = config.routes.iter().count(),
+            plugins = config.plugins.len(),
+            "configuration reloaded"
+        );
+        let summary = format!(
+            "reloaded {}: {} routes, {} plugins",
+            config.origin,
+            config.routes.iter().count() + config.routes.dispatches().count(),
+            config.plugins.len()
+        );
+        Ok((app, summary))
+    }
 }
 
 /// Why a reload was refused; the old configuration stays in force.
@@ -82,11 +119,13 @@ impl Gateway {
         let app = App::with_client(config, Arc::clone(&metrics), client.clone(), plugin_engine)?;
         Ok(Self {
             current: arc_swap::ArcSwap::from_pointee(app),
-            config_path: config_path.map(std::path::Path::to_path_buf),
-            server: config.server.clone(),
-            metrics,
-            client,
-            engine,
+            builder: Arc::new(AppBuilder {
+                config_path: config_path.map(std::path::Path::to_path_buf),
+                server: config.server.clone(),
+                metrics,
+                client,
+                engine,
+            }),
             reloading: tokio::sync::Mutex::new(()),
         })
     }
@@ -100,31 +139,9 @@ impl Gateway {
     /// Requests already running finish on the old pipeline; new ones get the new one. On any
     /// error the old pipeline stays. `[server]` settings (listener, TLS, limits) need a restart.
     pub fn reload(&self) -> Result<String, ReloadError> {
-        let config = Config::load(self.config_path.as_deref())?;
-        if config.server != self.server {
-            tracing::warn!("[server] settings changed; they take effect after a restart");
-        }
-        let engine = engine_for(&self.engine, &config).map_err(ReloadError::Build)?;
-        let app = App::with_client(
-            &config,
-            Arc::clone(&self.metrics),
-            self.client.clone(),
-            engine,
-        )
-        .map_err(ReloadError::Build)?;
+        let (app, summary) = self.builder.build()?;
         self.current.store(Arc::new(app));
-        tracing::info!(
-            config = config.origin.as_str(),
-            routes = config.routes.iter().count(),
-            plugins = config.plugins.len(),
-            "configuration reloaded"
-        );
-        Ok(format!(
-            "reloaded {}: {} routes, {} plugins",
-            config.origin,
-            config.routes.iter().count() + config.routes.dispatches().count(),
-            config.plugins.len()
-        ))
+        Ok(summary)
     }
 }
 
@@ -198,15 +215,17 @@ impl Gateway {
     }
 
     /// [`Gateway::reload`] from async code (SIGHUP, the admin endpoint): one reload at a time,
-    /// on a thread that may block (compiling a changed plugin takes a while). Returns a
-    /// one-line summary of what is now in force.
+    /// built on a blocking thread (compiling a changed plugin takes a while, and the runtime
+    /// calling may be the one thread serving a share of the connections). Returns a one-line
+    /// summary of what is now in force.
     pub async fn reload_now(&self) -> Result<String, ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
-        let reload = || self.reload();
-        match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(reload),
-            _ => reload(),
-        }
+        let builder = Arc::clone(&self.builder);
+        let (app, summary) = tokio::task::spawn_blocking(move || builder.build())
+            .await
+            .map_err(|e| ReloadError::Build(Error::Internal(format!("reload failed: {e}"))))??;
+        self.current.store(Arc::new(app));
+        Ok(summary)
     }
 }
 

@@ -303,9 +303,11 @@ fn describe_storage(storage: &StorageConfig) -> String {
 fn serve(path: Option<&Path>) -> anyhow::Result<()> {
     telemetry::init_logging()?;
     let config = Config::load(path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // Signals, the accept loop and reloads; connections are served on the server's own worker
+    // threads (`server.workers`).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("modgate-worker")
+        .thread_name("modgate-blocking")
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
@@ -336,6 +338,7 @@ fn serve(path: Option<&Path>) -> anyhow::Result<()> {
         tracing::info!(
             listen = %server.local_addr(),
             tls = config.server.tls.is_some(),
+            workers = server.workers(),
             config = config.origin.as_str(),
             storage = storage.as_str(),
             routes = config.routes.iter().count(),

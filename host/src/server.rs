@@ -5,6 +5,9 @@
 //! generic over a [`Handler`] so it can be tested without the real pipeline; production plugs in
 //! [`App`](crate::handler::App).
 //!
+//! The accept loop runs on the caller's runtime; each accepted connection is served to its end
+//! on one of `server.workers` single-threaded runtimes (`workers.rs`: the least busy one).
+//!
 //! Per connection (see `conn.rs`):
 //! - a slot of `server.max_connections` is held for the connection's whole life; when all are
 //!   taken the loop stops accepting and new clients wait in the kernel's accept queue;
@@ -29,7 +32,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
@@ -41,6 +44,7 @@ use crate::telemetry::Metrics;
 mod conn;
 mod send_timeout;
 mod tls;
+mod workers;
 
 pub use tls::load_tls;
 
@@ -69,6 +73,14 @@ pub enum ServerError {
     /// The request pipeline could not be built (storage, upstream client).
     #[error("cannot start: {0}")]
     App(crate::error::Error),
+    /// The worker threads could not be started (thread or file descriptor limits).
+    #[error("server.workers: cannot start {count} worker threads: {reason}")]
+    Workers {
+        /// How many were asked for.
+        count: usize,
+        /// The operating system's reason.
+        reason: io::Error,
+    },
 }
 
 /// Serves HTTP requests; the server calls it once per request.
@@ -130,6 +142,7 @@ pub struct Server<H = Gateway> {
     settings: ServerConfig,
     handler: Arc<H>,
     metrics: Arc<Metrics>,
+    workers: workers::Workers,
 }
 
 impl<H> std::fmt::Debug for Server<H> {
@@ -137,6 +150,7 @@ impl<H> std::fmt::Debug for Server<H> {
         f.debug_struct("Server")
             .field("local_addr", &self.local_addr)
             .field("tls", &self.tls.is_some())
+            .field("workers", &self.workers.len())
             .finish_non_exhaustive()
     }
 }
@@ -167,6 +181,9 @@ impl<H: Handler> Server<H> {
         };
         let listener = listen(settings.listen).map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
+        let count = settings.worker_threads();
+        let workers = workers::Workers::start(count)
+            .map_err(|reason| ServerError::Workers { count, reason })?;
         Ok(Self {
             listener,
             local_addr,
@@ -174,6 +191,7 @@ impl<H: Handler> Server<H> {
             settings: settings.clone(),
             handler,
             metrics,
+            workers,
         })
     }
 
@@ -185,6 +203,11 @@ impl<H: Handler> Server<H> {
     /// The metrics this server records into (shared with the handler).
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// How many threads serve connections (`server.workers`, or one per CPU).
+    pub fn workers(&self) -> usize {
+        self.workers.len()
     }
 
     /// The handler requests go to (for a [`Gateway`]: where reloads are triggered).
@@ -203,6 +226,7 @@ impl<H: Handler> Server<H> {
             settings,
             handler,
             metrics,
+            mut workers,
         } = self;
         let shared = Arc::new(conn::Shared {
             handler,
@@ -253,13 +277,22 @@ impl<H: Handler> Server<H> {
                     }
                 },
             };
-            connections.spawn(conn::run(
-                Arc::clone(&shared),
-                stream,
-                peer,
-                permit,
-                drain_rx.clone(),
-            ));
+            // The socket moves to the worker's own reactor, so its readiness events wake the
+            // thread that serves it rather than passing through this one.
+            let stream = match stream.into_std() {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "accept: cannot hand the connection over");
+                    continue;
+                }
+            };
+            let (shared, drain) = (Arc::clone(&shared), drain_rx.clone());
+            workers.spawn(&mut connections, async move {
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => conn::run(shared, stream, peer, permit, drain).await,
+                    Err(e) => tracing::warn!(%peer, error = %e, "cannot serve the connection"),
+                }
+            });
         }
 
         drop(listener);
@@ -286,6 +319,7 @@ impl<H: Handler> Server<H> {
             );
             connections.shutdown().await;
         }
+        workers.stop().await;
         tracing::info!(listen = %local_addr, "server stopped");
         Ok(())
     }

@@ -175,13 +175,20 @@ impl Store {
         if key.kind == ArtifactKind::Zip {
             return None;
         }
-        let k = format!(
-            "{}\0{}\0{}\0{}",
-            self.name,
+        // Built by hand: `format!` costs more than the cache lookup this key is for.
+        let parts = [
+            self.name.as_str(),
             key.module.escaped(),
             key.version,
-            key.kind.extension()
-        );
+            key.kind.extension(),
+        ];
+        let mut k = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+        for (i, part) in parts.into_iter().enumerate() {
+            if i > 0 {
+                k.push('\0');
+            }
+            k.push_str(part);
+        }
         Some((memory, k))
     }
 

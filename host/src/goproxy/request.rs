@@ -16,6 +16,8 @@
 //! 4. unescape the version (`module.UnescapeVersion`) → 400 if invalid; `.mod`/`.zip` (and
 //!    canonical `.info`) need a canonical version matching the path's major version → 404.
 
+use std::borrow::Cow;
+
 use super::path::{ModulePath, check_path_major, quote};
 use super::{escape, semver};
 
@@ -143,7 +145,7 @@ pub fn parse(raw_path: &str) -> Result<ProxyRequest, RequestError> {
         .map(decode_segment)
         .collect::<Result<Vec<_>, _>>()?;
 
-    if segs.first().map(String::as_str) == Some("sumdb") {
+    if segs.first().is_some_and(|s| s == "sumdb") {
         return parse_sumdb(&segs[1..]);
     }
 
@@ -153,20 +155,20 @@ pub fn parse(raw_path: &str) -> Result<ProxyRequest, RequestError> {
              .mod, .zip or /<module>/@latest",
         ));
     };
-    let endpoint = segs[at].as_str();
+    let endpoint = &*segs[at];
     let tail = &segs[at + 1..];
     // Check the endpoint's shape before the module path: an unknown endpoint is a 404 whatever
     // the module path looks like.
     let file = match (endpoint, tail) {
         ("@latest", []) => None,
-        ("@v", [file]) => Some(file.as_str()),
+        ("@v", [file]) => Some(&**file),
         ("@latest", _) | ("@v", _) => {
             return Err(not_found(format!("unknown path after {endpoint}")));
         }
         _ => return Err(not_found(format!("unknown endpoint {}", show(endpoint)))),
     };
 
-    let module = parse_module(&segs[..at])?;
+    let module = parse_module(raw, &segs[..at])?;
     let Some(file) = file else {
         return Ok(ProxyRequest::Latest { module });
     };
@@ -187,7 +189,7 @@ pub fn parse(raw_path: &str) -> Result<ProxyRequest, RequestError> {
         ))
     })?;
     let version = parse_version(escaped_version)?;
-    let canonical = semver::canonical(&version).is_some_and(|c| c == version);
+    let canonical = semver::is_canonical(&version);
     match kind {
         FileKind::Info if !canonical => Ok(ProxyRequest::Info {
             module,
@@ -230,9 +232,25 @@ enum FileKind {
 }
 
 /// Percent-decodes one segment exactly once, refusing what could smuggle a separator,
-/// a control character or a traversal into later stages.
-fn decode_segment(raw: &str) -> Result<String, RequestError> {
+/// a control character or a traversal into later stages. Borrows when nothing is escaped.
+fn decode_segment(raw: &str) -> Result<Cow<'_, str>, RequestError> {
     let b = raw.as_bytes();
+    if !b.contains(&b'%') {
+        if let Some(&c) = b
+            .iter()
+            .find(|&&c| c.is_ascii_control() || !c.is_ascii() || c == b'\\')
+        {
+            return Err(bad(match c {
+                b'\\' => "request path contains a backslash",
+                c if c.is_ascii() => "request path contains a control character",
+                _ => "request path contains a non-ASCII character",
+            }));
+        }
+        if !b.is_empty() && b.iter().all(|&c| c == b'.') {
+            return Err(bad("request path contains a \".\" or \"..\" segment"));
+        }
+        return Ok(Cow::Borrowed(raw));
+    }
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -281,7 +299,9 @@ fn decode_segment(raw: &str) -> Result<String, RequestError> {
         return Err(bad("request path contains a \".\" or \"..\" segment"));
     }
     // Every byte pushed is ASCII, so this cannot fail; map the impossible case to a 400 anyway.
-    String::from_utf8(out).map_err(|_| bad("request path contains a non-ASCII character"))
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| bad("request path contains a non-ASCII character"))
 }
 
 /// The value of an ASCII hex digit.
@@ -291,9 +311,19 @@ fn hex_val(c: &u8) -> Option<u8> {
         .and_then(|d| u8::try_from(d).ok())
 }
 
-/// Joins the module path segments and applies `module.UnescapePath`.
-fn parse_module(segs: &[String]) -> Result<ModulePath, RequestError> {
-    let escaped = segs.join("/");
+/// Joins the module path segments (the first ones of `raw`) and applies `module.UnescapePath`.
+fn parse_module(raw: &str, segs: &[Cow<'_, str>]) -> Result<ModulePath, RequestError> {
+    let escaped = if segs.iter().all(|s| matches!(s, Cow::Borrowed(_))) {
+        // Nothing was percent-decoded: the joined path is the start of `raw` as it came.
+        let len = segs
+            .iter()
+            .map(|s| s.len() + 1)
+            .sum::<usize>()
+            .saturating_sub(1);
+        Cow::Borrowed(&raw[..len])
+    } else {
+        Cow::Owned(segs.join("/"))
+    };
     if escaped.is_empty() {
         return Err(bad("missing module path before \"@\""));
     }
@@ -364,7 +394,7 @@ fn check_version_fits(module: &ModulePath, version: &str) -> Result<(), RequestE
 }
 
 /// `/sumdb/<name>/<rest>`; `segs` is what follows `sumdb`.
-fn parse_sumdb(segs: &[String]) -> Result<ProxyRequest, RequestError> {
+fn parse_sumdb(segs: &[Cow<'_, str>]) -> Result<ProxyRequest, RequestError> {
     let [name, rest @ ..] = segs else {
         return Err(not_found("missing checksum database name after /sumdb/"));
     };
@@ -374,7 +404,7 @@ fn parse_sumdb(segs: &[String]) -> Result<ProxyRequest, RequestError> {
             show(name)
         )));
     }
-    if rest.is_empty() || rest == [""] {
+    if rest.is_empty() || (rest.len() == 1 && rest[0].is_empty()) {
         return Err(not_found(format!("missing path after /sumdb/{name}/")));
     }
     for seg in rest {
@@ -392,7 +422,7 @@ fn parse_sumdb(segs: &[String]) -> Result<ProxyRequest, RequestError> {
         }
     }
     Ok(ProxyRequest::Sumdb {
-        name: name.clone(),
+        name: name.to_string(),
         rest: rest.join("/"),
     })
 }

@@ -194,6 +194,14 @@ pub fn is_valid(v: &str) -> bool {
     parse(v).is_some()
 }
 
+/// Whether `v` is its own [`canonical`] form (`v1.2.3`, `v2.0.0+incompatible`; not `v1.2`,
+/// `v1.2.3+meta` or an invalid version), without building that form.
+pub fn is_canonical(v: &str) -> bool {
+    // A shorthand (`v1.2`) never has a build suffix, so `short` and `build` exclude each other.
+    parse(v)
+        .is_some_and(|p| p.short.is_empty() && (p.build.is_empty() || p.build == "+incompatible"))
+}
+
 /// `semver.Canonical`: `v1.2` → `v1.2.0`; build metadata dropped except `+incompatible`.
 /// (`module.CanonicalVersion` semantics: keeps `+incompatible`.) `None` if invalid.
 pub fn canonical(v: &str) -> Option<String> {

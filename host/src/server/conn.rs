@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::Handler;
@@ -55,6 +55,15 @@ impl Timeouts {
             header: non_zero(settings.header_timeout),
             idle: non_zero(settings.idle_timeout),
             send: non_zero(settings.send_timeout),
+        }
+    }
+
+    /// The shortest header or idle timeout: no activity can set a deadline sooner than this
+    /// after it happens.
+    fn shortest(&self) -> Option<Duration> {
+        match (self.header, self.idle) {
+            (Some(h), Some(i)) => Some(h.min(i)),
+            (h, i) => h.or(i),
         }
     }
 }
@@ -144,8 +153,9 @@ async fn drive<H: Handler, I>(
         } else {
             activity.deadline(&shared.timeouts)
         };
+        let now = Instant::now();
         if let Some((at, kind)) = deadline
-            && at <= Instant::now()
+            && at <= now
         {
             match kind {
                 Expiry::Header => {
@@ -161,9 +171,19 @@ async fn drive<H: Handler, I>(
                 }
             }
         }
+        // Requests come and go without waking this loop. A deadline set by activity after `now`
+        // is at least `shortest` after that activity (less the millisecond the clock is kept
+        // in), so waking at the sooner of the current deadline and `now + shortest` and then
+        // looking again closes every expired connection on time.
+        let wake = match (deadline, shared.timeouts.shortest()) {
+            _ if winding_down => None,
+            (Some((at, _)), Some(shortest)) => Some(at.min(now + shortest)),
+            (None, Some(shortest)) => Some(now + shortest),
+            (deadline, None) => deadline.map(|(at, _)| at),
+        };
         let sleep = async {
-            match deadline {
-                Some((at, _)) => tokio::time::sleep_until(at.into()).await,
+            match wake {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
                 None => std::future::pending().await,
             }
         };
@@ -180,7 +200,6 @@ async fn drive<H: Handler, I>(
                 conn.as_mut().graceful_shutdown();
                 winding_down = true;
             }
-            () = activity.changed.notified() => {}
             () = sleep => {}
         }
     }
@@ -197,8 +216,8 @@ struct ConnState {
 /// What a connection is doing, for the header and idle timeouts.
 ///
 /// Times are milliseconds since `epoch` in atomics so the I/O path and the requests can update
-/// them without locks. The driver sleeps until [`Activity::deadline`] and is woken through
-/// `changed` whenever the deadline may have moved earlier.
+/// them without locks or wake-ups; the driver looks at [`Activity::deadline`] when its timer
+/// fires (see `drive`).
 struct Activity {
     epoch: Instant,
     in_flight: AtomicU32,
@@ -208,7 +227,6 @@ struct Activity {
     idle_since_ms: AtomicU64,
     /// First byte read since `idle_since_ms`, or [`NONE`]: the start of the next request's head.
     first_read_ms: AtomicU64,
-    changed: Notify,
 }
 
 const NONE: u64 = u64::MAX;
@@ -230,7 +248,6 @@ impl Activity {
             http2: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(0),
             first_read_ms: AtomicU64::new(NONE),
-            changed: Notify::new(),
         }
     }
 
@@ -254,7 +271,6 @@ impl Activity {
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle_since_ms.store(self.now_ms(), Ordering::Release);
             self.first_read_ms.store(NONE, Ordering::Release);
-            self.changed.notify_one();
         }
     }
 
@@ -268,13 +284,13 @@ impl Activity {
         {
             return;
         }
-        if self
-            .first_read_ms
-            .compare_exchange(NONE, self.now_ms(), Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            self.changed.notify_one();
-        }
+        // Lost races are fine: the first read's time is kept either way.
+        let _ = self.first_read_ms.compare_exchange(
+            NONE,
+            self.now_ms(),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
     }
 
     /// When the connection must be closed if nothing changes, and why; `None` while a request

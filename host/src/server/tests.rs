@@ -97,6 +97,8 @@ fn settings() -> ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         tls: None,
         max_connections: 64,
+        // More than one, so every test crosses from the accept loop to a worker thread.
+        workers: 2,
         header_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(10),
         send_timeout: Duration::from_secs(10),
@@ -778,20 +780,15 @@ async fn handler_panic_is_a_500_and_the_server_carries_on() {
     server.stop().await;
 }
 
-thread_local! {
-    static CAPTURED: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
-}
+/// Every log line written while the process runs, once [`capture_logs`] was called.
+static CAPTURED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
 
-/// Log output of the current thread, while capturing.
-struct ThreadCapture;
+/// Log output, appended to [`CAPTURED`] (one `write` per formatted line).
+struct Capture;
 
-impl std::io::Write for ThreadCapture {
+impl std::io::Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        CAPTURED.with_borrow_mut(|c| {
-            if let Some(c) = c {
-                c.extend_from_slice(buf);
-            }
-        });
+        CAPTURED.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -799,25 +796,23 @@ impl std::io::Write for ThreadCapture {
     }
 }
 
-/// Starts capturing this thread's log lines in the production format.
+/// Starts capturing log lines in the production format.
 ///
-/// A global subscriber rather than `set_default`: tracing caches per-callsite interest across
-/// threads, and with tests running in parallel a thread-scoped subscriber can miss events whose
-/// callsite another thread registered first. Each `#[tokio::test]` runs its tasks on its own
-/// thread, so a thread-local buffer separates the tests.
+/// A global subscriber rather than `set_default`: requests are served on the server's worker
+/// threads, and tracing caches per-callsite interest across threads. Tests run in parallel,
+/// so a test picks its own lines out (e.g. by a user agent no other test sends).
 fn capture_logs() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
         let filter = tracing_subscriber::EnvFilter::new("info");
-        let subscriber = crate::telemetry::json_subscriber(filter, || ThreadCapture);
+        let subscriber = crate::telemetry::json_subscriber(filter, || Capture);
         tracing::subscriber::set_global_default(subscriber)
             .expect("another test installed a global subscriber");
     });
-    CAPTURED.set(Some(Vec::new()));
 }
 
 fn captured_logs() -> String {
-    String::from_utf8(CAPTURED.take().unwrap_or_default()).unwrap()
+    String::from_utf8(CAPTURED.lock().unwrap().clone()).unwrap()
 }
 
 #[tokio::test]
@@ -826,7 +821,7 @@ async fn access_log_is_one_json_line_per_request() {
     let server = start(settings()).await;
     let resp = reqwest::Client::new()
         .get(server.url("/hello"))
-        .header("user-agent", "modgate-test/1")
+        .header("user-agent", "access-log-test/1")
         .send()
         .await
         .unwrap();
@@ -837,7 +832,9 @@ async fn access_log_is_one_json_line_per_request() {
     let lines: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &serde_json::Value| v["target"] == "modgate::access")
+        .filter(|v: &serde_json::Value| {
+            v["target"] == "modgate::access" && v["user_agent"] == "access-log-test/1"
+        })
         .collect();
     assert_eq!(lines.len(), 1, "{out}");
     let line = &lines[0];
@@ -847,7 +844,7 @@ async fn access_log_is_one_json_line_per_request() {
     assert_eq!(line["status"], 200);
     assert_eq!(line["bytes"], 2);
     assert_eq!(line["protocol"], "HTTP/1.1");
-    assert_eq!(line["user_agent"], "modgate-test/1");
+    assert_eq!(line["user_agent"], "access-log-test/1");
     assert_eq!(line["endpoint"], "test");
     assert_eq!(line["aborted"], false);
     assert_eq!(line["tls"], false);
