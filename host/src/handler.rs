@@ -6,6 +6,7 @@
 
 mod fill;
 mod git;
+mod parsed;
 mod respond;
 mod upload;
 
@@ -21,7 +22,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use crate::config::{CacheFile, Config};
 use crate::error::{Error, one_line};
 use crate::goproxy::path::ModulePath;
-use crate::goproxy::request::{self, InfoQuery, ProxyRequest};
+use crate::goproxy::request::{InfoQuery, ProxyRequest};
 use crate::goproxy::{pseudo, semver};
 use crate::plugin::{Action, Decision, EngineSettings, PluginEngine, PluginSet, RequestFacts};
 use crate::route::{Route, RouteTable, Step};
@@ -135,12 +136,17 @@ impl Gateway {
         self.current.load_full()
     }
 
+    /// Makes `app` the pipeline new requests get.
+    fn install(&self, app: App) {
+        self.current.store(Arc::new(app));
+    }
+
     /// Reads the configuration again, builds a new pipeline beside the old one and swaps it in.
     /// Requests already running finish on the old pipeline; new ones get the new one. On any
     /// error the old pipeline stays. `[server]` settings (listener, TLS, limits) need a restart.
     pub fn reload(&self) -> Result<String, ReloadError> {
         let (app, summary) = self.builder.build()?;
-        self.current.store(Arc::new(app));
+        self.install(app);
         Ok(summary)
     }
 }
@@ -224,7 +230,7 @@ impl Gateway {
         let (app, summary) = tokio::task::spawn_blocking(move || builder.build())
             .await
             .map_err(|e| ReloadError::Build(Error::Internal(format!("reload failed: {e}"))))??;
-        self.current.store(Arc::new(app));
+        self.install(app);
         Ok(summary)
     }
 }
@@ -361,20 +367,26 @@ impl App {
     {
         let head = req.method() == Method::HEAD;
         let mut authz = Authz::default();
-        let path = req.uri().path().to_owned();
-        let (endpoint, result) = if req.method() == Method::PUT {
+        let (endpoint, result, path) = if req.method() == Method::PUT {
             // Uploads own the body; everything else only reads the head.
-            ("upload", self.upload(req, conn, &mut authz).await)
+            let path = std::borrow::Cow::Owned(req.uri().path().to_owned());
+            let result = Box::pin(self.upload(req, conn, &mut authz)).await;
+            ("upload", result, path)
         } else {
-            self.dispatch(&req, conn, &mut authz).await
+            let (endpoint, result) = self.dispatch(&req, conn, &mut authz).await;
+            (
+                endpoint,
+                result,
+                std::borrow::Cow::Borrowed(req.uri().path()),
+            )
         };
         let mut response = match result {
             Ok(r) => r,
             Err(e) => {
                 if matches!(e.fault(), crate::error::Fault::Client) {
-                    tracing::debug!(path, error = %e, "request refused");
+                    tracing::debug!(path = &*path, error = %e, "request refused");
                 } else {
-                    tracing::warn!(path, error = %e, "request failed");
+                    tracing::warn!(path = &*path, error = %e, "request failed");
                 }
                 respond::error(&e, &self.cache, head)
             }
@@ -430,7 +442,7 @@ impl App {
             }
             _ => {}
         }
-        let parsed = match request::parse(path) {
+        let parsed = match parsed::parse(path) {
             Ok(p) => p,
             Err(e) => return ("invalid", Err(e.into())),
         };
@@ -462,7 +474,7 @@ impl App {
         let headers = asking.headers;
         let module = match &parsed {
             ProxyRequest::Sumdb { name, rest } => {
-                return self.sumdb(name, rest, asking, head, authz).await;
+                return Box::pin(self.sumdb(name, rest, asking, head, authz)).await;
             }
             ProxyRequest::List { module }
             | ProxyRequest::Info { module, .. }
@@ -498,9 +510,11 @@ impl App {
             store,
             module: &module,
         };
+        // Only the warm `.info`/`.mod` answers run in place; the other endpoints' futures are
+        // boxed, so the future every request moves around stays small (it was 4 KiB).
         match parsed {
-            ProxyRequest::List { .. } => ctx.list(head).await,
-            ProxyRequest::Latest { .. } => ctx.latest(head).await,
+            ProxyRequest::List { .. } => Box::pin(ctx.list(head)).await,
+            ProxyRequest::Latest { .. } => Box::pin(ctx.latest(head)).await,
             ProxyRequest::Info {
                 version: InfoQuery::Canonical(v),
                 ..
@@ -508,9 +522,9 @@ impl App {
             ProxyRequest::Info {
                 version: InfoQuery::Query(q),
                 ..
-            } => ctx.info_query(&q, head).await,
+            } => Box::pin(ctx.info_query(&q, head)).await,
             ProxyRequest::Mod { version, .. } => ctx.go_mod(&version, head).await,
-            ProxyRequest::Zip { version, .. } => ctx.zip(&version, headers, head).await,
+            ProxyRequest::Zip { version, .. } => Box::pin(ctx.zip(&version, headers, head)).await,
             ProxyRequest::Sumdb { .. } => unreachable!("answered above"),
         }
     }
@@ -842,7 +856,7 @@ impl Ctx<'_> {
             None if self.offline() => {
                 return Err(self.offline_miss(&format!("{}@{version}", self.module)));
             }
-            None => self.fetcher().fetch_mod(version).await?,
+            None => Box::pin(self.fetcher().fetch_mod(version)).await?,
         };
         Ok(respond::bytes(
             body,
@@ -863,7 +877,7 @@ impl Ctx<'_> {
             None if self.offline() => {
                 return Err(self.offline_miss(&format!("{}@{version}", self.module)));
             }
-            None => self.fetcher().fetch_info(version).await?,
+            None => Box::pin(self.fetcher().fetch_info(version)).await?,
         };
         Ok(respond::bytes(
             body,

@@ -120,7 +120,7 @@ impl Handler for Gateway {
         let conn = conn.clone();
         async move {
             if req.uri().path().starts_with("/admin/") {
-                self.admin(&req, &conn).await
+                Box::pin(self.admin(&req, &conn)).await
             } else {
                 app.handle(req, &conn).await
             }

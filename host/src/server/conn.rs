@@ -133,12 +133,16 @@ async fn drive<H: Handler, I>(
         state: Arc::clone(&state),
     });
     let service = {
-        let handler = Arc::clone(&shared.handler);
-        let state = Arc::clone(&state);
+        // Per request only this connection's own reference counts change: the handler is
+        // shared by every worker, and counting its users per request would bounce its cache
+        // line between cores.
+        let this = Arc::new((Arc::clone(&shared.handler), Arc::clone(&state)));
         hyper::service::service_fn(move |req| {
-            let handler = Arc::clone(&handler);
-            let state = Arc::clone(&state);
-            async move { Ok::<_, Infallible>(respond(&*handler, state, req).await) }
+            let this = Arc::clone(&this);
+            async move {
+                let (handler, state) = &*this;
+                Ok::<_, Infallible>(respond(&**handler, Arc::clone(state), req).await)
+            }
         })
     };
     let mut conn = pin!(shared.http.serve_connection(io, service));
