@@ -5,8 +5,14 @@
 //! One [`Memo`] per plugin and world, owned by the plugin's entry in its `PluginSet`, so a
 //! reload (a new set) forgets everything. Keys are sha256 digests of the facts an answer
 //! depended on (so the memo holds no credentials in the clear, and two different sets of facts
-//! never share an entry), in a bounded concurrent cache ([`MEMO_ENTRIES`] per plugin and world).
+//! never share an entry), in bounded caches ([`MEMO_ENTRIES`] per plugin, world and thread).
+//!
+//! Each worker thread keeps its own cache and its own copies of the answers: a hit then takes
+//! no lock and changes no count another core also changes (a shared cache cost a remembered
+//! request ~0.3 µs more, measured). A worker that has not seen a set of facts yet calls the
+//! plugin once itself.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +23,8 @@ use tokio::time::Instant;
 use super::bindings::memo::DependsOn;
 use super::bindings::types::{Action, RequestFacts};
 
-/// Remembered answers kept per plugin and world; past it the least useful are evicted.
+/// Remembered answers kept per plugin, world and worker thread; past it the least useful are
+/// evicted.
 pub const MEMO_ENTRIES: usize = 16_384;
 /// Distinct fact sets ("what the answer depends on") a plugin may use; answers declaring yet
 /// another set are not remembered.
@@ -88,7 +95,7 @@ impl Asked for RequestFacts {
 }
 
 /// One plugin's remembered answers of one world.
-pub struct Memo<A> {
+pub struct Memo<A: Send + Sync> {
     /// The longest any answer is kept (`limits.memo_ttl_ms`; zero: memo off).
     cap: Duration,
     /// The fact sets answers were remembered under, in the order first seen (read on every
@@ -96,8 +103,11 @@ pub struct Memo<A> {
     shapes: arc_swap::ArcSwap<Vec<Shape>>,
     /// Serializes adding a fact set.
     adding: Mutex<()>,
-    entries: quick_cache::sync::Cache<[u8; 32], Entry<A>>,
+    /// Each thread's remembered answers.
+    entries: thread_local::ThreadLocal<RefCell<Entries<A>>>,
 }
+
+type Entries<A> = quick_cache::unsync::Cache<[u8; 32], Entry<A>>;
 
 struct Entry<A> {
     /// Shared, so a remembered answer is handed out without copying it.
@@ -115,14 +125,20 @@ impl<A> Clone for Entry<A> {
     }
 }
 
-impl<A> Memo<A> {
+impl<A: Send + Sync> Memo<A> {
     pub fn new(cap: Duration) -> Self {
         Memo {
             cap,
             shapes: arc_swap::ArcSwap::from_pointee(Vec::new()),
             adding: Mutex::new(()),
-            entries: quick_cache::sync::Cache::new(if cap.is_zero() { 1 } else { MEMO_ENTRIES }),
+            entries: thread_local::ThreadLocal::new(),
         }
+    }
+
+    /// This thread's remembered answers.
+    fn local(&self) -> &RefCell<Entries<A>> {
+        self.entries
+            .get_or(|| RefCell::new(quick_cache::unsync::Cache::new(MEMO_ENTRIES)))
     }
 
     /// A remembered answer for `asked`, if one is still fresh.
@@ -136,9 +152,10 @@ impl<A> Memo<A> {
             return None;
         }
         let now = Instant::now();
+        let entries = self.local().borrow();
         shapes.iter().enumerate().find_map(|(i, shape)| {
-            let entry = self.entries.get(&key(i, shape, asked))?;
-            (entry.expires > now).then_some(entry.answer)
+            let entry = entries.get(&key(i, shape, asked))?;
+            (entry.expires > now).then(|| Arc::clone(&entry.answer))
         })
     }
 
@@ -163,7 +180,8 @@ impl<A> Memo<A> {
             answer: Arc::clone(answer),
             expires: Instant::now() + ttl,
         };
-        self.entries.insert(key(i, &shapes[i], asked), entry);
+        let key = key(i, &shapes[i], asked);
+        self.local().borrow_mut().insert(key, entry);
     }
 
     /// The index of `depends_on` among the fact sets (added if new and there is room), with
