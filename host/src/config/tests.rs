@@ -138,6 +138,10 @@ fn bad_values_name_the_key_and_the_file() {
             "server.listen",
         ),
         (
+            format!("[server]\nworkers = 5000\n{MINIMAL}"),
+            "server.workers",
+        ),
+        (
             MINIMAL.replace("\"${GOPROXY}\"", "\"ftp://x\""),
             "upstream.public.goproxy",
         ),
@@ -315,4 +319,14 @@ fn uploads_and_publish_settings() {
         .expect_err("bad mode")
         .to_string();
     assert!(e.contains("uploads"), "{e}");
+}
+
+#[test]
+fn workers_default_to_one_per_cpu() {
+    let c = load_str(MINIMAL, &[]).expect("loads");
+    assert_eq!(c.server.workers, 0);
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    assert_eq!(c.server.worker_threads(), cpus);
+    let c = load_str(&format!("[server]\nworkers = 3\n{MINIMAL}"), &[]).expect("loads");
+    assert_eq!(c.server.worker_threads(), 3);
 }
