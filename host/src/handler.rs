@@ -135,20 +135,6 @@ impl Gateway {
     pub fn current(&self) -> Arc<App> {
         self.current.load_full()
     }
-
-    /// Makes `app` the pipeline new requests get.
-    fn install(&self, app: App) {
-        self.current.store(Arc::new(app));
-    }
-
-    /// Reads the configuration again, builds a new pipeline beside the old one and swaps it in.
-    /// Requests already running finish on the old pipeline; new ones get the new one. On any
-    /// error the old pipeline stays. `[server]` settings (listener, TLS, limits) need a restart.
-    pub fn reload(&self) -> Result<String, ReloadError> {
-        let (app, summary) = self.builder.build()?;
-        self.install(app);
-        Ok(summary)
-    }
 }
 
 impl Gateway {
@@ -220,17 +206,19 @@ impl Gateway {
         }
     }
 
-    /// [`Gateway::reload`] from async code (SIGHUP, the admin endpoint): one reload at a time,
-    /// built on a blocking thread (compiling a changed plugin takes a while, and the runtime
-    /// calling may be the one thread serving a share of the connections). Returns a one-line
-    /// summary of what is now in force.
+    /// Reads the configuration again, builds a new pipeline beside the old one and swaps it in
+    /// (SIGHUP, the admin endpoint). Requests already running finish on the old pipeline; new
+    /// ones get the new one. On any error the old pipeline stays. `[server]` settings (listener,
+    /// TLS, limits) need a restart. One reload at a time, built on a blocking thread (compiling
+    /// a changed plugin takes a while, and the runtime calling may be the one thread serving a
+    /// share of the connections). Returns a one-line summary of what is now in force.
     pub async fn reload_now(&self) -> Result<String, ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
         let builder = Arc::clone(&self.builder);
         let (app, summary) = tokio::task::spawn_blocking(move || builder.build())
             .await
             .map_err(|e| ReloadError::Build(Error::Internal(format!("reload failed: {e}"))))??;
-        self.install(app);
+        self.current.store(Arc::new(app));
         Ok(summary)
     }
 }

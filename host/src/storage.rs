@@ -175,20 +175,14 @@ impl Store {
         if key.kind == ArtifactKind::Zip {
             return None;
         }
-        // Built by hand: `format!` costs more than the cache lookup this key is for.
-        let parts = [
+        // `join`, not `format!`: the formatting machinery costs more than the lookup.
+        let k = [
             self.name.as_str(),
             key.module.escaped(),
             key.version,
             key.kind.extension(),
-        ];
-        let mut k = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-        for (i, part) in parts.into_iter().enumerate() {
-            if i > 0 {
-                k.push('\0');
-            }
-            k.push_str(part);
-        }
+        ]
+        .join("\0");
         Some((memory, k))
     }
 

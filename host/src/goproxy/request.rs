@@ -235,23 +235,8 @@ enum FileKind {
 /// a control character or a traversal into later stages. Borrows when nothing is escaped.
 fn decode_segment(raw: &str) -> Result<Cow<'_, str>, RequestError> {
     let b = raw.as_bytes();
-    if !b.contains(&b'%') {
-        if let Some(&c) = b
-            .iter()
-            .find(|&&c| c.is_ascii_control() || !c.is_ascii() || c == b'\\')
-        {
-            return Err(bad(match c {
-                b'\\' => "request path contains a backslash",
-                c if c.is_ascii() => "request path contains a control character",
-                _ => "request path contains a non-ASCII character",
-            }));
-        }
-        if !b.is_empty() && b.iter().all(|&c| c == b'.') {
-            return Err(bad("request path contains a \".\" or \"..\" segment"));
-        }
-        return Ok(Cow::Borrowed(raw));
-    }
-    let mut out = Vec::with_capacity(b.len());
+    // Allocated at the first escape: most segments have none and are returned as they came.
+    let mut decoded: Option<Vec<u8>> = None;
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -279,7 +264,13 @@ fn decode_segment(raw: &str) -> Result<Cow<'_, str>, RequestError> {
             if !d.is_ascii() {
                 return Err(bad("request path contains a non-ASCII character"));
             }
-            out.push(d);
+            decoded
+                .get_or_insert_with(|| {
+                    let mut out = Vec::with_capacity(b.len());
+                    out.extend_from_slice(&b[..i]);
+                    out
+                })
+                .push(d);
             i += 3;
             continue;
         }
@@ -292,16 +283,22 @@ fn decode_segment(raw: &str) -> Result<Cow<'_, str>, RequestError> {
         if c == b'\\' {
             return Err(bad("request path contains a backslash"));
         }
-        out.push(c);
+        if let Some(out) = &mut decoded {
+            out.push(c);
+        }
         i += 1;
     }
-    if !out.is_empty() && out.iter().all(|&c| c == b'.') {
+    let segment = decoded.as_deref().unwrap_or(b);
+    if !segment.is_empty() && segment.iter().all(|&c| c == b'.') {
         return Err(bad("request path contains a \".\" or \"..\" segment"));
     }
-    // Every byte pushed is ASCII, so this cannot fail; map the impossible case to a 400 anyway.
-    String::from_utf8(out)
-        .map(Cow::Owned)
-        .map_err(|_| bad("request path contains a non-ASCII character"))
+    match decoded {
+        None => Ok(Cow::Borrowed(raw)),
+        // Every byte pushed is ASCII, so this cannot fail; map the impossible case to a 400.
+        Some(out) => String::from_utf8(out)
+            .map(Cow::Owned)
+            .map_err(|_| bad("request path contains a non-ASCII character")),
+    }
 }
 
 /// The value of an ASCII hex digit.

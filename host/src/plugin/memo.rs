@@ -115,16 +115,6 @@ struct Entry<A> {
     expires: Instant,
 }
 
-// Not derived: a derive would ask for `A: Clone`, and only the `Arc` is cloned.
-impl<A> Clone for Entry<A> {
-    fn clone(&self) -> Self {
-        Entry {
-            answer: Arc::clone(&self.answer),
-            expires: self.expires,
-        }
-    }
-}
-
 impl<A: Send + Sync> Memo<A> {
     pub fn new(cap: Duration) -> Self {
         Memo {
