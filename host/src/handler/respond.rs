@@ -46,17 +46,16 @@ const IMMUTABLE_PRIVATE: &str = "private, max-age=31536000, immutable";
 /// Marks an answer given behind authentication as private: no shared cache may keep it
 /// (`public` becomes `private` in its `Cache-Control`; other values are left as they are).
 pub fn make_private(headers: &mut http::HeaderMap) {
-    if let Some(cc) = headers.get(header::CACHE_CONTROL)
-        && let Ok(text) = cc.to_str()
-        && text.starts_with("public")
-    {
-        let private = if text == IMMUTABLE {
-            HeaderValue::from_static(IMMUTABLE_PRIVATE)
-        } else {
-            HeaderValue::from_str(&text.replacen("public", "private", 1))
-                .unwrap_or_else(|_| HeaderValue::from_static("private, no-cache"))
-        };
-        headers.insert(header::CACHE_CONTROL, private);
+    let Some(cc) = headers.get_mut(header::CACHE_CONTROL) else {
+        return;
+    };
+    if cc.as_bytes() == IMMUTABLE.as_bytes() {
+        *cc = HeaderValue::from_static(IMMUTABLE_PRIVATE);
+    } else if let Some(rest) = cc.as_bytes().strip_prefix(b"public") {
+        let mut private = b"private".to_vec();
+        private.extend_from_slice(rest);
+        *cc = HeaderValue::from_bytes(&private)
+            .unwrap_or_else(|_| HeaderValue::from_static("private, no-cache"));
     }
 }
 
