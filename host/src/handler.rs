@@ -24,7 +24,9 @@ use crate::error::{Error, one_line};
 use crate::goproxy::path::ModulePath;
 use crate::goproxy::request::{InfoQuery, ProxyRequest};
 use crate::goproxy::{pseudo, semver};
-use crate::plugin::{Action, Decision, EngineSettings, PluginEngine, PluginSet, RequestFacts};
+use crate::plugin::{
+    Action, Decision, EngineSettings, PluginEngine, PluginId, PluginSet, RequestFacts,
+};
 use crate::route::{Route, RouteTable, Step};
 use crate::storage::{ArtifactKey, ArtifactKind, MemoryCache, Store};
 use crate::telemetry::{Endpoint, Metrics};
@@ -40,6 +42,9 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, std::io::Error>;
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The server writes an access log line per request: an allowed request's principal is
+    /// kept for it (in an [`Allowed`] in the response's extensions).
+    pub access_log: bool,
 }
 
 /// The live pipeline, swappable at run time: each request runs to the end on the [`App`] it
@@ -177,8 +182,12 @@ impl Gateway {
             conn,
             action: Action::Admin,
         };
-        app.authorize(&admin.auth, &Facts::new(&asking, None, None))
-            .await?;
+        app.authorize(
+            &admin.auth,
+            &app.plugin_refs.admin,
+            &Facts::new(&asking, None, None),
+        )
+        .await?;
         match req.uri().path() {
             "/admin/reload" if req.method() == Method::POST => Ok(match self.reload_now().await {
                 // One printable line, as every error body (a config error quotes the file).
@@ -258,6 +267,51 @@ fn check_plugin_kinds(config: &Config, plugins: &PluginSet) -> Result<(), Error>
     Ok(())
 }
 
+/// The plugins each route and `[admin]` name, found in the set once per pipeline so that a
+/// request reaches them by position (looking names up cost a remembered request ~0.1 µs).
+#[derive(Default)]
+struct PluginRefs {
+    /// The `auth` plugins of the serving route at each position in the file.
+    auth: Vec<Box<[PluginId]>>,
+    /// The `router` of the router route at each position in the file.
+    router: Vec<Option<PluginId>>,
+    /// `[admin] auth`.
+    admin: Box<[PluginId]>,
+}
+
+/// [`PluginRefs`] for `config`, after checking every named plugin is of the kind it is used as.
+fn resolve_plugins(config: &Config, plugins: &PluginSet) -> Result<PluginRefs, Error> {
+    check_plugin_kinds(config, plugins)?;
+    let find = |name: &str| {
+        plugins.find(name).ok_or_else(|| {
+            Error::Internal(format!("{}: plugin {name:?} is not loaded", config.origin))
+        })
+    };
+    let ids = |names: &[String]| names.iter().map(|n| find(n)).collect::<Result<_, _>>();
+    let slots = config
+        .routes
+        .iter()
+        .map(|r| r.index)
+        .chain(config.routes.dispatches().map(|d| d.index))
+        .max()
+        .map_or(0, |last| last + 1);
+    let mut refs = PluginRefs {
+        auth: vec![Box::default(); slots],
+        router: vec![None; slots],
+        admin: match &config.admin {
+            Some(admin) => ids(&admin.auth)?,
+            None => Box::default(),
+        },
+    };
+    for r in config.routes.iter() {
+        refs.auth[r.index] = ids(&r.auth)?;
+    }
+    for d in config.routes.dispatches() {
+        refs.router[d.index] = Some(find(&d.router)?);
+    }
+    Ok(refs)
+}
+
 /// The engine for `config`'s plugins, created on first need; `None` when it names none.
 fn engine_for(
     cell: &std::sync::OnceLock<Arc<PluginEngine>>,
@@ -287,6 +341,8 @@ pub struct App {
     recent: Arc<TtlCache>,
     /// The configured plugins (`None` when there are none).
     plugins: Option<PluginSet>,
+    /// The plugins routes and `[admin]` name, found once.
+    plugin_refs: PluginRefs,
     /// Who may use the admin endpoints (`None`: they are off).
     admin: Option<crate::config::AdminConfig>,
     /// Git sources by route index.
@@ -325,9 +381,10 @@ impl App {
                 ));
             }
         };
-        if let Some(set) = &plugins {
-            check_plugin_kinds(config, set)?;
-        }
+        let plugin_refs = match &plugins {
+            Some(set) => resolve_plugins(config, set)?,
+            None => PluginRefs::default(),
+        };
         let memory = (config.cache.memory_bytes > 0)
             .then(|| Arc::new(MemoryCache::new(config.cache.memory_bytes)));
         let stores = crate::storage::open_stores(config, memory)?;
@@ -340,6 +397,7 @@ impl App {
             flights: Arc::default(),
             recent: Arc::default(),
             plugins,
+            plugin_refs,
             admin: config.admin.clone(),
             git: git::build_sources(config),
             uploads: Arc::default(),
@@ -485,7 +543,9 @@ impl App {
         // Authentication comes before storage or upstream is touched, so an unauthenticated
         // caller learns nothing about which private modules exist.
         authz.private = !route.auth.is_empty();
-        authz.allowed = self.authorize(&route.auth, &facts).await?;
+        authz.allowed = self
+            .authorize(&route.auth, self.auth_ids(route), &facts)
+            .await?;
         let store = self.stores.get(&route.storage).ok_or_else(|| {
             Error::Internal(format!(
                 "route[{}] names unknown storage {}",
@@ -543,7 +603,9 @@ impl App {
             .await?
             .ok_or_else(not_proxied)?;
         authz.private = !route.auth.is_empty();
-        authz.allowed = self.authorize(&route.auth, &facts).await?;
+        authz.allowed = self
+            .authorize(&route.auth, self.auth_ids(route), &facts)
+            .await?;
         if route.sources.is_offline() {
             return Err(not_proxied());
         }
@@ -714,25 +776,36 @@ impl App {
                 Step::Serve(route) => return Ok(Some(route)),
                 Step::Ask(dispatch) => dispatch,
             };
-            let plugins = self.plugins.as_ref().ok_or_else(|| {
-                Error::Internal("a route names a router plugin but none are loaded".into())
-            })?;
-            match plugins.route(&dispatch.router, facts).await.as_deref() {
-                Ok(Some(chosen)) => {
-                    let route = self.routes.named(chosen).ok_or_else(|| {
+            let (Some(plugins), Some(Some(router))) = (
+                self.plugins.as_ref(),
+                self.plugin_refs.router.get(dispatch.index),
+            ) else {
+                return Err(Error::Internal(
+                    "a route names a router plugin but none are loaded".into(),
+                ));
+            };
+            let chosen = plugins
+                .route_then(*router, facts, |chosen| {
+                    let Some(chosen) = chosen.as_deref() else {
+                        return Ok(None);
+                    };
+                    self.routes.named(chosen).map(Some).ok_or_else(|| {
                         tracing::warn!(
                             plugin = dispatch.router.as_str(),
-                            route = chosen.as_str(),
+                            route = chosen,
                             "router chose an unknown route"
                         );
                         Error::Plugin(format!(
                             "routing unavailable: router {:?} chose route {chosen:?}, which is not configured",
                             dispatch.router
                         ))
-                    })?;
-                    return Ok(Some(route));
-                }
-                Ok(None) => continue,
+                    })
+                })
+                .await;
+            match chosen {
+                Ok(Ok(Some(route))) => return Ok(Some(route)),
+                Ok(Ok(None)) => continue,
+                Ok(Err(unknown)) => return Err(unknown),
                 Err(e) => {
                     tracing::warn!(plugin = dispatch.router.as_str(), error = %e, "router plugin failed; request refused");
                     return Err(Error::Plugin(format!("routing unavailable: {e}")));
@@ -748,50 +821,67 @@ impl App {
     async fn authorize(
         &self,
         auth: &[String],
+        ids: &[PluginId],
         facts: &Facts<'_>,
     ) -> Result<Option<Allowed>, Error> {
         if auth.is_empty() {
             return Ok(None);
         }
-        let plugins = self.plugins.as_ref().ok_or_else(|| {
-            Error::Internal("route names auth plugins but none are loaded".into())
-        })?;
-        for name in auth {
-            let decision = match plugins.authorize(name, facts).await {
-                Ok(decision) => decision,
+        let (Some(plugins), true) = (self.plugins.as_ref(), ids.len() == auth.len()) else {
+            return Err(Error::Internal(
+                "route names auth plugins but none are loaded".into(),
+            ));
+        };
+        for (&id, name) in ids.iter().zip(auth) {
+            let verdict = plugins
+                .authorize_then(id, facts, |decision| match &**decision {
+                    Decision::Allow(allow) => {
+                        tracing::debug!(
+                            plugin = name.as_str(),
+                            principal = allow.principal.as_str(),
+                            "allowed"
+                        );
+                        // Only the access log reads it: no reference taken otherwise.
+                        let keep = facts.asking.conn.access_log;
+                        Some(Ok(keep.then(|| Allowed(Arc::clone(decision)))))
+                    }
+                    Decision::Deny(deny) => {
+                        // 4xx or 5xx, as the WIT allows (the host checked the range): a plugin
+                        // cannot make a refusal look like success, and a plugin that cannot
+                        // decide (a broken config, an unreachable key server) can say so with a
+                        // 5xx.
+                        let status = http::StatusCode::from_u16(deny.status)
+                            .ok()
+                            .filter(|s| s.is_client_error() || s.is_server_error())
+                            .unwrap_or(http::StatusCode::FORBIDDEN);
+                        Some(Err(Error::Denied {
+                            status,
+                            message: deny.message.clone(),
+                        }))
+                    }
+                    Decision::Abstain => None,
+                })
+                .await;
+            match verdict {
+                Ok(Some(decided)) => return decided,
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(plugin = name.as_str(), error = %e, "auth plugin failed; request refused");
                     return Err(Error::Plugin(format!("authentication unavailable: {e}")));
                 }
-            };
-            match &*decision {
-                Decision::Allow(allow) => {
-                    tracing::debug!(
-                        plugin = name.as_str(),
-                        principal = allow.principal.as_str(),
-                        "allowed"
-                    );
-                    return Ok(Some(Allowed(Arc::clone(&decision))));
-                }
-                Decision::Deny(deny) => {
-                    // 4xx or 5xx, as the WIT allows (the host checked the range): a plugin
-                    // cannot make a refusal look like success, and a plugin that cannot decide
-                    // (a broken config, an unreachable key server) can say so with a 5xx.
-                    let status = http::StatusCode::from_u16(deny.status)
-                        .ok()
-                        .filter(|s| s.is_client_error() || s.is_server_error())
-                        .unwrap_or(http::StatusCode::FORBIDDEN);
-                    return Err(Error::Denied {
-                        status,
-                        message: deny.message.clone(),
-                    });
-                }
-                Decision::Abstain => {}
             }
         }
         Err(Error::Unauthenticated(
             "authentication required: send credentials (.netrc or GOAUTH)".into(),
         ))
+    }
+
+    /// The auth plugins of `route` (as found when the pipeline was built).
+    fn auth_ids(&self, route: &Route) -> &[PluginId] {
+        self.plugin_refs
+            .auth
+            .get(route.index)
+            .map_or(&[], |ids| ids)
     }
 
     /// Health of every plugin, for `/readyz`: the names of unhealthy ones.

@@ -408,10 +408,15 @@ fn idle_cap(max_instances: u32, plugins: usize) -> usize {
 pub struct PluginSet {
     engine: Engine,
     ticker: Arc<ticker::Ticker>,
-    /// By name, sorted (a handful of entries: a lookup is a few string comparisons, cheaper
-    /// than hashing the name on every request).
-    plugins: BTreeMap<String, Loaded>,
+    /// Sorted by name; a [`PluginId`] is a position here.
+    plugins: Vec<Loaded>,
 }
+
+/// A plugin of one [`PluginSet`], found by name once ([`PluginSet::find`]) when a pipeline is
+/// built, so a request reaches its plugins without looking a name up. Only meaningful for the
+/// set that gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginId(usize);
 
 impl PluginSet {
     /// Load, compile (or take from the cache) and link every plugin. Blocking and CPU-heavy on
@@ -492,17 +497,30 @@ impl PluginSet {
         Ok(PluginSet {
             engine: engine.engine.clone(),
             ticker: engine.ticker.clone(),
-            plugins,
+            plugins: plugins.into_values().collect(),
         })
     }
 
     /// Report every call (outcome, latency, health) to `metrics`.
     #[must_use]
     pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
-        for plugin in self.plugins.values_mut() {
+        for plugin in &mut self.plugins {
             plugin.metrics = Some(metrics.plugin(&plugin.shared.name));
         }
         self
+    }
+
+    /// Plugin `name`'s id in this set.
+    pub fn find(&self, name: &str) -> Option<PluginId> {
+        self.plugins
+            .binary_search_by(|p| p.shared.name.as_str().cmp(name))
+            .ok()
+            .map(PluginId)
+    }
+
+    /// The name of plugin `id`.
+    pub fn name(&self, id: PluginId) -> &str {
+        &self.plugins[id.0].shared.name
     }
 
     /// Ask authorizer `name` about a request. (Answers are shared: a remembered one is handed
@@ -512,7 +530,20 @@ impl PluginSet {
         name: &str,
         asked: &(impl Asked + Sync + ?Sized),
     ) -> Result<Arc<Decision>, PluginError> {
-        self.ask::<bindings::authorizer::Authorizer>(name, asked)
+        let id = self.find_or_err(name)?;
+        self.authorize_then(id, asked, Arc::clone).await
+    }
+
+    /// Ask authorizer `id` about a request and hand its decision to `then`, which takes a
+    /// reference only if it needs one (a remembered decision is then read in place, without
+    /// touching its reference count).
+    pub async fn authorize_then<R>(
+        &self,
+        id: PluginId,
+        asked: &(impl Asked + Sync + ?Sized),
+        then: impl FnOnce(&Arc<Decision>) -> R + Send,
+    ) -> Result<R, PluginError> {
+        self.ask::<bindings::authorizer::Authorizer, R>(id, asked, then)
             .await
     }
 
@@ -522,25 +553,48 @@ impl PluginSet {
         name: &str,
         asked: &(impl Asked + Sync + ?Sized),
     ) -> Result<Arc<Option<String>>, PluginError> {
-        self.ask::<bindings::router::Router>(name, asked).await
+        let id = self.find_or_err(name)?;
+        self.route_then(id, asked, Arc::clone).await
     }
 
-    /// Plugin `name`'s answer for `asked`: a remembered one when the plugin left one that fits
-    /// (no call at all, and no [`RequestFacts`] built), else a [`PluginSet::call`]. The call's
-    /// future is boxed: it is large (instantiation, the call), and most requests never need it.
-    async fn ask<E: Export>(
+    /// Ask router `id` for a route name and hand it to `then` (as [`Self::authorize_then`]).
+    pub async fn route_then<R>(
         &self,
-        name: &str,
+        id: PluginId,
         asked: &(impl Asked + Sync + ?Sized),
-    ) -> Result<Arc<E::Answer>, PluginError> {
-        let plugin = self.plugin(name)?;
-        if let Some(answer) = E::memo(plugin).get(asked) {
-            if let Some(metrics) = &plugin.metrics {
-                metrics.memo_hit();
+        then: impl FnOnce(&Arc<Option<String>>) -> R + Send,
+    ) -> Result<R, PluginError> {
+        self.ask::<bindings::router::Router, R>(id, asked, then)
+            .await
+    }
+
+    fn find_or_err(&self, name: &str) -> Result<PluginId, PluginError> {
+        self.find(name)
+            .ok_or_else(|| PluginError::NotFound(name.to_string()))
+    }
+
+    /// Plugin `id`'s answer for `asked`, handed to `then`: a remembered one when the plugin
+    /// left one that fits (no call at all, and no [`RequestFacts`] built), else a
+    /// [`PluginSet::call`]'s. The call's future is boxed: it is large (instantiation, the call),
+    /// and most requests never need it.
+    async fn ask<E: Export, R>(
+        &self,
+        id: PluginId,
+        asked: &(impl Asked + Sync + ?Sized),
+        then: impl FnOnce(&Arc<E::Answer>) -> R + Send,
+    ) -> Result<R, PluginError> {
+        let plugin = &self.plugins[id.0];
+        let then = match E::memo(plugin).with(asked, then) {
+            Ok(done) => {
+                if let Some(metrics) = &plugin.metrics {
+                    metrics.memo_hit();
+                }
+                return Ok(done);
             }
-            return Ok(answer);
-        }
-        Box::pin(self.call::<E>(plugin, asked)).await
+            Err(then) => then,
+        };
+        let answer = Box::pin(self.call::<E>(plugin, asked)).await?;
+        Ok(then(&answer))
     }
 
     /// One call of `plugin`'s export `E`: an idle instance or a fresh one, under the deadline;
@@ -596,25 +650,28 @@ impl PluginSet {
     pub fn health(&self) -> Vec<(String, Health)> {
         self.plugins
             .iter()
-            .map(|(name, p)| (name.clone(), p.health()))
+            .map(|p| (p.shared.name.clone(), p.health()))
             .collect()
     }
 
     /// Whether `name` is configured and exports `authorize`.
     pub fn is_authorizer(&self, name: &str) -> bool {
-        self.plugins
-            .get(name)
-            .is_some_and(|p| p.authorizer.is_some())
+        self.find(name)
+            .is_some_and(|id| self.plugins[id.0].authorizer.is_some())
     }
 
     /// Whether `name` is configured and exports `route`.
     pub fn is_router(&self, name: &str) -> bool {
-        self.plugins.get(name).is_some_and(|p| p.router.is_some())
+        self.find(name)
+            .is_some_and(|id| self.plugins[id.0].router.is_some())
     }
 
     /// The configured plugin names, sorted.
     pub fn names(&self) -> Vec<&str> {
-        self.plugins.keys().map(String::as_str).collect()
+        self.plugins
+            .iter()
+            .map(|p| p.shared.name.as_str())
+            .collect()
     }
 
     /// Count a finished call in the plugin's health and in the metrics.
@@ -638,12 +695,6 @@ impl PluginSet {
             };
             metrics.call(outcome, started.elapsed(), healthy);
         }
-    }
-
-    fn plugin(&self, name: &str) -> Result<&Loaded, PluginError> {
-        self.plugins
-            .get(name)
-            .ok_or_else(|| PluginError::NotFound(name.to_string()))
     }
 
     /// The store for one call, with the deadline armed: an idle instance's own store (with the

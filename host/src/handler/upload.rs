@@ -97,7 +97,9 @@ impl App {
             }
             Uploads::Auth => {
                 authz.private = true;
-                authz.allowed = self.authorize(&route.auth, &facts).await?;
+                authz.allowed = self
+                    .authorize(&route.auth, self.auth_ids(route), &facts)
+                    .await?;
             }
             Uploads::Open => {}
         }

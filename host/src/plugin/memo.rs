@@ -3,7 +3,7 @@
 //! those facts, until the answer's time-to-live ends.
 //!
 //! One [`Memo`] per plugin and world, owned by the plugin's entry in its `PluginSet`, so a
-//! reload (a new set) forgets everything. Keys are 128-bit SipHash-2-4 digests, under a random
+//! reload (a new set) forgets everything. Keys are 128-bit SipHash-1-3 digests, under a random
 //! key drawn for each memo, of the facts an answer depended on: the memo holds no credentials in
 //! the clear, and since nobody outside the process knows the key, nobody can choose facts that
 //! land on another request's entry (by chance, a lookup matches another fact set's entry with
@@ -21,14 +21,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use siphasher::sip128::{Hasher128, SipHasher24};
+use siphasher::sip128::{Hasher128, SipHasher13};
 use tokio::time::Instant;
 
 use super::bindings::memo::DependsOn;
 use super::bindings::types::{Action, RequestFacts};
 
-/// Remembered answers kept per plugin, world and worker thread; past it the least useful are
-/// evicted.
+/// Remembered answers kept per plugin, world and worker thread; past it, expired answers and
+/// then random ones are forgotten.
 pub const MEMO_ENTRIES: usize = 16_384;
 /// Distinct fact sets ("what the answer depends on") a plugin may use; answers declaring yet
 /// another set are not remembered.
@@ -113,7 +113,40 @@ pub struct Memo<A: Send + Sync> {
     entries: thread_local::ThreadLocal<RefCell<Entries<A>>>,
 }
 
-type Entries<A> = quick_cache::unsync::Cache<u128, Entry<A>, quick_cache::UnitWeighter, KeyIsHash>;
+/// One thread's remembered answers: a plain hash table (a probe is a few nanoseconds; a
+/// general-purpose cache with its own eviction bookkeeping cost ~50 ns a lookup), bounded by
+/// [`Entries::insert`].
+struct Entries<A> {
+    map: std::collections::HashMap<u128, Entry<A>, KeyIsHash>,
+}
+
+impl<A> Entries<A> {
+    fn new() -> Self {
+        Entries {
+            map: std::collections::HashMap::with_hasher(KeyIsHash),
+        }
+    }
+
+    fn get(&self, key: u128) -> Option<&Entry<A>> {
+        self.map.get(&key)
+    }
+
+    /// Adds an entry. A full table first forgets what has expired, then, if still full, an
+    /// eighth of what is left, chosen at random (keys are random, so the table's own order is
+    /// a random one): a forgotten answer only costs the plugin call it saved.
+    fn insert(&mut self, key: u128, entry: Entry<A>, now: Instant) {
+        if self.map.len() >= MEMO_ENTRIES && !self.map.contains_key(&key) {
+            self.map.retain(|_, e| e.expires > now);
+            if self.map.len() >= MEMO_ENTRIES {
+                let forget: Vec<u128> = self.map.keys().take(MEMO_ENTRIES / 8).copied().collect();
+                for k in forget {
+                    self.map.remove(&k);
+                }
+            }
+        }
+        self.map.insert(key, entry);
+    }
+}
 
 struct Entry<A> {
     /// Shared, so a remembered answer is handed out without copying it.
@@ -121,7 +154,7 @@ struct Entry<A> {
     expires: Instant,
 }
 
-/// Keys are already uniform keyed digests: their low half is the hash-table hash.
+/// Keys are already uniform keyed digests: their low half is the hash table's hash.
 #[derive(Clone, Copy, Default)]
 struct KeyIsHash;
 
@@ -171,15 +204,7 @@ impl<A: Send + Sync> Memo<A> {
 
     /// This thread's remembered answers.
     fn local(&self) -> &RefCell<Entries<A>> {
-        self.entries.get_or(|| {
-            RefCell::new(quick_cache::unsync::Cache::with(
-                MEMO_ENTRIES,
-                MEMO_ENTRIES as u64,
-                quick_cache::UnitWeighter,
-                KeyIsHash,
-                Default::default(),
-            ))
-        })
+        self.entries.get_or(|| RefCell::new(Entries::new()))
     }
 
     /// The fact sets added so far.
@@ -188,19 +213,38 @@ impl<A: Send + Sync> Memo<A> {
     }
 
     /// A remembered answer for `asked`, if one is still fresh.
+    #[cfg(test)]
     pub fn get(&self, asked: &(impl Asked + ?Sized)) -> Option<Arc<A>> {
+        self.with(asked, Arc::clone).ok()
+    }
+
+    /// `then` applied to the remembered answer for `asked`, if one is still fresh; else `then`
+    /// back. The answer is read in place (no reference-count change: on this path that atomic
+    /// was the costliest instruction), so `then` must not remember anything in this memo.
+    pub fn with<R, F: FnOnce(&Arc<A>) -> R>(
+        &self,
+        asked: &(impl Asked + ?Sized),
+        then: F,
+    ) -> Result<R, F> {
         if self.cap.is_zero() {
-            return None;
+            return Err(then);
         }
         let mut shapes = self.shapes().enumerate().peekable();
-        // The plugin never asked to be remembered: no clock read, no hashing.
-        shapes.peek()?;
+        if shapes.peek().is_none() {
+            // The plugin never asked to be remembered: no clock read, no hashing.
+            return Err(then);
+        }
         let now = Instant::now();
         let entries = self.local().borrow();
-        shapes.find_map(|(i, shape)| {
-            let entry = entries.get(&self.key(i, shape, asked))?;
-            (entry.expires > now).then(|| Arc::clone(&entry.answer))
-        })
+        let fresh = shapes.find_map(|(i, shape)| {
+            entries
+                .get(self.key(i, shape, asked))
+                .filter(|entry| entry.expires > now)
+        });
+        match fresh {
+            Some(entry) => Ok(then(&entry.answer)),
+            None => Err(then),
+        }
     }
 
     /// Remember `answer` for requests that agree with `asked` on `depends_on`, for `ttl_ms`
@@ -220,12 +264,13 @@ impl<A: Send + Sync> Memo<A> {
         let Some((i, shape)) = self.shape_index(depends_on) else {
             return;
         };
+        let now = Instant::now();
         let entry = Entry {
             answer: Arc::clone(answer),
-            expires: Instant::now() + ttl,
+            expires: now + ttl,
         };
         let key = self.key(i, shape, asked);
-        self.local().borrow_mut().insert(key, entry);
+        self.local().borrow_mut().insert(key, entry, now);
     }
 
     /// The index of `depends_on` among the fact sets (added if new and there is room), with
@@ -254,7 +299,7 @@ impl<A: Send + Sync> Memo<A> {
     /// The key of the shape's index and of the facts it selects: every field is tagged and
     /// length-prefixed, so no two different selections hash the same bytes.
     fn key(&self, index: usize, shape: &Shape, asked: &(impl Asked + ?Sized)) -> u128 {
-        let mut h = SipHasher24::new_with_keys(self.secret.0, self.secret.1);
+        let mut h = SipHasher13::new_with_keys(self.secret.0, self.secret.1);
         h.write_u64(index as u64);
         let mut field = |tag: u8, value: Option<&[u8]>| match value {
             // Tag, presence and length in one word: a value is far below 2^48 bytes (hyper
@@ -451,6 +496,37 @@ mod tests {
             "past the 200 ms cap (and the 1 ms ttl)"
         );
         assert_eq!(memo.get(&facts(None, "corp.example/x", 1)), None);
+    }
+
+    #[test]
+    fn a_full_memo_forgets_expired_answers_first_then_random_ones() {
+        let memo = Memo::new(Duration::from_secs(60));
+        let asked = |n: usize| facts(Some(&format!("Bearer {n}")), "corp.example/x", 1);
+        let short = 100;
+        for n in 0..short {
+            memo.put(on(), 1, &asked(n), &Arc::new(n));
+        }
+        for n in short..MEMO_ENTRIES {
+            memo.put(on(), 60_000, &asked(n), &Arc::new(n));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        memo.put(on(), 60_000, &asked(MEMO_ENTRIES), &Arc::new(MEMO_ENTRIES));
+        // Only the expired ones made room: every long-lived answer is still there.
+        assert_eq!(memo.local().borrow().map.len(), MEMO_ENTRIES - short + 1);
+        assert!((short..=MEMO_ENTRIES).all(|n| memo.get(&asked(n)).as_deref() == Some(&n)));
+
+        // Full of fresh answers: an eighth goes, the new one is kept.
+        for n in MEMO_ENTRIES + 1..MEMO_ENTRIES + short {
+            memo.put(on(), 60_000, &asked(n), &Arc::new(n));
+        }
+        assert_eq!(memo.local().borrow().map.len(), MEMO_ENTRIES);
+        let last = MEMO_ENTRIES + short;
+        memo.put(on(), 60_000, &asked(last), &Arc::new(last));
+        assert_eq!(
+            memo.local().borrow().map.len(),
+            MEMO_ENTRIES - MEMO_ENTRIES / 8 + 1
+        );
+        assert_eq!(memo.get(&asked(last)).as_deref(), Some(&last));
     }
 
     impl RequestFacts {

@@ -87,10 +87,10 @@ pub(super) async fn run<H: Handler>(
         info: ConnInfo {
             peer,
             tls: shared.tls.is_some(),
+            access_log: shared.access_log,
         },
         activity: Activity::new(Instant::now()),
         metrics: Arc::clone(&shared.metrics),
-        access_log: shared.access_log,
     });
     let Some(acceptor) = &shared.tls else {
         return drive(&shared, stream, state, drain).await;
@@ -214,7 +214,6 @@ struct ConnState {
     info: ConnInfo,
     activity: Activity,
     metrics: Arc<Metrics>,
-    access_log: bool,
 }
 
 /// What a connection is doing, for the header and idle timeouts.
@@ -383,7 +382,7 @@ async fn respond<H: Handler>(
     state.activity.request_started(req.version());
     let mut exchange = Exchange {
         started: Instant::now(),
-        log: state.access_log.then(|| AccessFields::new(&req)),
+        log: state.info.access_log.then(|| AccessFields::new(&req)),
         head_only: req.method() == Method::HEAD,
         endpoint: Endpoint::OTHER,
         status: None,
