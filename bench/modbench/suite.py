@@ -785,8 +785,8 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
         p99 = median([x.p99_us for x in rs]) / 1000
         added = ""
         if name != "modgate" and m5:
-            added = (f"+{p50 - median([x.p50_us for x in m5]) / 1000:.3f} / "
-                     f"+{p99 - median([x.p99_us for x in m5]) / 1000:.3f} ms vs no plugins")
+            added = (f"{p50 - median([x.p50_us for x in m5]) / 1000:+.3f} / "
+                     f"{p99 - median([x.p99_us for x in m5]) / 1000:+.3f} ms vs no plugins")
         o.append(f"| 5 warm .info/.mod with plugins, 64 conns | p50 / p99 ms | {name} | "
                  f"{p50:.2f} / {p99:.2f} | {added} | | |")
     g5 = res.w5_go.get("modgate (https)", [])
