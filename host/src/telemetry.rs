@@ -9,11 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::cell::RefCell;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::{Atomic, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
 /// The endpoint kind of a response, for metric labels and the access log.
@@ -139,9 +142,12 @@ fn request_histogram() -> Histogram {
 /// lookup under a read lock for labelled families).
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
-    cache_lookups: Family<CacheLabels, Counter>,
+    requests: Family<RequestLabels, LocalCounter>,
+    request_duration: Family<EndpointLabels, LocalHistogram, fn() -> LocalHistogram>,
+    cache_lookups: Family<CacheLabels, LocalCounter>,
+    /// Each thread's handles to the per-request metrics above, so a request takes no lock
+    /// (a family's lookup takes a read lock every core writes to).
+    handles: thread_local::ThreadLocal<RefCell<Handles>>,
     upstream_requests: Family<OutcomeLabels, Counter>,
     upstream_duration: Histogram,
     upstream_rejected: Counter,
@@ -150,7 +156,7 @@ pub struct Metrics {
     plugin_calls: Family<PluginOutcomeLabels, Counter>,
     plugin_call_duration: Family<PluginLabels, Histogram, fn() -> Histogram>,
     plugin_healthy: Family<PluginLabels, Gauge>,
-    plugin_memo_hits: Family<PluginLabels, Counter<u64, PerThread>>,
+    plugin_memo_hits: Family<PluginLabels, LocalCounter>,
 }
 
 impl Default for Metrics {
@@ -174,15 +180,15 @@ impl Metrics {
     /// Creates the registry with every modgate metric registered (all start at zero).
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("modgate");
-        let requests = Family::<RequestLabels, Counter>::default();
+        let requests = Family::<RequestLabels, LocalCounter>::default();
         registry.register(
             "requests",
             "Requests served, by endpoint and status",
             requests.clone(),
         );
         let request_duration =
-            Family::<EndpointLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-                request_histogram,
+            Family::<EndpointLabels, LocalHistogram, fn() -> LocalHistogram>::new_with_constructor(
+                || LocalHistogram::new(&REQUEST_BUCKETS),
             );
         registry.register_with_unit(
             "request_duration",
@@ -190,7 +196,7 @@ impl Metrics {
             Unit::Seconds,
             request_duration.clone(),
         );
-        let cache_lookups = Family::<CacheLabels, Counter>::default();
+        let cache_lookups = Family::<CacheLabels, LocalCounter>::default();
         registry.register(
             "cache_lookups",
             "Storage lookups by artifact kind and result (hit or miss)",
@@ -249,7 +255,7 @@ impl Metrics {
             "1 while the plugin is healthy, 0 after repeated failed calls (until one succeeds)",
             plugin_healthy.clone(),
         );
-        let plugin_memo_hits = Family::<PluginLabels, Counter<u64, PerThread>>::default();
+        let plugin_memo_hits = Family::<PluginLabels, LocalCounter>::default();
         registry.register(
             "plugin_memo_hits",
             "Requests answered with a plugin's remembered answer (memo), without calling it",
@@ -264,6 +270,7 @@ impl Metrics {
             requests,
             request_duration,
             cache_lookups,
+            handles: thread_local::ThreadLocal::new(),
             upstream_requests,
             upstream_duration,
             upstream_rejected,
@@ -274,20 +281,48 @@ impl Metrics {
 
     /// One finished request: endpoint kind (`list`, `info`, `mod`, `zip`, `latest`, `sumdb`, `ops`, `invalid`).
     pub fn observe_request(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
-        self.requests
-            .get_or_create(&RequestLabels { endpoint, status })
-            .inc();
-        self.request_duration
-            .get_or_create(&EndpointLabels { endpoint })
-            .observe(elapsed.as_secs_f64());
+        let mut handles = self.local_handles().borrow_mut();
+        let key = (endpoint.as_ptr() as usize, endpoint.len(), status);
+        let (count, duration) = match handles.requests.iter().position(|(k, ..)| *k == key) {
+            Some(i) => &handles.requests[i].1,
+            None => {
+                let count = self
+                    .requests
+                    .get_or_create(&RequestLabels { endpoint, status })
+                    .clone();
+                let duration = self
+                    .request_duration
+                    .get_or_create(&EndpointLabels { endpoint })
+                    .clone();
+                handles.requests.push((key, (count, duration)));
+                &handles.requests[handles.requests.len() - 1].1
+            }
+        };
+        count.inc();
+        duration.observe(elapsed.as_secs_f64());
     }
 
     /// A storage lookup for `kind` (`info`, `mod`, `zip`, `list`, `latest`) hit or missed.
     pub fn cache_lookup(&self, kind: &'static str, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
-        self.cache_lookups
-            .get_or_create(&CacheLabels { kind, result })
-            .inc();
+        let mut handles = self.local_handles().borrow_mut();
+        let key = (kind.as_ptr() as usize, kind.len(), hit);
+        let count = match handles.cache.iter().position(|(k, _)| *k == key) {
+            Some(i) => &handles.cache[i].1,
+            None => {
+                let result = if hit { "hit" } else { "miss" };
+                let count = self
+                    .cache_lookups
+                    .get_or_create(&CacheLabels { kind, result })
+                    .clone();
+                handles.cache.push((key, count));
+                &handles.cache[handles.cache.len() - 1].1
+            }
+        };
+        count.inc();
+    }
+
+    fn local_handles(&self) -> &RefCell<Handles> {
+        self.handles.get_or_default()
     }
 
     /// One upstream request finished with `outcome` (`ok`, `not_found`, `error`, `timeout`).
@@ -366,7 +401,7 @@ pub struct PluginMetrics {
     calls: [Counter; PLUGIN_OUTCOMES.len()],
     duration: Histogram,
     healthy: Gauge,
-    memo_hits: Counter<u64, PerThread>,
+    memo_hits: LocalCounter,
 }
 
 impl PluginMetrics {
@@ -385,6 +420,110 @@ impl PluginMetrics {
     /// A request was answered from the plugin's memo, without a call.
     pub fn memo_hit(&self) {
         self.memo_hits.inc();
+    }
+}
+
+/// One thread's handles to the per-request metrics, keyed by the label strings' addresses
+/// (the labels are literals; two copies of one literal only make two handles to the same
+/// metric). A handful of entries each: a scan compares a few integers.
+#[derive(Default)]
+struct Handles {
+    requests: Vec<(LabelKey<u16>, (LocalCounter, LocalHistogram))>,
+    cache: Vec<(LabelKey<bool>, LocalCounter)>,
+}
+
+/// A label literal's address and length, and the other label.
+type LabelKey<T> = (usize, usize, T);
+
+/// A counter kept per thread.
+type LocalCounter = Counter<u64, PerThread>;
+
+/// A histogram each thread observes into on its own cache lines, rendered as the sum: an
+/// observation takes no lock (prometheus-client's `Histogram` takes a write lock every core
+/// contends for).
+#[derive(Debug, Clone)]
+pub struct LocalHistogram(Arc<HistogramShards>);
+
+#[derive(Debug)]
+struct HistogramShards {
+    /// Upper bounds, ascending, the last `f64::MAX` (rendered `+Inf`).
+    bounds: Box<[f64]>,
+    shards: thread_local::ThreadLocal<CacheLine<HistogramShard>>,
+}
+
+/// One thread's observations: only that thread writes them.
+#[derive(Debug)]
+struct HistogramShard {
+    /// The sum's `f64` bits.
+    sum: AtomicU64,
+    count: AtomicU64,
+    /// Observations per bucket (not cumulative), as `bounds`.
+    buckets: Box<[AtomicU64]>,
+}
+
+impl LocalHistogram {
+    pub fn new(bounds: &[f64]) -> Self {
+        let bounds = bounds.iter().copied().chain([f64::MAX]).collect();
+        LocalHistogram(Arc::new(HistogramShards {
+            bounds,
+            shards: thread_local::ThreadLocal::new(),
+        }))
+    }
+
+    pub fn observe(&self, v: f64) {
+        let all = &*self.0;
+        let shard = &all
+            .shards
+            .get_or(|| {
+                CacheLine(HistogramShard {
+                    sum: AtomicU64::new(0f64.to_bits()),
+                    count: AtomicU64::new(0),
+                    buckets: all.bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+                })
+            })
+            .0;
+        let bump = |a: &AtomicU64| a.store(a.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        // NaN (never from a duration) lands in the last bucket.
+        let i = all
+            .bounds
+            .iter()
+            .position(|b| v <= *b)
+            .unwrap_or(all.bounds.len() - 1);
+        bump(&shard.buckets[i]);
+        bump(&shard.count);
+        let sum = f64::from_bits(shard.sum.load(Ordering::Relaxed)) + v;
+        shard.sum.store(sum.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Sum, count and per-bucket counts over every thread.
+    fn totals(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let all = &*self.0;
+        let mut buckets: Vec<(f64, u64)> = all.bounds.iter().map(|b| (*b, 0)).collect();
+        let (mut sum, mut count) = (0.0, 0);
+        for shard in all.shards.iter() {
+            let shard = &shard.0;
+            sum += f64::from_bits(shard.sum.load(Ordering::Relaxed));
+            count += shard.count.load(Ordering::Relaxed);
+            for (total, n) in buckets.iter_mut().zip(shard.buckets.iter()) {
+                total.1 += n.load(Ordering::Relaxed);
+            }
+        }
+        (sum, count, buckets)
+    }
+}
+
+impl TypedMetric for LocalHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LocalHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let (sum, count, buckets) = self.totals();
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
     }
 }
 
@@ -493,5 +632,58 @@ mod tests {
             "{}",
             m.render()
         );
+    }
+
+    #[test]
+    fn per_thread_histogram_renders_as_prometheus_clients_own() {
+        let values = [0.0005, 0.001, 0.003, 0.2, 0.2, 7.5, 400.0];
+        let reference = request_histogram();
+        let local = LocalHistogram::new(&REQUEST_BUCKETS);
+        for v in values {
+            reference.observe(v);
+        }
+        std::thread::scope(|scope| {
+            for half in values.chunks(4) {
+                let local = local.clone();
+                scope.spawn(move || half.iter().for_each(|v| local.observe(*v)));
+            }
+        });
+        let render = |metric: Box<dyn FnOnce(&mut Registry)>| {
+            let mut registry = Registry::default();
+            metric(&mut registry);
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+            text
+        };
+        let want = render(Box::new(move |r| r.register("d", "d", reference)));
+        let got = render(Box::new(move |r| r.register("d", "d", local)));
+        assert!(want.contains(r#"d_bucket{le="+Inf"} 7"#), "{want}");
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn request_metrics_from_many_threads_add_up() {
+        let m = Metrics::new();
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    for _ in 0..100 {
+                        m.observe_request("info", 200, Duration::from_micros(300));
+                        m.cache_lookup("info", true);
+                    }
+                    m.observe_request("info", 404, Duration::from_millis(2));
+                });
+            }
+        });
+        let text = m.render();
+        for needle in [
+            r#"modgate_requests_total{endpoint="info",status="200"} 300"#,
+            r#"modgate_requests_total{endpoint="info",status="404"} 3"#,
+            r#"modgate_request_duration_seconds_count{endpoint="info"} 303"#,
+            r#"modgate_request_duration_seconds_bucket{le="0.001",endpoint="info"} 300"#,
+            r#"modgate_cache_lookups_total{kind="info",result="hit"} 300"#,
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
     }
 }
