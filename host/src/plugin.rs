@@ -518,9 +518,9 @@ impl PluginSet {
             .map(PluginId)
     }
 
-    /// The name of plugin `id`.
-    pub fn name(&self, id: PluginId) -> &str {
-        &self.plugins[id.0].shared.name
+    /// Plugin `name`, if configured.
+    fn by_name(&self, name: &str) -> Option<&Loaded> {
+        self.find(name).map(|id| &self.plugins[id.0])
     }
 
     /// Ask authorizer `name` about a request. (Answers are shared: a remembered one is handed
@@ -656,14 +656,12 @@ impl PluginSet {
 
     /// Whether `name` is configured and exports `authorize`.
     pub fn is_authorizer(&self, name: &str) -> bool {
-        self.find(name)
-            .is_some_and(|id| self.plugins[id.0].authorizer.is_some())
+        self.by_name(name).is_some_and(|p| p.authorizer.is_some())
     }
 
     /// Whether `name` is configured and exports `route`.
     pub fn is_router(&self, name: &str) -> bool {
-        self.find(name)
-            .is_some_and(|id| self.plugins[id.0].router.is_some())
+        self.by_name(name).is_some_and(|p| p.router.is_some())
     }
 
     /// The configured plugin names, sorted.

@@ -5,11 +5,10 @@
 //! Metrics live in one [`Metrics`] registry shared by the server and the handler and are rendered
 //! at `/metrics` by [`Metrics::render`].
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-use std::cell::RefCell;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::{Atomic, Counter};
@@ -138,8 +137,10 @@ fn request_histogram() -> Histogram {
 
 /// Process-wide metrics, rendered at `/metrics`.
 ///
-/// Cheap to update from any thread: every method is a few atomic operations (plus a hash-map
-/// lookup under a read lock for labelled families).
+/// Cheap to update from any thread. The per-request metrics (requests, durations, cache
+/// lookups, memo hits) are kept per thread and summed when rendered, their handles cached per
+/// thread: no lock, no line shared between cores. The rest are a few atomic operations (plus a
+/// hash-map lookup under a read lock for labelled families).
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, LocalCounter>,
@@ -282,22 +283,17 @@ impl Metrics {
     /// One finished request: endpoint kind (`list`, `info`, `mod`, `zip`, `latest`, `sumdb`, `ops`, `invalid`).
     pub fn observe_request(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
         let mut handles = self.local_handles().borrow_mut();
-        let key = (endpoint.as_ptr() as usize, endpoint.len(), status);
-        let (count, duration) = match handles.requests.iter().position(|(k, ..)| *k == key) {
-            Some(i) => &handles.requests[i].1,
-            None => {
-                let count = self
-                    .requests
-                    .get_or_create(&RequestLabels { endpoint, status })
-                    .clone();
-                let duration = self
-                    .request_duration
-                    .get_or_create(&EndpointLabels { endpoint })
-                    .clone();
-                handles.requests.push((key, (count, duration)));
-                &handles.requests[handles.requests.len() - 1].1
-            }
-        };
+        let (count, duration) = cached(&mut handles.requests, label_key(endpoint, status), || {
+            let count = self
+                .requests
+                .get_or_create(&RequestLabels { endpoint, status })
+                .clone();
+            let duration = self
+                .request_duration
+                .get_or_create(&EndpointLabels { endpoint })
+                .clone();
+            (count, duration)
+        });
         count.inc();
         duration.observe(elapsed.as_secs_f64());
     }
@@ -305,19 +301,12 @@ impl Metrics {
     /// A storage lookup for `kind` (`info`, `mod`, `zip`, `list`, `latest`) hit or missed.
     pub fn cache_lookup(&self, kind: &'static str, hit: bool) {
         let mut handles = self.local_handles().borrow_mut();
-        let key = (kind.as_ptr() as usize, kind.len(), hit);
-        let count = match handles.cache.iter().position(|(k, _)| *k == key) {
-            Some(i) => &handles.cache[i].1,
-            None => {
-                let result = if hit { "hit" } else { "miss" };
-                let count = self
-                    .cache_lookups
-                    .get_or_create(&CacheLabels { kind, result })
-                    .clone();
-                handles.cache.push((key, count));
-                &handles.cache[handles.cache.len() - 1].1
-            }
-        };
+        let count = cached(&mut handles.cache, label_key(kind, hit), || {
+            let result = if hit { "hit" } else { "miss" };
+            self.cache_lookups
+                .get_or_create(&CacheLabels { kind, result })
+                .clone()
+        });
         count.inc();
     }
 
@@ -435,6 +424,22 @@ struct Handles {
 /// A label literal's address and length, and the other label.
 type LabelKey<T> = (usize, usize, T);
 
+fn label_key<T>(literal: &'static str, other: T) -> LabelKey<T> {
+    (literal.as_ptr() as usize, literal.len(), other)
+}
+
+/// The handle cached under `key` in `list`, made by `make` (and kept) the first time.
+fn cached<K: PartialEq, V>(list: &mut Vec<(K, V)>, key: K, make: impl FnOnce() -> V) -> &V {
+    let i = match list.iter().position(|(k, _)| *k == key) {
+        Some(i) => i,
+        None => {
+            list.push((key, make()));
+            list.len() - 1
+        }
+    };
+    &list[i].1
+}
+
 /// A counter kept per thread.
 type LocalCounter = Counter<u64, PerThread>;
 
@@ -482,15 +487,14 @@ impl LocalHistogram {
                 })
             })
             .0;
-        let bump = |a: &AtomicU64| a.store(a.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         // NaN (never from a duration) lands in the last bucket.
         let i = all
             .bounds
             .iter()
             .position(|b| v <= *b)
             .unwrap_or(all.bounds.len() - 1);
-        bump(&shard.buckets[i]);
-        bump(&shard.count);
+        add_own(&shard.buckets[i], 1);
+        add_own(&shard.count, 1);
         let sum = f64::from_bits(shard.sum.load(Ordering::Relaxed)) + v;
         shard.sum.store(sum.to_bits(), Ordering::Relaxed);
     }
@@ -544,11 +548,7 @@ impl Atomic<u64> for PerThread {
     }
 
     fn inc_by(&self, v: u64) -> u64 {
-        // Only this thread writes its own slot: a load and a store, no locked instruction.
-        let mine = &self.0.get_or_default().0;
-        let before = mine.load(Ordering::Relaxed);
-        mine.store(before.wrapping_add(v), Ordering::Relaxed);
-        before
+        add_own(&self.0.get_or_default().0, v)
     }
 
     fn get(&self) -> u64 {
@@ -557,6 +557,14 @@ impl Atomic<u64> for PerThread {
             .map(|c| c.0.load(Ordering::Relaxed))
             .fold(0, u64::wrapping_add)
     }
+}
+
+/// Adds `v` to a count only the calling thread writes (others only read it): a load and a
+/// store, no locked instruction. Returns the count before.
+fn add_own(count: &AtomicU64, v: u64) -> u64 {
+    let before = count.load(Ordering::Relaxed);
+    count.store(before.wrapping_add(v), Ordering::Relaxed);
+    before
 }
 
 /// An open connection, counted in `modgate_connections_open` until dropped.

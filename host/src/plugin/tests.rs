@@ -170,7 +170,7 @@ async fn health_flips_after_repeated_failures_and_back_after_a_success() {
         assert_eq!(health_of(&set, "trap").healthy, i < UNHEALTHY_AFTER);
     }
     // The trap plugin never succeeds; a success is what resets the count.
-    set.plugins[set.find("trap").expect("loaded").0].record(&Ok(()), false);
+    set.by_name("trap").expect("loaded").record(&Ok(()), false);
     let health = health_of(&set, "trap");
     assert!(health.healthy);
     assert_eq!(health.consecutive_failures, 0);
@@ -388,7 +388,7 @@ async fn bench_instance_strategies() -> anyhow::Result<()> {
     }
 
     let set = build(&[spec("allow-all", test_plugins::ALLOW_ALL)]);
-    let plugin = &set.plugins[set.find("allow-all").expect("loaded").0];
+    let plugin = set.by_name("allow-all").expect("loaded");
     let Some(pre) = &plugin.authorizer else {
         panic!("allow-all is an authorizer")
     };
