@@ -442,6 +442,7 @@ class Results:
     w5: dict = field(default_factory=dict)    # modgate variant -> [WrkResult]
     w5_calls: dict = field(default_factory=dict)   # (variant, plugin) -> (p50 s, p99 s, calls)
     w5_go: dict = field(default_factory=dict)  # modgate variant over https -> [Download]
+    w6: list = field(default_factory=list)     # isolation.Row per faulty plugin
     notes: list = field(default_factory=list)
 
 
@@ -812,6 +813,9 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
         for (variant, plugin), (p50, p99, n, hits) in res.w5_calls.items():
             o.append(f"| {variant} | {plugin} | {n} | {hits:.0f} | "
                      f"{p50 * 1e6:.1f} | {p99 * 1e6:.1f} |")
+    if res.w6:
+        from . import isolation
+        o += isolation.report(res.w6)
     o.append("")
     o.append("## Upstream requests by kind (cold, last run)")
     o.append("")
@@ -895,7 +899,8 @@ def main() -> int:
     ap.add_argument("--modgate-bin", type=Path, help="use this binary instead of cargo build")
     ap.add_argument("--cache", type=Path, help="peers and upstream cache "
                     "(default $XDG_CACHE_HOME/modgate-bench)")
-    ap.add_argument("--only", default="1,2,3,4,5", help="workloads to run (default 1,2,3,4,5)")
+    ap.add_argument("--only", default="1,2,3,4,5,6",
+                    help="workloads to run (default 1,2,3,4,5,6)")
     ap.add_argument("--wait-quiet", type=float, help="wait up to N s for a quiet machine "
                     "(default 120, quick 0); fails (exit 3) if it never gets quiet, "
                     "unless --anyway")
@@ -971,6 +976,9 @@ def main() -> int:
         servers = []
         if "5" in only:
             workload5(graph, binary, up, work, runs, secs, res)
+        if "6" in only:
+            from . import isolation
+            res.w6 = isolation.workload6(graph, binary, up, work, runs, secs, root)
         if "2" in only:
             workload2(args, binary, cache, work, res, runs, secs, peers["goproxy"].binary)
         md = report(args, res, graph, peers, core.git_describe(root), busy, secs, runs)

@@ -193,6 +193,11 @@ pub struct LimitsFile {
     /// The longest an answer the plugin asks to be remembered (`memo.remember`) is reused, in
     /// milliseconds (default 60000, at most 3600000; 0: never reuse, call for every request).
     pub memo_ttl_ms: Option<u64>,
+    /// Calls of this plugin that may run at once (default: 2 per CPU; 1..=4096).
+    pub max_concurrent: Option<u32>,
+    /// Calls that may wait for a turn; past them a request is refused at once with 503 and
+    /// `Retry-After` (default: 32 per CPU; 0..=65536).
+    pub max_queue: Option<u32>,
 }
 
 /// `[server]`
@@ -207,6 +212,9 @@ pub struct ServerFile {
     pub max_connections: usize,
     /// Threads serving connections (each connection stays on one). Zero: one per CPU.
     pub workers: usize,
+    /// Threads where plugin calls that run past their first millisecond continue, at a lower
+    /// CPU priority than the workers. Zero: one per CPU.
+    pub plugin_threads: usize,
     /// Time a client has to send a request's headers.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
@@ -233,6 +241,7 @@ impl Default for ServerFile {
             tls: None,
             max_connections: 4096,
             workers: 0,
+            plugin_threads: 0,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
@@ -375,6 +384,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Threads serving connections; `0`: one per CPU ([`ServerConfig::worker_threads`]).
     pub workers: usize,
+    /// Plugin pool threads; `0`: one per CPU.
+    pub plugin_threads: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     /// Longest time the socket may accept no bytes while a response (or any other write) is
@@ -482,6 +493,15 @@ fn resolve(
             ),
         ));
     }
+    if s.plugin_threads > MAX_WORKERS {
+        return Err(invalid(
+            "server.plugin_threads",
+            format!(
+                "{} is more than {MAX_WORKERS} (0 means one per CPU)",
+                s.plugin_threads
+            ),
+        ));
+    }
     let tls = s.tls.map(|t| TlsFile {
         cert: relative(&t.cert),
         key: relative(&t.key),
@@ -491,6 +511,7 @@ fn resolve(
         tls,
         max_connections: s.max_connections,
         workers: s.workers,
+        plugin_threads: s.plugin_threads,
         header_timeout: s.header_timeout,
         idle_timeout: s.idle_timeout,
         send_timeout: s.send_timeout,
@@ -605,6 +626,24 @@ fn resolve(
                 ));
             }
             limits.memo_ttl = Duration::from_millis(ms);
+        }
+        if let Some(n) = p.limits.max_concurrent {
+            if n == 0 || n > 4096 {
+                return Err(invalid(
+                    &key("limits.max_concurrent"),
+                    "must be 1..=4096".into(),
+                ));
+            }
+            limits.max_concurrent = n;
+        }
+        if let Some(n) = p.limits.max_queue {
+            if n > 65_536 {
+                return Err(invalid(
+                    &key("limits.max_queue"),
+                    "must be 0..=65536".into(),
+                ));
+            }
+            limits.max_queue = n;
         }
         for host in &p.grants.hosts {
             let ok = host

@@ -4,6 +4,7 @@
 use http::StatusCode;
 
 use crate::goproxy::request::RequestError;
+use crate::plugin::PluginError;
 
 /// Who is at fault; decides the status class and whether the error is logged as ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +39,14 @@ pub enum Error {
     /// An auth plugin refused the request with its own status (401, 403, 404…) and message.
     #[error("{message}")]
     Denied { status: StatusCode, message: String },
-    /// A plugin failed (trap, timeout, out of memory, bad answer): the request fails closed → 503.
-    #[error("{0}")]
-    Plugin(String),
+    /// A plugin failed (trap, timeout, out of memory, bad answer) or has too many requests
+    /// waiting for it: the request fails closed → 503 (with `Retry-After` when overloaded).
+    /// `phase` says what could not be done (`authentication`, `routing`).
+    #[error("{phase} unavailable: {error}")]
+    Plugin {
+        phase: &'static str,
+        error: PluginError,
+    },
     /// An upload that would change a published version, or races another upload of it → 409.
     #[error("{0}")]
     Conflict(String),
@@ -95,7 +101,7 @@ impl Error {
             | Error::TooLarge(_)
             | Error::NotAllowedHere(_)
             | Error::Denied { .. } => Fault::Client,
-            Error::Plugin(_) => Fault::Plugin,
+            Error::Plugin { .. } => Fault::Plugin,
             Error::Upstream { .. } | Error::UpstreamTimeout { .. } | Error::BadArtifact { .. } => {
                 Fault::Upstream
             }
@@ -116,7 +122,7 @@ impl Error {
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::NotAllowedHere(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Denied { status, .. } => *status,
-            Error::Plugin(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Plugin { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Upstream { .. } | Error::BadArtifact { .. } => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Error::Storage { .. } | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -127,6 +133,18 @@ impl Error {
     /// 600 bytes (the go command shows at most 648 bytes and hides bodies with control characters).
     pub fn body(&self) -> String {
         one_line(&self.to_string(), 600)
+    }
+
+    /// Seconds after which the client may try again, for a `Retry-After` header.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            // A plugin's queue drains in about one call's time; a second is plenty.
+            Error::Plugin {
+                error: PluginError::Overloaded { .. },
+                ..
+            } => Some(1),
+            _ => None,
+        }
     }
 
     /// A storage error for backend `storage`.

@@ -25,7 +25,7 @@ use crate::goproxy::path::ModulePath;
 use crate::goproxy::request::{InfoQuery, ProxyRequest};
 use crate::goproxy::{pseudo, semver};
 use crate::plugin::{
-    Action, Decision, EngineSettings, PluginEngine, PluginId, PluginSet, RequestFacts,
+    Action, Decision, EngineSettings, PluginEngine, PluginError, PluginId, PluginSet, RequestFacts,
 };
 use crate::route::{Route, RouteTable, Step};
 use crate::storage::{ArtifactKey, ArtifactKind, MemoryCache, Store};
@@ -323,8 +323,11 @@ fn engine_for(
     if let Some(engine) = cell.get() {
         return Ok(Some(Arc::clone(engine)));
     }
-    let engine = PluginEngine::new(EngineSettings::default())
-        .map_err(|e| Error::Internal(format!("cannot start the plugin engine: {e}")))?;
+    let engine = PluginEngine::new(EngineSettings {
+        pool_threads: config.server.plugin_threads,
+        ..EngineSettings::default()
+    })
+    .map_err(|e| Error::Internal(format!("cannot start the plugin engine: {e}")))?;
     Ok(Some(Arc::clone(cell.get_or_init(|| Arc::new(engine)))))
 }
 
@@ -680,7 +683,7 @@ struct Facts<'a> {
     asking: &'a Asking<'a>,
     module: Option<&'a ModulePath>,
     version: Option<String>,
-    built: std::sync::OnceLock<RequestFacts>,
+    built: std::sync::OnceLock<Arc<RequestFacts>>,
 }
 
 impl<'a> Facts<'a> {
@@ -697,10 +700,10 @@ impl<'a> Facts<'a> {
         }
     }
 
-    fn get(&self) -> &RequestFacts {
+    fn get(&self) -> &Arc<RequestFacts> {
         self.built.get_or_init(|| {
             let asking = self.asking;
-            RequestFacts {
+            Arc::new(RequestFacts {
                 method: asking.method.as_str().to_owned(),
                 path: asking.path.to_owned(),
                 module: self.module.map(|m| m.as_str().to_owned()),
@@ -718,15 +721,15 @@ impl<'a> Facts<'a> {
                     .collect(),
                 peer_addr: asking.conn.peer.to_string(),
                 tls_client_identity: None,
-            }
+            })
         })
     }
 }
 
 /// Memo keys straight from the request, so a remembered answer needs no [`RequestFacts`].
 impl crate::plugin::Asked for Facts<'_> {
-    fn facts(&self) -> &RequestFacts {
-        self.get()
+    fn facts(&self) -> Arc<RequestFacts> {
+        Arc::clone(self.get())
     }
 
     fn method(&self) -> &str {
@@ -795,10 +798,13 @@ impl App {
                             route = chosen,
                             "router chose an unknown route"
                         );
-                        Error::Plugin(format!(
-                            "routing unavailable: router {:?} chose route {chosen:?}, which is not configured",
-                            dispatch.router
-                        ))
+                        Error::Plugin {
+                            phase: "routing",
+                            error: PluginError::BadOutput {
+                                plugin: dispatch.router.clone(),
+                                reason: format!("chose route {chosen:?}, which is not configured"),
+                            },
+                        }
                     })
                 })
                 .await;
@@ -808,7 +814,10 @@ impl App {
                 Ok(Err(unknown)) => return Err(unknown),
                 Err(e) => {
                     tracing::warn!(plugin = dispatch.router.as_str(), error = %e, "router plugin failed; request refused");
-                    return Err(Error::Plugin(format!("routing unavailable: {e}")));
+                    return Err(Error::Plugin {
+                        phase: "routing",
+                        error: e,
+                    });
                 }
             }
         }
@@ -867,7 +876,10 @@ impl App {
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(plugin = name.as_str(), error = %e, "auth plugin failed; request refused");
-                    return Err(Error::Plugin(format!("authentication unavailable: {e}")));
+                    return Err(Error::Plugin {
+                        phase: "authentication",
+                        error: e,
+                    });
                 }
             }
         }

@@ -36,11 +36,13 @@
 //! the caller's request ([`Asked`]); [`RequestFacts`] are built only when a call is needed.
 
 mod bindings;
+mod budget;
 pub mod embedded;
 #[cfg(test)]
 mod first_party_tests;
 mod host;
 mod memo;
+mod pool;
 #[cfg(test)]
 mod tests;
 mod ticker;
@@ -59,7 +61,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use bindings::types::{Action, Allow, Decision, Deny, RequestFacts};
 pub use host::LOG_CAP_BYTES;
-use host::{Shared, State};
+use host::{CallTimes, Shared, State};
 pub use memo::Asked;
 
 /// A plugin that fails this many calls in a row is reported unhealthy.
@@ -75,6 +77,13 @@ pub struct EngineSettings {
     pub max_memory_bytes: usize,
     /// Where wasmtime keeps compiled code between runs (`None`: compile at every start).
     pub cache_dir: Option<PathBuf>,
+    /// Threads of the plugin pool, where calls that run past their first slice continue
+    /// (0: one per CPU).
+    pub pool_threads: usize,
+    /// Run the pool's threads at the lowest CPU priority (`SCHED_IDLE`, Linux): the kernel
+    /// gives them only CPU time the server's workers leave, and a waking worker preempts them
+    /// at once. Off: the workers' own priority.
+    pub pool_idle_priority: bool,
 }
 
 impl Default for EngineSettings {
@@ -83,11 +92,13 @@ impl Default for EngineSettings {
             max_instances: 256,
             max_memory_bytes: 256 << 20,
             cache_dir: None,
+            pool_threads: 0,
+            pool_idle_priority: true,
         }
     }
 }
 
-/// Per-plugin limits (`[plugins.NAME] limits = { timeout_ms, memory_mb, reuse_calls }`).
+/// Per-plugin limits (`[plugins.NAME] limits = { timeout_ms, memory_mb, reuse_calls, … }`).
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Wall-clock deadline of one call, instantiation included.
@@ -100,6 +111,11 @@ pub struct Limits {
     /// The longest the host keeps an answer the plugin asked it to remember
     /// (`memo.remember`); zero turns the memo off for this plugin.
     pub memo_ttl: Duration,
+    /// Calls of this plugin that may run at once.
+    pub max_concurrent: u32,
+    /// Calls that may wait for a turn; past them a call is refused at once
+    /// ([`PluginError::Overloaded`]).
+    pub max_queue: u32,
 }
 
 impl Limits {
@@ -107,6 +123,21 @@ impl Limits {
     pub const DEFAULT_REUSE_CALLS: u32 = 10_000;
     /// Default for [`Limits::memo_ttl`].
     pub const DEFAULT_MEMO_TTL: Duration = Duration::from_secs(60);
+
+    /// Default for [`Limits::max_concurrent`]: two per CPU (a call waiting on the host's I/O
+    /// leaves its CPU to another).
+    pub fn default_max_concurrent() -> u32 {
+        u32::try_from(cpus() * 2).unwrap_or(u32::MAX)
+    }
+
+    /// Default for [`Limits::max_queue`]: 32 per CPU, enough for a burst of new clients.
+    pub fn default_max_queue() -> u32 {
+        u32::try_from(cpus() * 32).unwrap_or(u32::MAX)
+    }
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }
 
 impl Default for Limits {
@@ -116,6 +147,8 @@ impl Default for Limits {
             memory_bytes: 32 << 20,
             reuse_calls: Self::DEFAULT_REUSE_CALLS,
             memo_ttl: Self::DEFAULT_MEMO_TTL,
+            max_concurrent: Self::default_max_concurrent(),
+            max_queue: Self::default_max_queue(),
         }
     }
 }
@@ -190,8 +223,9 @@ impl OutputCaps {
 }
 
 /// A plugin failure. Every variant names the plugin; all are the plugin's fault except
-/// [`PluginError::Engine`] and [`PluginError::Busy`] (the host's).
-#[derive(Debug, thiserror::Error)]
+/// [`PluginError::Engine`], [`PluginError::Busy`] (the host's) and
+/// [`PluginError::Overloaded`] (too many requests for it).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PluginError {
     #[error("plugin {0:?} is not configured")]
     NotFound(String),
@@ -212,6 +246,10 @@ pub enum PluginError {
     BadOutput { plugin: String, reason: String },
     #[error("plugin {plugin:?} could not start: {message}")]
     Busy { plugin: String, message: String },
+    /// Its calls in flight and waiting are at `limits.max_concurrent` and `limits.max_queue`:
+    /// refused without a call.
+    #[error("plugin {plugin:?} is overloaded: too many requests waiting for it, try again later")]
+    Overloaded { plugin: String },
     #[error("plugin engine: {0}")]
     Engine(String),
 }
@@ -227,7 +265,8 @@ impl PluginError {
             | PluginError::Timeout { plugin, .. }
             | PluginError::OutOfMemory { plugin, .. }
             | PluginError::BadOutput { plugin, .. }
-            | PluginError::Busy { plugin, .. } => Some(plugin),
+            | PluginError::Busy { plugin, .. }
+            | PluginError::Overloaded { plugin } => Some(plugin),
             PluginError::Engine(_) => None,
         }
     }
@@ -243,6 +282,7 @@ pub struct PluginEngine {
     compiled: Mutex<HashMap<[u8; 32], Component>>,
     http: Option<host::HttpClient>,
     ticker: Arc<ticker::Ticker>,
+    pool: Arc<pool::Pool>,
 }
 
 impl PluginEngine {
@@ -258,7 +298,15 @@ impl PluginEngine {
             .total_memories(n.saturating_mul(2))
             .total_tables(n.saturating_mul(8))
             .total_stacks(n)
-            .max_memory_size(settings.max_memory_bytes);
+            .max_memory_size(settings.max_memory_bytes)
+            // A slot's memory is reset for its next instance: the first pages by clearing the
+            // ones that were written (PAGEMAP_SCAN, Linux ≥ 6.7) rather than by madvise, which
+            // makes the next instance fault them in again and makes the kernel interrupt every
+            // CPU running one of modgate's threads (a TLB shootdown) for each reset. What a
+            // small plugin uses fits.
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES / 16)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -285,6 +333,9 @@ impl PluginEngine {
         let ticker = ticker::Ticker::start(&engine)
             .map_err(|e| PluginError::Engine(format!("epoch thread: {e}")))?;
 
+        let pool = pool::Pool::start(settings.pool_threads, settings.pool_idle_priority)
+            .map_err(|e| PluginError::Engine(format!("plugin threads: {e}")))?;
+
         Ok(PluginEngine {
             engine,
             linker,
@@ -292,6 +343,7 @@ impl PluginEngine {
             compiled: Mutex::new(HashMap::new()),
             http: host::Shared::http_client(),
             ticker,
+            pool: Arc::new(pool),
         })
     }
 
@@ -323,6 +375,10 @@ pub struct Health {
     pub failures: u64,
     /// Calls whose log output passed [`LOG_CAP_BYTES`] and was cut.
     pub log_truncations: u64,
+    /// Calls waiting for a turn now (`limits.max_queue` at most).
+    pub waiting: usize,
+    /// Calls refused because `limits.max_queue` were already waiting.
+    pub overloaded: u64,
 }
 
 #[derive(Default)]
@@ -344,6 +400,10 @@ struct Loaded {
     memo_authorize: memo::Memo<Decision>,
     memo_route: memo::Memo<Option<String>>,
     counters: Counters,
+    /// Calls at once and waiting (`limits.max_concurrent`, `limits.max_queue`).
+    budget: budget::Budget,
+    /// Whether calls start on the plugin pool rather than on the request's thread.
+    slow: pool::Slow,
     /// Where calls are reported (`None` until [`PluginSet::with_metrics`]).
     metrics: Option<crate::telemetry::PluginMetrics>,
 }
@@ -408,6 +468,7 @@ fn idle_cap(max_instances: u32, plugins: usize) -> usize {
 pub struct PluginSet {
     engine: Engine,
     ticker: Arc<ticker::Ticker>,
+    pool: Arc<pool::Pool>,
     /// Sorted by name; a [`PluginId`] is a position here.
     plugins: Vec<Loaded>,
 }
@@ -424,6 +485,7 @@ impl PluginSet {
     pub fn build(specs: &[PluginSpec], engine: &PluginEngine) -> Result<Self, PluginError> {
         let mut plugins = BTreeMap::new();
         let idle_cap = idle_cap(engine.settings.max_instances, specs.len());
+        let built = Instant::now();
         for spec in specs {
             let load = |message: String| PluginError::Load {
                 plugin: spec.name.clone(),
@@ -488,6 +550,8 @@ impl PluginSet {
                 memo_authorize: memo::Memo::new(spec.limits.memo_ttl),
                 memo_route: memo::Memo::new(spec.limits.memo_ttl),
                 counters: Counters::default(),
+                budget: budget::Budget::new(spec.limits.max_concurrent, spec.limits.max_queue),
+                slow: pool::Slow::new(built),
                 metrics: None,
             };
             if plugins.insert(spec.name.clone(), loaded).is_some() {
@@ -497,6 +561,7 @@ impl PluginSet {
         Ok(PluginSet {
             engine: engine.engine.clone(),
             ticker: engine.ticker.clone(),
+            pool: engine.pool.clone(),
             plugins: plugins.into_values().collect(),
         })
     }
@@ -505,7 +570,9 @@ impl PluginSet {
     #[must_use]
     pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
         for plugin in &mut self.plugins {
-            plugin.metrics = Some(metrics.plugin(&plugin.shared.name));
+            let handles = metrics.plugin(&plugin.shared.name);
+            plugin.budget.report_to(handles.queue.clone());
+            plugin.metrics = Some(handles);
         }
         self
     }
@@ -597,9 +664,11 @@ impl PluginSet {
         Ok(then(&answer))
     }
 
-    /// One call of `plugin`'s export `E`: an idle instance or a fresh one, under the deadline;
-    /// the answer checked; health and metrics recorded; the answer remembered if the plugin
-    /// asked; the instance kept for the next call only if this one succeeded.
+    /// One call of `plugin`'s export `E`: a turn of the plugin's budget (or refused at once),
+    /// an idle instance or a fresh one, under the deadline, on the request's thread until its
+    /// first slice ends and then on the plugin pool ([`pool`]); the answer checked; health and
+    /// metrics recorded; the answer remembered (in this thread's memo) if the plugin asked; the
+    /// instance kept for the next call only if this one succeeded.
     async fn call<E: Export>(
         &self,
         plugin: &Loaded,
@@ -612,25 +681,59 @@ impl PluginSet {
                 expected: E::KIND,
             });
         };
-        let facts = asked.facts();
+        // Refused for want of a turn is not a call: health and the slow mark stay as they are.
+        let paced = !plugin.is_healthy();
+        let turn = match plugin.budget.turn(name, paced).await {
+            Ok(turn) => turn,
+            Err(e) => {
+                if let Some(metrics) = &plugin.metrics {
+                    metrics.overloaded();
+                }
+                return Err(e);
+            }
+        };
         let started = Instant::now();
-        let (mut store, warm) = self.checkout(plugin, E::idle(plugin));
-        let deadline = store.data().deadline;
-        let running = self.ticker.running();
-        let outcome = tokio::time::timeout_at(deadline + HOST_GRACE, async {
-            let (instance, calls) = match warm {
-                Some((instance, calls)) => (instance, calls),
-                None => (E::instantiate(pre, &mut store).await?, 0),
-            };
-            let answer = instance.invoke(&mut store, facts).await?;
-            Ok((instance, calls, answer))
-        })
-        .await;
-        drop(running);
+        let (store, warm) = self.checkout(plugin, E::idle(plugin), started);
+        // Owned, so that the call can move to the pool: the pre-instance only when a fresh
+        // instance is needed.
+        let start = match warm {
+            Some((instance, calls)) => Start::Warm(instance, calls),
+            None => Start::Fresh(pre.clone()),
+        };
+        let facts = asked.facts();
+        let ticker = Arc::clone(&self.ticker);
+        let run = Box::pin(async move {
+            let _turn = turn;
+            let mut store = store;
+            let deadline = store.data().deadline;
+            let running = ticker.running();
+            let outcome = tokio::time::timeout_at(deadline + HOST_GRACE, async {
+                let (instance, calls) = match start {
+                    Start::Warm(instance, calls) => (instance, calls),
+                    Start::Fresh(pre) => (E::instantiate(&pre, &mut store).await?, 0),
+                };
+                let answer = instance.invoke(&mut store, &facts).await?;
+                Ok((instance, calls, answer))
+            })
+            .await;
+            drop(running);
+            (store, outcome)
+        });
+        let inline = !plugin.slow.is_slow(started);
+        let ((mut store, outcome), ran) = self.pool.run(run, inline).await?;
         let result = finish(plugin, &store, outcome)
             .and_then(|(instance, calls, answer)| Ok((instance, calls, E::check(name, answer)?)));
-        self.record(plugin, started, &result, store.data().log_truncated);
-        let (instance, calls, answer) = result?;
+        if result.is_err() || store.data().yielded || (inline && ran == pool::Ran::Pool) {
+            plugin.slow.mark(started);
+        }
+        self.record(plugin, started, &result, store.data().log_truncated, ran);
+        let (instance, calls, answer) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                self.pool.dispose(store);
+                return Err(e);
+            }
+        };
         let answer = Arc::new(answer);
         if let Some((depends_on, ttl_ms)) = store.data_mut().remembered.take() {
             E::memo(plugin).put(depends_on, ttl_ms, asked, &answer);
@@ -679,6 +782,7 @@ impl PluginSet {
         started: Instant,
         result: &Result<T, PluginError>,
         log_truncated: bool,
+        ran: pool::Ran,
     ) {
         let healthy = plugin.record(result, log_truncated);
         if let Some(metrics) = &plugin.metrics {
@@ -691,44 +795,66 @@ impl PluginSet {
                 Err(PluginError::Busy { .. }) => "busy",
                 Err(_) => "error",
             };
-            metrics.call(outcome, started.elapsed(), healthy);
+            metrics.call(outcome, started.elapsed(), healthy, ran == pool::Ran::Pool);
         }
     }
 
-    /// The store for one call, with the deadline armed: an idle instance's own store (with the
-    /// instance and its call count) when one is waiting, else a fresh store to instantiate in.
-    fn checkout<I>(&self, plugin: &Loaded, idle: &Idle<I>) -> (Store<State>, Option<(I, u32)>) {
-        let deadline = Instant::now() + plugin.limits.timeout;
+    /// The store for one call starting at `now`, with the deadline armed: an idle instance's
+    /// own store (with the instance and its call count) when one is waiting, else a fresh store
+    /// to instantiate in.
+    fn checkout<I>(
+        &self,
+        plugin: &Loaded,
+        idle: &Idle<I>,
+        now: Instant,
+    ) -> (Store<State>, Option<(I, u32)>) {
+        let times = CallTimes {
+            deadline: now + plugin.limits.timeout,
+            slice_end: now + pool::SLICE,
+        };
         if let Some(mut warm) = idle.take() {
-            warm.store.data_mut().begin_call(deadline);
+            warm.store.data_mut().begin_call(times);
             warm.store.set_epoch_deadline(1);
             return (warm.store, Some((warm.instance, warm.calls)));
         }
-        let state = State::new(plugin.shared.clone(), plugin.limits.memory_bytes, deadline);
+        let state = State::new(plugin.shared.clone(), plugin.limits.memory_bytes, times);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        // Every epoch tick (1 ms) the guest yields to the executor, so a busy plugin never
-        // holds a runtime thread for long, and traps once the call's deadline has passed.
+        // At each epoch tick (1 ms): past the deadline the guest traps; past its first slice it
+        // yields to the executor (which moves the call to the plugin pool, and there lets other
+        // calls take turns); within it, it runs on, so a cheap call is never interrupted.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|store| {
-            Ok(if Instant::now() >= store.data().deadline {
+        store.epoch_deadline_callback(|mut store| {
+            let now = Instant::now();
+            let state = store.data_mut();
+            Ok(if now >= state.deadline {
                 wasmtime::UpdateDeadline::Interrupt
-            } else {
+            } else if now >= state.slice_end {
+                state.yielded = true;
                 wasmtime::UpdateDeadline::Yield(1)
+            } else {
+                wasmtime::UpdateDeadline::Continue(1)
             })
         });
         (store, None)
     }
 }
 
+/// How a call gets its instance: an idle one (with the calls it has served), or a fresh one
+/// from the pre-instance.
+enum Start<E: Export> {
+    Warm(E, u32),
+    Fresh(E::Pre),
+}
+
 /// A world's export, called the same way whatever the world ([`PluginSet::call`]): what
 /// differs is where its pre-instance and idle instances live, the call itself and the checks
 /// on its answer.
-trait Export: Sized + Send {
+trait Export: Sized + Send + 'static {
     /// What a call returns.
-    type Answer: Send + Sync;
+    type Answer: Send + Sync + 'static;
     /// The pre-instance the export is instantiated from.
-    type Pre: Sync;
+    type Pre: Clone + Send + Sync + 'static;
     /// The world's name, for [`PluginError::WrongKind`].
     const KIND: &'static str;
     fn pre(plugin: &Loaded) -> Option<&Self::Pre>;
@@ -827,11 +953,19 @@ impl Export for bindings::router::Router {
     }
 }
 
+/// Linear memory per pool slot reset in place (not given back to the kernel) between instances.
+const KEEP_RESIDENT_BYTES: usize = 2 << 20;
+
 /// The wall-clock bound on a call is its deadline plus this: the epoch interrupt normally ends
 /// a guest first; this catches time spent in the host (instantiation, host calls).
 const HOST_GRACE: Duration = Duration::from_millis(10);
 
 impl Loaded {
+    /// Fewer than [`UNHEALTHY_AFTER`] failed calls in a row.
+    fn is_healthy(&self) -> bool {
+        self.counters.consecutive_failures.load(Ordering::Relaxed) < UNHEALTHY_AFTER
+    }
+
     fn health(&self) -> Health {
         let consecutive_failures = self.counters.consecutive_failures.load(Ordering::Relaxed);
         Health {
@@ -840,6 +974,8 @@ impl Loaded {
             calls: self.counters.calls.load(Ordering::Relaxed),
             failures: self.counters.failures.load(Ordering::Relaxed),
             log_truncations: self.counters.log_truncations.load(Ordering::Relaxed),
+            waiting: self.budget.waiting(),
+            overloaded: self.budget.rejected(),
         }
     }
 

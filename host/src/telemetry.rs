@@ -158,6 +158,9 @@ pub struct Metrics {
     plugin_call_duration: Family<PluginLabels, Histogram, fn() -> Histogram>,
     plugin_healthy: Family<PluginLabels, Gauge>,
     plugin_memo_hits: Family<PluginLabels, LocalCounter>,
+    plugin_pool_calls: Family<PluginLabels, Counter>,
+    plugin_overloaded: Family<PluginLabels, Counter>,
+    plugin_queue: Family<PluginLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -262,9 +265,30 @@ impl Metrics {
             "Requests answered with a plugin's remembered answer (memo), without calling it",
             plugin_memo_hits.clone(),
         );
+        let plugin_pool_calls = Family::<PluginLabels, Counter>::default();
+        registry.register(
+            "plugin_pool_calls",
+            "Plugin calls that ran past their first slice (or started there: the plugin was slow) and finished on the plugin threads",
+            plugin_pool_calls.clone(),
+        );
+        let plugin_overloaded = Family::<PluginLabels, Counter>::default();
+        registry.register(
+            "plugin_overloaded",
+            "Requests refused (503) without a call: limits.max_queue calls were already waiting for the plugin",
+            plugin_overloaded.clone(),
+        );
+        let plugin_queue = Family::<PluginLabels, Gauge>::default();
+        registry.register(
+            "plugin_queue",
+            "Calls waiting for a turn (limits.max_concurrent calls are running)",
+            plugin_queue.clone(),
+        );
         Self {
             registry,
             plugin_calls,
+            plugin_pool_calls,
+            plugin_overloaded,
+            plugin_queue,
             plugin_call_duration,
             plugin_healthy,
             plugin_memo_hits,
@@ -345,6 +369,9 @@ impl Metrics {
             duration: self.plugin_call_duration.get_or_create(&labels).clone(),
             healthy: self.plugin_healthy.get_or_create(&labels).clone(),
             memo_hits: self.plugin_memo_hits.get_or_create(&labels).clone(),
+            pool_calls: self.plugin_pool_calls.get_or_create(&labels).clone(),
+            overloaded: self.plugin_overloaded.get_or_create(&labels).clone(),
+            queue: self.plugin_queue.get_or_create(&labels).clone(),
         }
     }
 
@@ -391,12 +418,17 @@ pub struct PluginMetrics {
     duration: Histogram,
     healthy: Gauge,
     memo_hits: LocalCounter,
+    pool_calls: Counter,
+    overloaded: Counter,
+    /// Calls waiting for a turn (moved as calls join and leave the queue).
+    pub queue: Gauge,
 }
 
 impl PluginMetrics {
     /// One call finished with `outcome` (one of [`PLUGIN_OUTCOMES`]; anything else counts as
-    /// `error`); `healthy` is the plugin's health after it.
-    pub fn call(&self, outcome: &str, elapsed: Duration, healthy: bool) {
+    /// `error`); `healthy` is the plugin's health after it; `on_pool`: it finished on the
+    /// plugin threads.
+    pub fn call(&self, outcome: &str, elapsed: Duration, healthy: bool, on_pool: bool) {
         let i = PLUGIN_OUTCOMES
             .iter()
             .position(|o| *o == outcome)
@@ -404,6 +436,14 @@ impl PluginMetrics {
         self.calls[i].inc();
         self.duration.observe(elapsed.as_secs_f64());
         self.healthy.set(i64::from(healthy));
+        if on_pool {
+            self.pool_calls.inc();
+        }
+    }
+
+    /// A request was refused without a call: the plugin's queue was full.
+    pub fn overloaded(&self) {
+        self.overloaded.inc();
     }
 
     /// A request was answered from the plugin's memo, without a call.
@@ -594,9 +634,11 @@ mod tests {
         m.upstream_fetch("ok", Duration::from_millis(120));
         m.upstream_rejected();
         let tokens = m.plugin("tokens");
-        tokens.call("ok", Duration::from_micros(4), true);
-        tokens.call("trap", Duration::from_micros(40), false);
+        tokens.call("ok", Duration::from_micros(4), true, false);
+        tokens.call("trap", Duration::from_micros(40), false, true);
         tokens.memo_hit();
+        tokens.overloaded();
+        tokens.queue.set(3);
         let conn = m.connection_opened();
         let text = m.render();
         for needle in [
@@ -614,6 +656,9 @@ mod tests {
             r#"modgate_plugin_calls_total{plugin="tokens",outcome="trap"} 1"#,
             r#"modgate_plugin_call_duration_seconds_count{plugin="tokens"} 2"#,
             r#"modgate_plugin_healthy{plugin="tokens"} 0"#,
+            r#"modgate_plugin_pool_calls_total{plugin="tokens"} 1"#,
+            r#"modgate_plugin_overloaded_total{plugin="tokens"} 1"#,
+            r#"modgate_plugin_queue{plugin="tokens"} 3"#,
             "# EOF",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");

@@ -31,10 +31,35 @@
 //!
 //! Do not remember answers that depend on anything not named: the time (a token's expiry: use
 //! a time-to-live that ends before it), `kv` or `http` state, a random draw, the client's port.
+//!
+//! Refusals are worth remembering too, briefly, when reaching them was expensive (a bcrypt
+//! hash, a public-key signature): a client that replays one bad password or token then costs a
+//! lookup, not a verification. [`remember_refusal`] does it for [`REFUSAL_TTL`]:
+//!
+//! ```no_run
+//! use modgate_plugin_sdk::{memo, Decision, RequestFacts};
+//! # fn verify_slowly(_: &RequestFacts) -> Decision { Decision::unauthorized("bad password") }
+//! fn authorize(req: &RequestFacts) -> Decision {
+//!     let decision = verify_slowly(req);
+//!     let on = memo::DependsOn::nothing().header("authorization").module().action();
+//!     match &decision {
+//!         Decision::Allow(_) => memo::remember(&on, std::time::Duration::from_secs(60)),
+//!         _ => memo::remember_refusal(&decision, &on),
+//!     }
+//!     decision
+//! }
+//! ```
 
 use std::time::Duration;
 
+use crate::Decision;
+
 pub use crate::bindings::memo::DependsOn;
+
+/// How long [`remember_refusal`] keeps a refusal: long enough that replaying a bad credential
+/// costs nothing, short enough that a refusal a changed world would lift (a key added to a key
+/// set, a token's `nbf` passing) is not held for long.
+pub const REFUSAL_TTL: Duration = Duration::from_secs(10);
 
 impl DependsOn {
     /// Depends on no request fact: the same answer for every request (until the time-to-live
@@ -126,4 +151,15 @@ impl DependsOn {
 pub fn remember(depends_on: &DependsOn, ttl: Duration) {
     let ttl_ms = u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX);
     crate::bindings::memo::remember(depends_on, ttl_ms);
+}
+
+/// Remember `decision` for [`REFUSAL_TTL`] if it is a refusal with a 4xx status (the client's
+/// credentials or request are wrong); does nothing for allows, abstentions and 5xx refusals (the
+/// plugin could not decide: a broken config, an unreachable key server). See the module docs.
+pub fn remember_refusal(decision: &Decision, depends_on: &DependsOn) {
+    if let Decision::Deny(deny) = decision
+        && (400..500).contains(&deny.status)
+    {
+        remember(depends_on, REFUSAL_TTL);
+    }
 }

@@ -174,6 +174,9 @@ pub fn error(e: &Error, cache: &CacheFile, head: bool) -> Response<ResponseBody>
         }
         _ => {}
     }
+    if let Some(secs) = e.retry_after() {
+        b = b.header(header::RETRY_AFTER, secs);
+    }
     finish(
         b,
         if head {

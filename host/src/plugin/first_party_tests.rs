@@ -327,6 +327,64 @@ async fn auth_htpasswd_checks_bcrypt_passwords_and_module_access() {
     assert_eq!(denied(decide(&set, "auth-htpasswd", &missing).await).0, 401);
 }
 
+/// Calls plugin `name` has had (remembered answers are not calls).
+fn calls(set: &PluginSet, name: &str) -> u64 {
+    set.health()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map_or(0, |(_, h)| h.calls)
+}
+
+/// A client replaying a refused credential costs a lookup, not a bcrypt or signature check:
+/// auth-htpasswd and auth-jwt remember 4xx refusals (briefly, `memo::REFUSAL_TTL`); another
+/// credential is another call.
+#[tokio::test]
+async fn expensive_refusals_are_remembered() {
+    let mut spec = embedded("auth-htpasswd", "");
+    spec.config = toml::from_str(&format!("users = {:?}", format!("{ALICE}\n")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let set = build(&[spec]);
+    let wrong = request(
+        Some("corp.example/app"),
+        Action::Read,
+        Some(&basic("alice", "wrong")),
+    );
+    for _ in 0..3 {
+        assert_eq!(denied(decide(&set, "auth-htpasswd", &wrong).await).0, 401);
+    }
+    assert_eq!(
+        calls(&set, "auth-htpasswd"),
+        1,
+        "a replayed refusal is remembered"
+    );
+    let other = request(
+        Some("corp.example/app"),
+        Action::Read,
+        Some(&basic("alice", "wrong-2")),
+    );
+    assert_eq!(denied(decide(&set, "auth-htpasswd", &other).await).0, 401);
+    assert_eq!(
+        calls(&set, "auth-htpasswd"),
+        2,
+        "another password is another call"
+    );
+
+    use jsonwebtoken::Algorithm::ES256;
+    let (set, _server) = with_jwks_server(&[&RSA_SIGNER], &[], json!({})).await;
+    let forged = Signer::new(ES256, "rsa-1").token("alice", &["team-a"], json!({}));
+    for _ in 0..3 {
+        assert_eq!(
+            denied(read(&set, "corp.example/team-a", &forged).await),
+            (401, "invalid credentials".to_string())
+        );
+    }
+    assert_eq!(
+        calls(&set, "auth-jwt"),
+        1,
+        "a replayed forgery is remembered"
+    );
+}
+
 #[tokio::test]
 async fn router_prefix_routes_by_host_then_longest_prefix() -> Result<(), PluginError> {
     let set = build(&[embedded(

@@ -139,6 +139,13 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+/// When one call must end, and when its first slice does.
+#[derive(Clone, Copy, Debug)]
+pub struct CallTimes {
+    pub deadline: Instant,
+    pub slice_end: Instant,
+}
+
 /// Everything an instance's `Store` holds; [`State::begin_call`] re-arms it for each call.
 pub struct State {
     pub shared: Arc<Shared>,
@@ -147,6 +154,11 @@ pub struct State {
     pub limiter: Limiter,
     /// When the call must be over (also bounds outbound HTTP).
     pub deadline: Instant,
+    /// Until when the guest runs without yielding (its first slice): a cheap call finishes
+    /// without ever giving its thread back, a long one yields at every tick after this.
+    pub slice_end: Instant,
+    /// The guest ran past its first slice during this call (it yielded to the executor).
+    pub yielded: bool,
     pub log_bytes: usize,
     pub log_truncated: bool,
     /// What the plugin said this call's answer depends on (`memo.remember`), with its TTL in ms.
@@ -154,7 +166,7 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(shared: Arc<Shared>, memory_bytes: usize, deadline: Instant) -> Self {
+    pub fn new(shared: Arc<Shared>, memory_bytes: usize, call: CallTimes) -> Self {
         // Deny by default: no preopened directories, no environment or arguments, stdin closed,
         // stdout/stderr discarded, no sockets and no name lookups. Clocks and randomness are
         // the host's (std needs them; they reveal nothing a request does not).
@@ -171,21 +183,26 @@ impl State {
                 memory_bytes,
                 hit: false,
             },
-            deadline,
+            deadline: call.deadline,
+            slice_end: call.slice_end,
+            yielded: false,
             log_bytes: 0,
             log_truncated: false,
             remembered: None,
         }
     }
 
-    /// Arm a reused instance's state for its next call: a new deadline and a fresh log budget.
-    /// (An instance whose call failed is never reused, so the limiter has not refused anything.)
-    pub fn begin_call(&mut self, deadline: Instant) {
+    /// Arm a reused instance's state for its next call: a new deadline and slice, and a fresh
+    /// log budget. (An instance whose call failed is never reused, so the limiter has not
+    /// refused anything.)
+    pub fn begin_call(&mut self, call: CallTimes) {
         debug_assert!(
             !self.limiter.hit,
             "an instance that hit its memory cap was reused"
         );
-        self.deadline = deadline;
+        self.deadline = call.deadline;
+        self.slice_end = call.slice_end;
+        self.yielded = false;
         self.log_bytes = 0;
         self.log_truncated = false;
         self.remembered = None;

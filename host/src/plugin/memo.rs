@@ -41,8 +41,9 @@ pub const MAX_HEADERS: usize = 16;
 /// key is made of. Both [`Memo::get`] and [`Memo::put`] read the key facts through this, so a
 /// request is looked up under exactly the key its answer was stored under.
 pub trait Asked {
-    /// The facts handed to the plugin.
-    fn facts(&self) -> &RequestFacts;
+    /// The facts handed to the plugin (shared: a call that moves to the plugin pool takes them
+    /// along).
+    fn facts(&self) -> Arc<RequestFacts>;
     fn method(&self) -> &str;
     fn path(&self) -> &str;
     fn module(&self) -> Option<&str>;
@@ -56,8 +57,8 @@ pub trait Asked {
 }
 
 impl Asked for RequestFacts {
-    fn facts(&self) -> &RequestFacts {
-        self
+    fn facts(&self) -> Arc<RequestFacts> {
+        Arc::new(self.clone())
     }
 
     fn method(&self) -> &str {

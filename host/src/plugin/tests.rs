@@ -392,7 +392,7 @@ async fn bench_instance_strategies() -> anyhow::Result<()> {
     let Some(pre) = &plugin.authorizer else {
         panic!("allow-all is an authorizer")
     };
-    let (mut store, _) = set.checkout(plugin, &plugin.idle_authorizers);
+    let (mut store, _) = set.checkout(plugin, &plugin.idle_authorizers, Instant::now());
     // One long-lived store: push its deadline out of the way.
     store.data_mut().deadline = Instant::now() + Duration::from_secs(3600);
     let wasm_error = |e: wasmtime::Error| anyhow::anyhow!("{e:#}");
@@ -568,8 +568,13 @@ async fn a_full_pool_refuses_a_call_instead_of_waiting() -> anyhow::Result<()> {
         "{refused:?}"
     );
     assert!(matches!(looping.await?, Err(PluginError::Timeout { .. })));
-    // The slot is free again.
-    assert!(set.authorize("allow-all", &facts()).await.is_ok());
+    // The slot is free again, once the failed call's store has been dropped on the plugin
+    // threads (just after the call's answer).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while let Err(e) = set.authorize("allow-all", &facts()).await {
+        assert!(Instant::now() < deadline, "the slot stays taken: {e}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     Ok(())
 }
 
@@ -598,4 +603,88 @@ fn walk(dir: &std::path::Path) -> std::io::Result<usize> {
         };
     }
     Ok(files)
+}
+
+/// A call that runs long gives its thread back: on a single-threaded runtime (like a server
+/// worker) a timer task keeps ticking while the looping plugin runs to its deadline on the
+/// plugin pool, and the plugin is then started on the pool straight away.
+#[tokio::test(flavor = "current_thread")]
+async fn a_long_call_leaves_the_request_thread_free() {
+    let mut looping = spec("loop", test_plugins::LOOP);
+    looping.limits.timeout = Duration::from_millis(200);
+    let set = build(&[looping]);
+    let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                ticks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let started = Instant::now();
+    let result = set.authorize("loop", &facts()).await;
+    let took = started.elapsed();
+    counter.abort();
+    assert!(
+        matches!(result, Err(PluginError::Timeout { .. })),
+        "{result:?}"
+    );
+    // 200 ms of guest time at one tick per 2 ms: the timer ran nearly all along (a thread held
+    // by the guest would have ticked once or twice).
+    let ticked = ticks.load(Ordering::Relaxed);
+    assert!(
+        ticked >= 40,
+        "the thread was held: {ticked} ticks in {took:?}"
+    );
+    let plugin = set.by_name("loop").expect("loaded");
+    assert!(plugin.slow.is_slow(Instant::now()), "marked slow");
+}
+
+/// Past `max_concurrent` running and `max_queue` waiting, a call is refused at once with
+/// `Overloaded`, which is not a failure of the plugin; a plugin's budget is its own.
+#[tokio::test]
+async fn past_its_budget_a_call_is_refused_at_once() {
+    let mut looping = spec("loop", test_plugins::LOOP);
+    looping.limits.timeout = Duration::from_millis(300);
+    looping.limits.max_concurrent = 1;
+    looping.limits.max_queue = 1;
+    let set = Arc::new(build(&[
+        looping,
+        spec("allow-all", test_plugins::ALLOW_ALL),
+    ]));
+    let spawn = |set: Arc<PluginSet>| {
+        tokio::spawn(async move { set.authorize("loop", &facts()).await.map(|_| ()) })
+    };
+    let running = spawn(set.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let waiting = spawn(set.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(health_of(&set, "loop").waiting, 1);
+    let started = Instant::now();
+    let refused = set.authorize("loop", &facts()).await;
+    assert!(
+        matches!(&refused, Err(PluginError::Overloaded { plugin }) if plugin == "loop"),
+        "{refused:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "refused at once"
+    );
+    // Another plugin is not held up by loop's budget.
+    let decision = set
+        .authorize("allow-all", &facts())
+        .await
+        .expect("allow-all");
+    assert_eq!(principal(&decision), "test-user");
+    for call in [running, waiting] {
+        let result = call.await.expect("join");
+        assert!(
+            matches!(result, Err(PluginError::Timeout { .. })),
+            "{result:?}"
+        );
+    }
+    let health = health_of(&set, "loop");
+    assert_eq!((health.calls, health.overloaded, health.waiting), (2, 1, 0));
 }

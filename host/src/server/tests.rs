@@ -99,6 +99,7 @@ fn settings() -> ServerConfig {
         max_connections: 64,
         // More than one, so every test crosses from the accept loop to a worker thread.
         workers: 2,
+        plugin_threads: 1,
         header_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(10),
         send_timeout: Duration::from_secs(10),

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use modgate_plugin_sdk::{
-    Authorizer, Decision, RequestFacts, config, export_authorizer, kv, secrets,
+    Authorizer, Decision, RequestFacts, config, export_authorizer, kv, memo, secrets,
 };
 use policy::{HtpasswdConfig, Policy, VerifiedCache};
 
@@ -24,7 +24,22 @@ impl Authorizer for AuthHtpasswd {
         // Config and secret are fixed for an instance's life (a reload builds new instances).
         static POLICY: OnceLock<Result<Policy, String>> = OnceLock::new();
         match POLICY.get_or_init(load) {
-            Ok(policy) => policy.decide(req, &mut KvCache),
+            Ok(policy) => {
+                let decision = policy.decide(req, &mut KvCache);
+                // The decision depends on the credentials, the module and the action (and the
+                // config, which only a reload changes). An allow is remembered as long as a
+                // verified password is; a refusal briefly, so that a client replaying a wrong
+                // password costs a lookup, not a bcrypt hash.
+                let on = memo::DependsOn::nothing()
+                    .header("authorization")
+                    .module()
+                    .action();
+                match &decision {
+                    Decision::Allow(_) | Decision::Abstain => memo::remember(&on, VERIFIED_TTL),
+                    Decision::Deny(_) => memo::remember_refusal(&decision, &on),
+                }
+                decision
+            }
             Err(problem) => {
                 modgate_plugin_sdk::error!("{problem}");
                 // Fail closed; the details are for the operator, not the client.

@@ -31,14 +31,15 @@ impl Authorizer for AuthJwt {
                 // token, module and action: the host may reuse it (capped by the plugin's
                 // `limits.memo_ttl_ms`; a key removed from the JWKS stops being honoured once
                 // that cap or the token's expiry passes).
-                if let Some(secs) = valid_for {
-                    memo::remember(
-                        &memo::DependsOn::nothing()
-                            .header("authorization")
-                            .module()
-                            .action(),
-                        Duration::from_secs(secs),
-                    );
+                // A refusal is remembered briefly: replaying a token with a bad signature then
+                // costs a lookup, not a signature check.
+                let on = memo::DependsOn::nothing()
+                    .header("authorization")
+                    .module()
+                    .action();
+                match valid_for {
+                    Some(secs) => memo::remember(&on, Duration::from_secs(secs)),
+                    None => memo::remember_refusal(&decision, &on),
                 }
                 decision
             }

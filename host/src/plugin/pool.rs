@@ -1,0 +1,235 @@
+//! Where plugin calls run, so that a slow plugin cannot stall the server.
+//!
+//! A call starts on the request's own worker thread: a cheap call (most are a few
+//! microseconds) finishes in its first poll and costs no hand-off. A call that does not — the
+//! guest ran into an epoch tick (it runs at most one 1 ms tick before it yields), or it waits
+//! on host I/O — moves, at that first yield, to the plugin pool: threads of their own, at a
+//! lower CPU priority than the workers. The worker goes back to its other connections, and
+//! whatever plugins cost, connections that need no plugin keep the CPU they need; plugin calls
+//! get what is left, which on a server that is not saturated is everything they need.
+//!
+//! A plugin whose calls recently ran long or failed starts its calls on the pool straight
+//! away ([`Slow`]): a trapping plugin's fresh instantiation, or a bcrypt hash, never runs on a
+//! worker at all while it keeps being expensive.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::PluginError;
+
+/// A call that ran longer than this (or yielded, or failed) marks its plugin slow.
+pub const SLICE: Duration = Duration::from_millis(1);
+/// How long a plugin stays slow after its last slow call: its calls start on the pool.
+pub const SLOW_WINDOW: Duration = Duration::from_secs(1);
+
+/// The plugin threads: a multi-threaded tokio runtime whose threads run at a lower priority.
+pub struct Pool {
+    /// `Some` until dropped (a runtime cannot be dropped inside async code; it is shut down in
+    /// the background instead).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// Where a call ended up running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    /// Entirely on the request's worker, in one poll.
+    Inline,
+    /// On the pool (from the start, or from its first yield).
+    Pool,
+}
+
+impl Pool {
+    /// Start `threads` plugin threads (0: one per CPU), at the lowest CPU priority when `idle`.
+    pub fn start(threads: usize, idle: bool) -> std::io::Result<Pool> {
+        let threads = match threads {
+            0 => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            n => n,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            // Host calls of plugins (http) may need a few; they are short.
+            .max_blocking_threads(threads.max(4))
+            .thread_name("plugin")
+            .on_thread_start(move || {
+                if idle {
+                    lowest_priority();
+                }
+            })
+            .enable_all()
+            .build()?;
+        Ok(Pool {
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Run `call` to its end: its first poll here when `inline` (done if it finishes then),
+    /// the rest on the pool.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        mut call: Pin<Box<dyn Future<Output = T> + Send>>,
+        inline: bool,
+    ) -> Result<(T, Ran), PluginError> {
+        if inline {
+            let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+            if let Poll::Ready(done) = first {
+                return Ok((done, Ran::Inline));
+            }
+        }
+        let Some(runtime) = &self.runtime else {
+            return Err(PluginError::Engine("plugin pool stopped".into()));
+        };
+        // A call the client no longer waits for still runs to its end (bounded by its
+        // deadline) on the pool, holding its turn of the plugin's budget until then.
+        let done = runtime
+            .spawn(call)
+            .await
+            .map_err(|e| PluginError::Engine(format!("plugin pool task: {e}")))?;
+        Ok((done, Ran::Pool))
+    }
+}
+
+impl Pool {
+    /// Drop `value` on the pool: a failed call's store, whose memory the pooling allocator
+    /// resets when it goes (up to the plugin's memory cap of pages to give back), which is no
+    /// work for a request's thread.
+    pub fn dispose<T: Send + 'static>(&self, value: T) {
+        match &self.runtime {
+            Some(runtime) => drop(runtime.spawn(async move { drop(value) })),
+            None => drop(value),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Put the calling thread under `SCHED_IDLE` (Linux): it runs only when no thread of normal
+/// priority wants the CPU, and a normal thread that wakes up preempts it at once. Niceness
+/// alone is not enough: a nice 19 thread still runs out its slice before a waking worker gets
+/// the CPU (EEVDF's run-to-parity), which showed as p99 latency of the workers' requests.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+            set_thread_priority_and_policy, thread_native_id,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if let Err(e) =
+            set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+        {
+            tracing::warn!("plugin thread: could not lower its priority (SCHED_IDLE): {e:?}");
+        }
+    }
+}
+
+/// When a plugin was last slow: its calls start on the pool until [`SLOW_WINDOW`] after that.
+pub struct Slow {
+    /// Nanoseconds after `base` until which the plugin counts as slow (0: never was).
+    until: AtomicU64,
+    base: Instant,
+}
+
+impl Slow {
+    pub fn new(base: Instant) -> Self {
+        Slow {
+            until: AtomicU64::new(0),
+            base,
+        }
+    }
+
+    /// Whether a call starting at `now` should start on the pool.
+    pub fn is_slow(&self, now: Instant) -> bool {
+        self.nanos(now) < self.until.load(Ordering::Relaxed)
+    }
+
+    /// A call that started at `started` ran long, yielded or failed.
+    pub fn mark(&self, started: Instant) {
+        let until = self.nanos(started + SLOW_WINDOW);
+        self.until.fetch_max(until, Ordering::Relaxed);
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_call_that_yields_finishes_on_the_pool() {
+        let pool = Pool::start(1, false).expect("pool");
+        let here = std::thread::current().id();
+        // Finishes in its first poll: never leaves this thread.
+        let (thread, ran) = pool
+            .run(Box::pin(async { std::thread::current().id() }), true)
+            .await
+            .expect("run");
+        assert_eq!((thread, ran), (here, Ran::Inline));
+        // Yields once: the rest runs on a plugin thread.
+        let (thread, ran) = pool
+            .run(
+                Box::pin(async {
+                    tokio::task::yield_now().await;
+                    std::thread::current().name().map(str::to_owned)
+                }),
+                true,
+            )
+            .await
+            .expect("run");
+        assert_eq!((thread.as_deref(), ran), (Some("plugin"), Ran::Pool));
+        // Not inline: the pool from the start.
+        let (thread, ran) = pool
+            .run(
+                Box::pin(async { std::thread::current().name().map(str::to_owned) }),
+                false,
+            )
+            .await
+            .expect("run");
+        assert_eq!((thread.as_deref(), ran), (Some("plugin"), Ran::Pool));
+    }
+
+    #[test]
+    fn slow_for_a_window_after_a_slow_call() {
+        let base = Instant::now();
+        let slow = Slow::new(base);
+        assert!(!slow.is_slow(base));
+        slow.mark(base + Duration::from_secs(5));
+        assert!(slow.is_slow(base + Duration::from_secs(5)));
+        assert!(slow.is_slow(base + Duration::from_secs(5) + SLOW_WINDOW / 2));
+        assert!(!slow.is_slow(base + Duration::from_secs(5) + SLOW_WINDOW));
+        // An older mark never shortens the window.
+        slow.mark(base);
+        assert!(slow.is_slow(base + Duration::from_secs(5) + SLOW_WINDOW / 2));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn plugin_threads_run_at_the_lowest_priority() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        let pool = Pool::start(1, true).expect("pool");
+        let runtime = pool.runtime.as_ref().expect("running");
+        let policy = runtime
+            .block_on(async {
+                tokio::spawn(async { thread_priority::thread_schedule_policy() }).await
+            })
+            .expect("join")
+            .expect("policy");
+        assert_eq!(
+            policy,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+        );
+    }
+}
