@@ -163,22 +163,49 @@ fn discover(plugins_dir: &Path) -> Result<Vec<Plugin>, String> {
     Ok(found)
 }
 
+/// The wasm target must be installed for the plugins to build. When it is not and rustup is
+/// there, add it (what a new user would be told to do; `rustup target add` is idempotent), so
+/// the README's commands work on a machine that has only rustup, Go and Debian. A
+/// `rust-toolchain.toml` naming the target does not do this: rustup adds a toolchain file's
+/// targets only when it installs the toolchain itself, which it does not do for an installed
+/// one (nor at all with `RUSTUP_AUTO_INSTALL=0`).
 fn check_wasm_target() -> Result<(), String> {
+    if wasm_target_installed()? {
+        return Ok(());
+    }
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", WASM_TARGET]);
+    // Under rustup's proxies, the toolchain cargo runs with (a toolchain file, `+toolchain`).
+    if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
+        rustup.args(["--toolchain", &toolchain]);
+    }
+    let added = rustup.output();
+    if wasm_target_installed()? {
+        println!(
+            "cargo::warning=installed the {WASM_TARGET} target with `rustup target add {WASM_TARGET}` (modgate's plugins are built for it)"
+        );
+        return Ok(());
+    }
+    let why = match added {
+        Ok(out) => String::from_utf8_lossy(&out.stderr)
+            .trim()
+            .replace('\n', " "),
+        Err(e) => format!("rustup: {e}"),
+    };
+    Err(format!(
+        "the {WASM_TARGET} target is missing (plugins are built for it) and `rustup target add {WASM_TARGET}` did not add it ({why}): install it, then build again"
+    ))
+}
+
+fn wasm_target_installed() -> Result<bool, String> {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let output = Command::new(rustc)
         .args(["--print", "sysroot"])
         .output()
         .map_err(|e| format!("running rustc: {e}"))?;
     let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    if Path::new(&sysroot)
+    Ok(Path::new(&sysroot)
         .join("lib/rustlib")
         .join(WASM_TARGET)
-        .is_dir()
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "the {WASM_TARGET} target is missing (plugins are built for it): run `rustup target add {WASM_TARGET}`"
-        ))
-    }
+        .is_dir())
 }

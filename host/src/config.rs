@@ -17,13 +17,16 @@ use crate::route::{Dispatch, Entry, Pattern, Route, RouteTable};
 use crate::upstream::{SourceEntry, SourceList};
 
 mod git;
+mod goproxy;
 mod publish;
 
 pub use git::{GitFile, GitRoute, GitSettings};
+pub use goproxy::GoproxyOrigin;
 pub use publish::{PublishFile, Uploads};
 
 /// The configuration modgate runs with when no file is given: fs storage in `./modgate-data`,
-/// every module routed to it, fetched through the upstream named by `GOPROXY` (offline if unset).
+/// every module routed to it, fetched through the upstream named by `GOPROXY`: the variable, else
+/// the go command's setting (`go env GOPROXY`), else none (offline).
 pub const EMBEDDED_DEFAULTS: &str = r#"
 [server]
 listen = "127.0.0.1:8080"
@@ -200,6 +203,17 @@ pub struct LimitsFile {
     pub max_queue: Option<u32>,
 }
 
+/// `server.plugin_priority`: how the plugin threads share the CPU with the server's workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginPriority {
+    /// `SCHED_IDLE` (Linux): the CPU time modgate's workers (and the other processes of its
+    /// session or cgroup) leave, preempted at once when a worker wakes.
+    Idle,
+    /// The workers' own priority.
+    Normal,
+}
+
 /// `[server]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -215,6 +229,9 @@ pub struct ServerFile {
     /// Threads where plugin calls that run past their first millisecond continue, at a lower
     /// CPU priority than the workers. Zero: one per CPU.
     pub plugin_threads: usize,
+    /// The plugin threads' CPU priority: `idle` (SCHED_IDLE: only CPU time the workers leave)
+    /// or `normal` (the workers' own).
+    pub plugin_priority: PluginPriority,
     /// Time a client has to send a request's headers.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
@@ -242,6 +259,7 @@ impl Default for ServerFile {
             max_connections: 4096,
             workers: 0,
             plugin_threads: 0,
+            plugin_priority: PluginPriority::Idle,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
@@ -367,6 +385,8 @@ pub struct Config {
     pub git: GitSettings,
     /// `[publish]`
     pub publish: PublishFile,
+    /// What `${GOPROXY}` stood for and why, when the file refers to it ([`Config::load`]).
+    pub goproxy: Option<GoproxyOrigin>,
 }
 
 /// Resolved `[admin]`.
@@ -386,6 +406,7 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Plugin pool threads; `0`: one per CPU.
     pub plugin_threads: usize,
+    pub plugin_priority: PluginPriority,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     /// Longest time the socket may accept no bytes while a response (or any other write) is
@@ -420,8 +441,15 @@ impl ServerConfig {
 impl Config {
     /// Loads `path` (or the embedded defaults when `None`) with `MODGATE_*` overrides, e.g.
     /// `MODGATE_SERVER__LISTEN=0.0.0.0:8080`.
+    /// `${GOPROXY}` is the variable, else the go command's setting ([`GoproxyOrigin`]).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_with_env(path, |name| std::env::var(name).ok())
+        let goproxy = std::cell::OnceCell::new();
+        let mut config = Self::load_with_env(path, |name| match name {
+            "GOPROXY" => goproxy.get_or_init(GoproxyOrigin::resolve).value.clone(),
+            _ => std::env::var(name).ok(),
+        })?;
+        config.goproxy = goproxy.into_inner();
+        Ok(config)
     }
 
     /// Like [`Config::load`] with an explicit environment lookup for `${VAR}` references.
@@ -512,6 +540,7 @@ fn resolve(
         max_connections: s.max_connections,
         workers: s.workers,
         plugin_threads: s.plugin_threads,
+        plugin_priority: s.plugin_priority,
         header_timeout: s.header_timeout,
         idle_timeout: s.idle_timeout,
         send_timeout: s.send_timeout,
@@ -563,6 +592,19 @@ fn resolve(
         let expanded = expand_env(&up.goproxy, env).map_err(|m| invalid(&key, m))?;
         let list = SourceList::parse_goproxy(&expanded, up.timeout, up.retries)
             .map_err(|m| invalid(&key, m))?;
+        if let Some(own) = list
+            .entries
+            .iter()
+            .find(|e| is_own_address(&e.base, listen))
+        {
+            return Err(invalid(
+                &key,
+                format!(
+                    "`{}` (from `{}`) is this server's own address (server.listen = {listen}):                      it would ask itself for what it lacks; name the upstream proxy instead                      (GOPROXY, or `go env -w GOPROXY=…`)",
+                    own.base, up.goproxy
+                ),
+            ));
+        }
         upstreams.insert(name.as_str(), list.entries);
     }
 
@@ -830,7 +872,34 @@ fn resolve(
             fetch_ttl: file.git.fetch_ttl,
         },
         publish: file.publish.clone(),
+        goproxy: None,
     })
+}
+
+/// Whether `base` (an upstream URL) points at `listen`: the same port on a loopback name or on
+/// the listen address itself.
+fn is_own_address(base: &str, listen: SocketAddr) -> bool {
+    let Ok(uri) = base.parse::<http::Uri>() else {
+        return false;
+    };
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    if port != listen.port() {
+        return false;
+    }
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let listen_ip = listen.ip();
+    (loopback && (listen_ip.is_loopback() || listen_ip.is_unspecified()))
+        || host.parse::<std::net::IpAddr>() == Ok(listen_ip)
 }
 
 /// Replaces `${VAR}` with the variable's value (empty when unset), as the design's

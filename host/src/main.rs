@@ -323,12 +323,24 @@ fn serve(path: Option<&Path>) -> anyhow::Result<()> {
                 }
             }
         });
-        let upstreams: BTreeSet<&str> = config
+        // Every source a route may fetch from: proxies, and git repositories (as their URLs or
+        // URL templates); none at all is an offline server.
+        let upstreams: BTreeSet<String> = config
             .routes
             .iter()
-            .flat_map(|r| r.sources.entries.iter().map(|e| e.base.as_str()))
+            .flat_map(|r| {
+                let proxies = r.sources.entries.iter().map(|e| e.base.clone());
+                let git = r.git.iter().flat_map(|g| {
+                    g.mappings
+                        .iter()
+                        .map(|m| format!("git {}", m.url))
+                        .chain(g.templates.iter().map(|t| format!("git {}", t.url)))
+                });
+                proxies.chain(git).collect::<Vec<_>>()
+            })
             .collect();
         let upstreams = upstreams.into_iter().collect::<Vec<_>>().join(", ");
+        let goproxy_from = config.goproxy.as_ref().map_or("", |g| g.why.as_str());
         let storage = config
             .storage
             .iter()
@@ -344,6 +356,7 @@ fn serve(path: Option<&Path>) -> anyhow::Result<()> {
             routes = config.routes.iter().count(),
             upstreams = upstreams.as_str(),
             offline = upstreams.is_empty(),
+            goproxy_from,
             version = env!("CARGO_PKG_VERSION"),
             "modgate listening"
         );

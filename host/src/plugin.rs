@@ -682,8 +682,7 @@ impl PluginSet {
             });
         };
         // Refused for want of a turn is not a call: health and the slow mark stay as they are.
-        let paced = !plugin.is_healthy();
-        let turn = match plugin.budget.turn(name, paced).await {
+        let turn = match plugin.budget.turn(name, plugin.pace()).await {
             Ok(turn) => turn,
             Err(e) => {
                 if let Some(metrics) = &plugin.metrics {
@@ -961,9 +960,11 @@ const KEEP_RESIDENT_BYTES: usize = 2 << 20;
 const HOST_GRACE: Duration = Duration::from_millis(10);
 
 impl Loaded {
-    /// Fewer than [`UNHEALTHY_AFTER`] failed calls in a row.
-    fn is_healthy(&self) -> bool {
-        self.counters.consecutive_failures.load(Ordering::Relaxed) < UNHEALTHY_AFTER
+    /// How far apart its calls must start: `None` while healthy (fewer than
+    /// [`UNHEALTHY_AFTER`] failed calls in a row), else [`budget::pace`].
+    fn pace(&self) -> Option<Duration> {
+        let failures = self.counters.consecutive_failures.load(Ordering::Relaxed);
+        failures.checked_sub(UNHEALTHY_AFTER).map(budget::pace)
     }
 
     fn health(&self) -> Health {

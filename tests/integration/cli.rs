@@ -131,3 +131,114 @@ fn the_log_filter_variable_is_not_taken_for_a_config_key() {
     assert!(out.status.success(), "{t}");
     assert!(t.contains("127.0.0.1:1"), "the override still applies: {t}");
 }
+
+/// `modgate serve` on its embedded defaults, with no `GOPROXY` variable: started with `env`, and
+/// what its start-up line said once `/healthz` answers (or it exited).
+struct Defaults {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Defaults {
+    fn start(env: &[(&str, &str)]) -> Defaults {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = crate::harness::free_port();
+        let log = dir.path().join("stdout.log");
+        let mut cmd = crate::harness::in_own_session(env!("CARGO_BIN_EXE_modgate"));
+        cmd.arg("serve")
+            .current_dir(dir.path())
+            .env_remove("GOPROXY")
+            .env_remove("GOENV")
+            .env("MODGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn modgate");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut d = Defaults {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while crate::harness::raw_request(
+            addr,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .map_or(true, |r| r.status != 200)
+        {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("modgate exited with {status}: {}", d.startup());
+            }
+            assert!(std::time::Instant::now() < deadline, "not ready in 30s");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        d
+    }
+
+    fn startup(&self) -> String {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains("modgate listening"))
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Drop for Defaults {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn embedded_defaults_cache_through_the_go_commands_proxy() {
+    use crate::fixtures::{LIB, artifact_path, standard_tree};
+    let up = crate::upstream::FakeUpstream::start(standard_tree());
+    // The go command's own setting, as `go env -w GOPROXY=…` writes it (GOENV names the file).
+    let goenv = tempfile::NamedTempFile::new().expect("goenv");
+    std::fs::write(goenv.path(), format!("GOPROXY={}\n", up.url())).expect("write goenv");
+    let go_dir = crate::harness::go_binary();
+    let path = format!(
+        "{}:/usr/bin:/bin",
+        go_dir.parent().expect("go's directory").display()
+    );
+    let mg = Defaults::start(&[
+        ("GOENV", goenv.path().to_str().expect("utf-8")),
+        ("PATH", &path),
+    ]);
+    let info = artifact_path(LIB, "v1.1.0", "info");
+    let r = crate::harness::raw_request(
+        mg.addr,
+        &format!("GET {info} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+    .expect("GET");
+    assert_eq!(r.status, 200, "{}", mg.startup());
+    assert!(up.hits(&info) >= 1, "fetched from the go command's proxy");
+    let line = mg.startup();
+    assert!(
+        line.contains("go env GOPROXY")
+            && line.contains(&up.url())
+            && line.contains(r#""offline":false"#),
+        "the start-up line says which upstream and why: {line}"
+    );
+}
+
+#[test]
+fn embedded_defaults_without_any_proxy_say_offline_and_why() {
+    // No GOPROXY variable and no go command on PATH.
+    let empty = tempfile::tempdir().expect("tempdir");
+    let mg = Defaults::start(&[("PATH", empty.path().to_str().expect("utf-8"))]);
+    let line = mg.startup();
+    assert!(
+        line.contains(r#""offline":true"#) && line.contains("no go command is on PATH"),
+        "{line}"
+    );
+}

@@ -277,7 +277,10 @@ fn custom_auth_walkthrough_runs_as_written() {
             )),
     )
     .expect("PATH");
-    let mut cmd = Command::new("bash");
+    // In a session (and so a process group) of its own, as a reader's terminal is: what the
+    // script leaves running is killed with it, and `modgate serve &` is scheduled apart from
+    // the rest of the test run (see harness::in_own_session).
+    let mut cmd = crate::harness::in_own_session("bash");
     cmd.arg(&script_path)
         .current_dir(&dir)
         .stdin(Stdio::null())
@@ -315,7 +318,6 @@ fn custom_auth_walkthrough_runs_as_written() {
         .env("GOTOOLCHAIN", "local")
         .env("GOPATH", tmp.path().join("gopath"))
         .env("GOCACHE", shared_dir("gocache"));
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().expect("run bash");
     let group = ProcessGroup(child.id());
     let started = Instant::now();

@@ -35,6 +35,23 @@ fn tail(path: &Path, lines: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 // modgate
 
+/// A command that runs `program` in a session of its own, as a service runs (systemd and
+/// containers give each service its own scheduling group): modgate's plugin threads
+/// (`server.plugin_priority = "idle"`) then yield to modgate's own workers, not to every busy
+/// process of the test run. `setsid` (util-linux) execs the program in place (a spawned child
+/// is not a process group leader), so the child's pid is modgate's.
+pub fn in_own_session(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    // Found on this process's PATH: the child's may be set to something without it.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let setsid = std::env::split_paths(&path)
+        .map(|d| d.join("setsid"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/setsid"));
+    let mut c = Command::new(setsid);
+    c.arg(program);
+    c
+}
+
 /// What goes into one modgate config file.
 #[derive(Clone)]
 pub struct Setup {
@@ -132,7 +149,7 @@ impl Modgate {
         std::fs::write(&config, self.setup.render(self.port)).expect("write config");
         let out = std::fs::File::create(self.log_path("stdout")).expect("stdout log");
         let err = std::fs::File::create(self.log_path("stderr")).expect("stderr log");
-        let child = Command::new(env!("CARGO_BIN_EXE_modgate"))
+        let child = in_own_session(env!("CARGO_BIN_EXE_modgate"))
             .arg("serve")
             .arg("--config")
             .arg(&config)

@@ -33,10 +33,11 @@ struct Conn {
 }
 
 impl Conn {
-    fn open(addr: SocketAddr) -> std::io::Result<Conn> {
+    /// A connection whose reads give up after `patience`.
+    fn open(addr: SocketAddr, patience: Duration) -> std::io::Result<Conn> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        stream.set_read_timeout(Some(patience))?;
         Ok(Conn {
             writer: stream.try_clone()?,
             reader: BufReader::new(stream),
@@ -92,7 +93,7 @@ fn bystanders(addr: SocketAddr, path: &str, window: Duration) -> (u64, Vec<Strin
             std::thread::spawn(move || {
                 let mut failures = Vec::new();
                 let end = Instant::now() + window;
-                let mut conn = match Conn::open(addr) {
+                let mut conn = match Conn::open(addr, Duration::from_secs(20)) {
                     Ok(c) => c,
                     Err(e) => return vec![format!("connect: {e}")],
                 };
@@ -108,7 +109,7 @@ fn bystanders(addr: SocketAddr, path: &str, window: Duration) -> (u64, Vec<Strin
                         )),
                         Err(e) => {
                             failures.push(format!("{e}"));
-                            match Conn::open(addr) {
+                            match Conn::open(addr, Duration::from_secs(20)) {
                                 Ok(c) => conn = c,
                                 Err(e) => failures.push(format!("reconnect: {e}")),
                             }
@@ -149,10 +150,14 @@ impl Attack {
                 let (stop, path) = (stop.clone(), path.to_string());
                 std::thread::spawn(move || {
                     let mut seen: Vec<Seen> = Vec::new();
-                    let mut conn = Conn::open(addr).ok();
+                    // Attackers do not wait long: a paced plugin (unhealthy) answers them a
+                    // call at a time, up to a second apart, and a dropped connection leaves
+                    // the queue.
+                    let patience = Duration::from_secs(1);
+                    let mut conn = Conn::open(addr, patience).ok();
                     while !stop.load(Ordering::Relaxed) {
                         let Some(c) = conn.as_mut() else {
-                            conn = Conn::open(addr).ok();
+                            conn = Conn::open(addr, patience).ok();
                             continue;
                         };
                         match c.get(&path) {

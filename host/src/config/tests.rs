@@ -330,3 +330,27 @@ fn workers_default_to_one_per_cpu() {
     let c = load_str(&format!("[server]\nworkers = 3\n{MINIMAL}"), &[]).expect("loads");
     assert_eq!(c.server.worker_threads(), 3);
 }
+
+#[test]
+fn an_upstream_at_the_servers_own_address_is_refused() {
+    // The embedded defaults listen on 127.0.0.1:8080; a developer's `go env -w
+    // GOPROXY=http://localhost:8080` would make modgate ask itself.
+    for own in [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080/,direct",
+        "https://proxy.corp.example|http://[::1]:8080",
+    ] {
+        let e = Config::load_with_env(None, |k| (k == "GOPROXY").then(|| own.to_owned()))
+            .expect_err(own)
+            .to_string();
+        assert!(
+            e.contains("upstream.public.goproxy") && e.contains("own address"),
+            "{own}: {e}"
+        );
+    }
+    // Another port, or another host, is an upstream like any other.
+    for other in ["http://127.0.0.1:8081", "http://proxy.corp.example:8080"] {
+        Config::load_with_env(None, |k| (k == "GOPROXY").then(|| other.to_owned()))
+            .unwrap_or_else(|e| panic!("{other}: {e}"));
+    }
+}

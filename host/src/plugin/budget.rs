@@ -5,7 +5,8 @@
 //! another plugin's turns: every plugin has its own budget.
 //!
 //! A plugin that keeps failing (unhealthy: every call traps, times out or runs out of memory)
-//! is also paced: one call at a time, at most one per [`PACE`], until a call succeeds. Calls
+//! is also paced: one call at a time, the starts [`pace`] apart (100 ms, doubling with each
+//! further failure up to 1 s), until a call succeeds. Calls
 //! that all fail are then a trickle, whatever the clients send, instead of a stream of fresh
 //! instances, page faults and memory resets that costs the whole machine (a failed call costs
 //! far more than a good one); requests wait their turn in the same bounded queue.
@@ -33,8 +34,16 @@ pub struct Budget {
     pace: Arc<Mutex<Instant>>,
 }
 
-/// While a plugin is unhealthy, the least time between the starts of two of its calls.
-pub const PACE: Duration = Duration::from_millis(100);
+/// While a plugin is unhealthy, the least time between the starts of two of its calls: 100 ms
+/// after the failure that made it unhealthy, doubling with each failure after that, at most
+/// [`MAX_PACE`] (a plugin that stays broken costs about a call a second; the first call that
+/// succeeds ends the pacing).
+pub fn pace(failures_past_unhealthy: u32) -> Duration {
+    (PACE * 2u32.saturating_pow(failures_past_unhealthy.min(8))).min(MAX_PACE)
+}
+
+const PACE: Duration = Duration::from_millis(100);
+const MAX_PACE: Duration = Duration::from_secs(1);
 
 /// A turn to run one call; the next waiting call runs when it is dropped. Owned, so that it
 /// goes with a call that moves to the plugin pool and ends only when the call does.
@@ -64,9 +73,11 @@ impl Budget {
     /// A turn for a call of `plugin`: at once when one is free (a few atomic operations, the
     /// common case), else after the calls ahead of it, or [`PluginError::Overloaded`] when
     /// `max_queue` calls are already waiting. `paced` (the plugin is unhealthy): one call at a
-    /// time, [`PACE`] apart.
-    pub async fn turn(&self, plugin: &str, paced: bool) -> Result<Turn, PluginError> {
-        if !paced && let Ok(permit) = Arc::clone(&self.running).try_acquire_owned() {
+    /// time, that far apart ([`pace`]).
+    pub async fn turn(&self, plugin: &str, paced: Option<Duration>) -> Result<Turn, PluginError> {
+        if paced.is_none()
+            && let Ok(permit) = Arc::clone(&self.running).try_acquire_owned()
+        {
             return Ok(Turn {
                 _running: permit,
                 _paced: None,
@@ -81,13 +92,14 @@ impl Budget {
         }
         // Leaves the queue however the wait ends (a turn, or the client going away).
         let _waiting = Waiting::new(self);
-        let paced = if paced {
-            let mut next = Arc::clone(&self.pace).lock_owned().await;
-            tokio::time::sleep_until(*next).await;
-            *next = Instant::now() + PACE;
-            Some(next)
-        } else {
-            None
+        let paced = match paced {
+            Some(pace) => {
+                let mut next = Arc::clone(&self.pace).lock_owned().await;
+                tokio::time::sleep_until(*next).await;
+                *next = Instant::now() + pace;
+                Some(next)
+            }
+            None => None,
         };
         let permit = Arc::clone(&self.running)
             .acquire_owned()
@@ -149,15 +161,15 @@ mod tests {
     #[tokio::test]
     async fn waits_in_a_bounded_queue_then_refuses() {
         let budget = Budget::new(1, 2);
-        let first = budget.turn("p", false).await.expect("a free turn");
+        let first = budget.turn("p", None).await.expect("a free turn");
         // Two may wait; they get their turns in order as turns end.
-        let mut second = Box::pin(budget.turn("p", false));
-        let mut third = Box::pin(budget.turn("p", false));
+        let mut second = Box::pin(budget.turn("p", None));
+        let mut third = Box::pin(budget.turn("p", None));
         assert!(pending(&mut second));
         assert!(pending(&mut third));
         assert_eq!(budget.waiting(), 2);
         // The queue is full: refused at once, and counted.
-        match budget.turn("p", false).await {
+        match budget.turn("p", None).await {
             Err(PluginError::Overloaded { plugin }) => assert_eq!(plugin, "p"),
             other => panic!("expected Overloaded, got {:?}", other.map(|_| ())),
         }
@@ -169,8 +181,8 @@ mod tests {
         drop(third.await.expect("third's turn"));
         assert_eq!(budget.waiting(), 0);
         // A waiter that gives up leaves the queue.
-        let held = budget.turn("p", false).await.expect("turn");
-        let mut gone = Box::pin(budget.turn("p", false));
+        let held = budget.turn("p", None).await.expect("turn");
+        let mut gone = Box::pin(budget.turn("p", None));
         assert!(pending(&mut gone));
         assert_eq!(budget.waiting(), 1);
         drop(gone);
@@ -184,20 +196,25 @@ mod tests {
         let started = Instant::now();
         let mut starts = Vec::new();
         for _ in 0..3 {
-            let turn = budget.turn("p", true).await.expect("turn");
+            let turn = budget.turn("p", Some(pace(0))).await.expect("turn");
             starts.push(started.elapsed());
             // A paced turn is the only one: the next paced call waits for it to end.
-            let mut next = Box::pin(budget.turn("p", true));
+            let mut next = Box::pin(budget.turn("p", Some(pace(0))));
             assert!(pending(&mut next));
             drop(next);
             drop(turn);
         }
         // tokio's timers round up to the millisecond.
-        let pace = PACE - Duration::from_millis(1);
-        assert!(starts[1] - starts[0] >= pace, "{starts:?}");
-        assert!(starts[2] - starts[1] >= pace, "{starts:?}");
+        let apart = pace(0) - Duration::from_millis(1);
+        assert!(starts[1] - starts[0] >= apart, "{starts:?}");
+        assert!(starts[2] - starts[1] >= apart, "{starts:?}");
+        // Each further failure doubles the pace, up to a second.
+        assert_eq!(
+            [0, 1, 2, 3, 4, 30].map(pace),
+            [100, 200, 400, 800, 1000, 1000].map(Duration::from_millis)
+        );
         // Unpaced calls (the plugin is healthy again) start at once.
-        let _a = budget.turn("p", false).await.expect("turn");
-        let _b = budget.turn("p", false).await.expect("turn");
+        let _a = budget.turn("p", None).await.expect("turn");
+        let _b = budget.turn("p", None).await.expect("turn");
     }
 }

@@ -100,6 +100,7 @@ fn settings() -> ServerConfig {
         // More than one, so every test crosses from the accept loop to a worker thread.
         workers: 2,
         plugin_threads: 1,
+        plugin_priority: crate::config::PluginPriority::Idle,
         header_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(10),
         send_timeout: Duration::from_secs(10),
