@@ -408,12 +408,14 @@ def report(rows: list[Row]) -> list[str]:
         kept = median([d.rps / max(b.rps, 1) for b, d in zip(r.baseline, r.during)])
         slower = median([d.p99_us / max(b.p99_us, 1) for b, d in zip(r.baseline, r.during)])
         ok = kept >= 0.90 and slower <= 2.0 and not any(x.error_count for x in r.during)
+        verdict = ("(noise floor)" if not r.attack and r.key == "none"
+                   else "meets" if ok else "**misses**")
         good = ("—" if not r.good else
                 f"{median([x.rps for x in r.good]):.0f}, "
                 f"{median([x.p99_us for x in r.good]) / 1000:.2f}, "
                 f"{sum(x.error_count for x in r.good)}")
         o.append(f"| {r.what} | {b:,.0f} → {d:,.0f} | {kept:.2f}× | {bp:.2f} → {dp:.2f} | "
-                 f"{slower:.2f}× | {'meets' if ok else '**misses**'} | "
+                 f"{slower:.2f}× | {verdict} | "
                  f"{median([x.rps for x in r.attack]) if r.attack else 0:,.0f} | {good} |")
     o += ["", "What the attacked routes answered (a probe during each run) and what modgate "
           "counted for each plugin over the whole workload:", "",

@@ -61,7 +61,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use bindings::types::{Action, Allow, Decision, Deny, RequestFacts};
 pub use host::LOG_CAP_BYTES;
-use host::{CallTimes, Shared, State};
+use host::{Shared, State};
 pub use memo::Asked;
 
 /// A plugin that fails this many calls in a row is reported unhealthy.
@@ -807,28 +807,27 @@ impl PluginSet {
         idle: &Idle<I>,
         now: Instant,
     ) -> (Store<State>, Option<(I, u32)>) {
-        let times = CallTimes {
-            deadline: now + plugin.limits.timeout,
-            slice_end: now + pool::SLICE,
-        };
+        let deadline = now + plugin.limits.timeout;
         if let Some(mut warm) = idle.take() {
-            warm.store.data_mut().begin_call(times);
+            warm.store.data_mut().begin_call(deadline);
             warm.store.set_epoch_deadline(1);
             return (warm.store, Some((warm.instance, warm.calls)));
         }
-        let state = State::new(plugin.shared.clone(), plugin.limits.memory_bytes, times);
+        let state = State::new(plugin.shared.clone(), plugin.limits.memory_bytes, deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        // At each epoch tick (1 ms): past the deadline the guest traps; past its first slice it
-        // yields to the executor (which moves the call to the plugin pool, and there lets other
-        // calls take turns); within it, it runs on, so a cheap call is never interrupted.
+        // At each epoch tick (1 ms) the guest runs across: past the deadline it traps; past its
+        // first slice (host::FIRST_SLICE_TICKS) it yields to the executor (which moves the call
+        // to the plugin pool, and there lets other calls take turns); within it, it runs on.
+        // Counting ticks, not time since the call began, keeps a cheap call that was only
+        // preempted from counting as a long one.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut store| {
-            let now = Instant::now();
             let state = store.data_mut();
-            Ok(if now >= state.deadline {
+            state.ticks += 1;
+            Ok(if Instant::now() >= state.deadline {
                 wasmtime::UpdateDeadline::Interrupt
-            } else if now >= state.slice_end {
+            } else if state.ticks >= host::FIRST_SLICE_TICKS {
                 state.yielded = true;
                 wasmtime::UpdateDeadline::Yield(1)
             } else {

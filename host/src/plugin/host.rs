@@ -139,12 +139,9 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// When one call must end, and when its first slice does.
-#[derive(Clone, Copy, Debug)]
-pub struct CallTimes {
-    pub deadline: Instant,
-    pub slice_end: Instant,
-}
+/// Ticks a call runs across before it yields: 2, so a call yields after between 1 and 2 ms of
+/// running (ticks are 1 ms), and a short call that a tick happens to fall into does not.
+pub const FIRST_SLICE_TICKS: u32 = 2;
 
 /// Everything an instance's `Store` holds; [`State::begin_call`] re-arms it for each call.
 pub struct State {
@@ -154,9 +151,10 @@ pub struct State {
     pub limiter: Limiter,
     /// When the call must be over (also bounds outbound HTTP).
     pub deadline: Instant,
-    /// Until when the guest runs without yielding (its first slice): a cheap call finishes
-    /// without ever giving its thread back, a long one yields at every tick after this.
-    pub slice_end: Instant,
+    /// Epoch ticks the guest ran across during this call: the first is let pass (a call that
+    /// was only preempted across it, or started just before it, is not a long one), from the
+    /// second on the guest yields ([`FIRST_SLICE_TICKS`]).
+    pub ticks: u32,
     /// The guest ran past its first slice during this call (it yielded to the executor).
     pub yielded: bool,
     pub log_bytes: usize,
@@ -166,7 +164,7 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(shared: Arc<Shared>, memory_bytes: usize, call: CallTimes) -> Self {
+    pub fn new(shared: Arc<Shared>, memory_bytes: usize, deadline: Instant) -> Self {
         // Deny by default: no preopened directories, no environment or arguments, stdin closed,
         // stdout/stderr discarded, no sockets and no name lookups. Clocks and randomness are
         // the host's (std needs them; they reveal nothing a request does not).
@@ -183,8 +181,8 @@ impl State {
                 memory_bytes,
                 hit: false,
             },
-            deadline: call.deadline,
-            slice_end: call.slice_end,
+            deadline,
+            ticks: 0,
             yielded: false,
             log_bytes: 0,
             log_truncated: false,
@@ -195,13 +193,13 @@ impl State {
     /// Arm a reused instance's state for its next call: a new deadline and slice, and a fresh
     /// log budget. (An instance whose call failed is never reused, so the limiter has not
     /// refused anything.)
-    pub fn begin_call(&mut self, call: CallTimes) {
+    pub fn begin_call(&mut self, deadline: Instant) {
         debug_assert!(
             !self.limiter.hit,
             "an instance that hit its memory cap was reused"
         );
-        self.deadline = call.deadline;
-        self.slice_end = call.slice_end;
+        self.deadline = deadline;
+        self.ticks = 0;
         self.yielded = false;
         self.log_bytes = 0;
         self.log_truncated = false;

@@ -22,8 +22,6 @@ use tokio::time::Instant;
 
 use super::PluginError;
 
-/// A call that ran longer than this (or yielded, or failed) marks its plugin slow.
-pub const SLICE: Duration = Duration::from_millis(1);
 /// How long a plugin stays slow after its last slow call: its calls start on the pool.
 pub const SLOW_WINDOW: Duration = Duration::from_secs(1);
 
