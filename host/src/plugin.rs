@@ -700,12 +700,10 @@ impl PluginSet {
             None => Start::Fresh(pre.clone()),
         };
         let facts = asked.facts();
-        let ticker = Arc::clone(&self.ticker);
+        let running = self.ticker.running();
         let run = Box::pin(async move {
-            let _turn = turn;
             let mut store = store;
             let deadline = store.data().deadline;
-            let running = ticker.running();
             let outcome = tokio::time::timeout_at(deadline + HOST_GRACE, async {
                 let (instance, calls) = match start {
                     Start::Warm(instance, calls) => (instance, calls),
@@ -715,11 +713,18 @@ impl PluginSet {
                 Ok((instance, calls, answer))
             })
             .await;
-            drop(running);
             (store, outcome)
         });
         let inline = !plugin.slow.is_slow(started);
-        let ((mut store, outcome), ran) = self.pool.run(run, inline).await?;
+        // The turn and the ticker's running count are borrowed while the call runs here (no
+        // reference counts touched); a call that moves to the pool takes them along, owned.
+        let keep = move || {
+            (
+                turn.into_owned(&plugin.budget),
+                running.into_owned(&self.ticker),
+            )
+        };
+        let ((mut store, outcome), ran) = self.pool.run(run, inline, keep).await?;
         let result = finish(plugin, &store, outcome)
             .and_then(|(instance, calls, answer)| Ok((instance, calls, E::check(name, answer)?)));
         if result.is_err() || store.data().yielded || (inline && ran == pool::Ran::Pool) {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use super::PluginError;
@@ -45,12 +45,51 @@ pub fn pace(failures_past_unhealthy: u32) -> Duration {
 const PACE: Duration = Duration::from_millis(100);
 const MAX_PACE: Duration = Duration::from_secs(1);
 
-/// A turn to run one call; the next waiting call runs when it is dropped. Owned, so that it
-/// goes with a call that moves to the plugin pool and ends only when the call does.
-pub struct Turn {
-    _running: OwnedSemaphorePermit,
+/// A turn to run one call; the next waiting call runs when it is dropped. A turn taken at once
+/// borrows the budget (no reference count touched: the common case costs one semaphore
+/// operation each way); [`Turn::into_owned`] makes it go with a call that moves to the plugin
+/// pool, so that it ends only when the call does.
+pub struct Turn<'a> {
+    borrowed: Option<SemaphorePermit<'a>>,
+    owned: Option<OwnedSemaphorePermit>,
     /// A paced call's hold on the pace (the next paced call starts after this one ends).
+    paced: Option<OwnedMutexGuard<Instant>>,
+}
+
+/// A [`Turn`] that lives as long as the call it was taken for, wherever that call runs.
+pub struct OwnedTurn {
+    /// A borrowed permit that was forgotten: given back to this semaphore on drop.
+    give_back: Option<Arc<Semaphore>>,
+    _owned: Option<OwnedSemaphorePermit>,
     _paced: Option<OwnedMutexGuard<Instant>>,
+}
+
+impl Turn<'_> {
+    /// This turn, owned (`budget` is the budget it was taken from).
+    pub fn into_owned(self, budget: &Budget) -> OwnedTurn {
+        let Turn {
+            borrowed,
+            owned,
+            paced,
+        } = self;
+        let give_back = borrowed.map(|permit| {
+            permit.forget();
+            Arc::clone(&budget.running)
+        });
+        OwnedTurn {
+            give_back,
+            _owned: owned,
+            _paced: paced,
+        }
+    }
+}
+
+impl Drop for OwnedTurn {
+    fn drop(&mut self) {
+        if let Some(semaphore) = &self.give_back {
+            semaphore.add_permits(1);
+        }
+    }
 }
 
 impl Budget {
@@ -74,13 +113,18 @@ impl Budget {
     /// common case), else after the calls ahead of it, or [`PluginError::Overloaded`] when
     /// `max_queue` calls are already waiting. `paced` (the plugin is unhealthy): one call at a
     /// time, that far apart ([`pace`]).
-    pub async fn turn(&self, plugin: &str, paced: Option<Duration>) -> Result<Turn, PluginError> {
+    pub async fn turn(
+        &self,
+        plugin: &str,
+        paced: Option<Duration>,
+    ) -> Result<Turn<'_>, PluginError> {
         if paced.is_none()
-            && let Ok(permit) = Arc::clone(&self.running).try_acquire_owned()
+            && let Ok(permit) = self.running.try_acquire()
         {
             return Ok(Turn {
-                _running: permit,
-                _paced: None,
+                borrowed: Some(permit),
+                owned: None,
+                paced: None,
             });
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
@@ -106,8 +150,9 @@ impl Budget {
             .await
             .map_err(|_| PluginError::Engine("plugin budget closed".into()))?;
         Ok(Turn {
-            _running: permit,
-            _paced: paced,
+            borrowed: None,
+            owned: Some(permit),
+            paced,
         })
     }
 
@@ -216,5 +261,37 @@ mod tests {
         // Unpaced calls (the plugin is healthy again) start at once.
         let _a = budget.turn("p", None).await.expect("turn");
         let _b = budget.turn("p", None).await.expect("turn");
+    }
+
+    #[tokio::test]
+    async fn an_owned_turn_holds_the_slot_until_dropped() {
+        let budget = Budget::new(1, 0);
+        let owned = budget
+            .turn("p", None)
+            .await
+            .expect("turn")
+            .into_owned(&budget);
+        assert!(
+            matches!(
+                budget.turn("p", None).await,
+                Err(PluginError::Overloaded { .. })
+            ),
+            "the slot moved with the owned turn"
+        );
+        drop(owned);
+        let again = budget.turn("p", None).await.expect("given back");
+        drop(again);
+        // A queued (owned from the start) turn converts too.
+        let first = budget.turn("p", None).await.expect("turn");
+        let budget2 = Budget::new(1, 1);
+        let held = budget2.turn("p", None).await.expect("turn");
+        let mut queued = Box::pin(budget2.turn("p", None));
+        assert!(pending(&mut queued));
+        drop(held);
+        let owned = queued.await.expect("queued turn").into_owned(&budget2);
+        assert!(budget2.running.try_acquire().is_err());
+        drop(owned);
+        assert!(budget2.running.try_acquire().is_ok());
+        drop(first);
     }
 }

@@ -66,11 +66,13 @@ impl Pool {
     }
 
     /// Run `call` to its end: its first poll here when `inline` (done if it finishes then),
-    /// the rest on the pool.
-    pub async fn run<T: Send + 'static>(
+    /// the rest on the pool, holding what `keep` gives until it ends there (what the call holds
+    /// by reference while it runs here, owned).
+    pub async fn run<T: Send + 'static, K: Send + 'static>(
         &self,
         mut call: Pin<Box<dyn Future<Output = T> + Send>>,
         inline: bool,
+        keep: impl FnOnce() -> K,
     ) -> Result<(T, Ran), PluginError> {
         if inline {
             let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
@@ -83,8 +85,13 @@ impl Pool {
         };
         // A call the client no longer waits for still runs to its end (bounded by its
         // deadline) on the pool, holding its turn of the plugin's budget until then.
+        let kept = keep();
         let done = runtime
-            .spawn(call)
+            .spawn(async move {
+                let done = call.await;
+                drop(kept);
+                done
+            })
             .await
             .map_err(|e| PluginError::Engine(format!("plugin pool task: {e}")))?;
         Ok((done, Ran::Pool))
@@ -172,7 +179,7 @@ mod tests {
         let here = std::thread::current().id();
         // Finishes in its first poll: never leaves this thread.
         let (thread, ran) = pool
-            .run(Box::pin(async { std::thread::current().id() }), true)
+            .run(Box::pin(async { std::thread::current().id() }), true, || ())
             .await
             .expect("run");
         assert_eq!((thread, ran), (here, Ran::Inline));
@@ -184,6 +191,7 @@ mod tests {
                     std::thread::current().name().map(str::to_owned)
                 }),
                 true,
+                || (),
             )
             .await
             .expect("run");
@@ -193,6 +201,7 @@ mod tests {
             .run(
                 Box::pin(async { std::thread::current().name().map(str::to_owned) }),
                 false,
+                || (),
             )
             .await
             .expect("run");

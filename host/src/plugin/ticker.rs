@@ -79,6 +79,24 @@ impl Ticker {
 /// A call in flight (see [`Ticker::running`]).
 pub struct Running<'a>(&'a Ticker);
 
+impl Running<'_> {
+    /// The same guard, owned (`ticker` is the one it came from), for a call that moves to
+    /// another thread.
+    pub fn into_owned(self, ticker: &Arc<Ticker>) -> RunningOwned {
+        std::mem::forget(self);
+        RunningOwned(Arc::clone(ticker))
+    }
+}
+
+/// A [`Running`] guard that owns its ticker.
+pub struct RunningOwned(Arc<Ticker>);
+
+impl Drop for RunningOwned {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.running.fetch_sub(1, Ordering::SeqCst);
