@@ -45,7 +45,7 @@ impl Pool {
     /// Start `threads` plugin threads (0: one per CPU), at the lowest CPU priority when `idle`.
     pub fn start(threads: usize, idle: bool) -> std::io::Result<Pool> {
         let threads = match threads {
-            0 => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            0 => super::cpus(),
             n => n,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
