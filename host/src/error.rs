@@ -59,25 +59,35 @@ pub enum Error {
     /// A `Range` that lies outside the artifact → 416.
     #[error("range not satisfiable: the artifact is {len} bytes")]
     RangeNotSatisfiable { len: u64 },
-    /// The upstream answered with an error, or could not be reached → 502.
-    #[error("{what}: upstream {url}: {message}")]
+    /// The upstream refused the request with 400 or 403 → the same status and the upstream's
+    /// reason, so the go command draws the conclusions it would draw talking to it directly.
+    #[error("{what}: {}", reason.as_deref().map_or_else(|| format!("upstream {host} answered {status}"), str::to_owned))]
+    Refused {
+        what: String,
+        host: String,
+        status: StatusCode,
+        reason: Option<String>,
+    },
+    /// The upstream answered with an error, or could not be reached → 502. Upstreams are named
+    /// by host only (a URL may carry credentials or internal paths).
+    #[error("{what}: upstream {host}: {message}")]
     Upstream {
         what: String,
-        url: String,
+        host: String,
         message: String,
     },
     /// The upstream did not answer in time → 504.
-    #[error("{what}: upstream {url}: timed out after {secs}s")]
+    #[error("{what}: upstream {host}: timed out after {secs}s")]
     UpstreamTimeout {
         what: String,
-        url: String,
+        host: String,
         secs: u64,
     },
     /// The upstream served an artifact that failed validation; nothing was stored → 502.
-    #[error("{what}: upstream {url} served an invalid artifact, not stored: {reason}")]
+    #[error("{what}: upstream {host} served an invalid artifact, not stored: {reason}")]
     BadArtifact {
         what: String,
-        url: String,
+        host: String,
         reason: String,
     },
     /// The storage backend failed → 500.
@@ -100,6 +110,7 @@ impl Error {
             | Error::Conflict(_)
             | Error::TooLarge(_)
             | Error::NotAllowedHere(_)
+            | Error::Refused { .. }
             | Error::Denied { .. } => Fault::Client,
             Error::Plugin { .. } => Fault::Plugin,
             Error::Upstream { .. } | Error::UpstreamTimeout { .. } | Error::BadArtifact { .. } => {
@@ -121,7 +132,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::NotAllowedHere(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Denied { status, .. } => *status,
+            Error::Denied { status, .. } | Error::Refused { status, .. } => *status,
             Error::Plugin { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Upstream { .. } | Error::BadArtifact { .. } => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -204,8 +215,8 @@ mod tests {
         assert_eq!(Error::NotFound("x".into()).status(), 404);
         assert_eq!(
             Error::BadArtifact {
-                what: "m@v1.0.0.zip".into(),
-                url: "u".into(),
+                what: "m/@v/v1.0.0.zip".into(),
+                host: "u".into(),
                 reason: "r".into()
             }
             .status(),

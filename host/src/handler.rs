@@ -945,7 +945,7 @@ impl Ctx<'_> {
         let body = match stored {
             Some(b) => b,
             None if self.offline() => {
-                return Err(self.offline_miss(&format!("{}@{version}", self.module)));
+                return Err(self.offline_miss(&artifact_path(self.module, version, "mod")));
             }
             None => Box::pin(self.fetcher().fetch_mod(version)).await?,
         };
@@ -966,7 +966,7 @@ impl Ctx<'_> {
         let body = match stored {
             Some(b) => b,
             None if self.offline() => {
-                return Err(self.offline_miss(&format!("{}@{version}", self.module)));
+                return Err(self.offline_miss(&artifact_path(self.module, version, "info")));
             }
             None => Box::pin(self.fetcher().fetch_info(version)).await?,
         };
@@ -989,7 +989,7 @@ impl Ctx<'_> {
         self.app.metrics.cache_lookup("zip", artifact.is_some());
         if artifact.is_none() {
             if self.offline() {
-                return Err(self.offline_miss(&format!("{}@{version}", self.module)));
+                return Err(self.offline_miss(&artifact_path(self.module, version, "zip")));
             }
             self.fetcher().fill_version(version).await?;
             artifact = self.store.open(key).await?;
@@ -997,7 +997,10 @@ impl Ctx<'_> {
         let artifact = artifact.ok_or_else(|| {
             Error::storage(
                 self.store.name(),
-                format_args!("{}@{version}.zip vanished after it was stored", self.module),
+                format_args!(
+                    "{} vanished after it was stored",
+                    artifact_path(self.module, version, "zip")
+                ),
             )
         })?;
         let hash = self
@@ -1007,33 +1010,56 @@ impl Ctx<'_> {
         respond::zip(artifact, hash.as_deref(), headers, head).await
     }
 
+    /// `list`: what the sources list, as they list it, plus tagged versions only storage has;
+    /// storage alone when no source can answer (offline, or failing) or none knows the module.
+    /// A source's refusal (400/403) is passed on.
     async fn list(&self, head: bool) -> Result<Response<ResponseBody>, Error> {
+        let what = format!("{}/@v/list", self.module.escaped());
         let stored = self.store.committed_versions(self.module).await?;
-        let mut versions: Vec<String> = stored
-            .into_iter()
-            .filter(|v| !pseudo::is_pseudo_version(v))
-            .collect();
-        let found_in_storage = !versions.is_empty();
-        if self.offline() {
-            if !found_in_storage {
-                return Err(self.offline_miss(self.module.as_str()));
-            }
+        let from_sources = if self.offline() {
+            None
         } else {
-            match self.source_versions().await {
-                Ok(found) => versions.extend(found),
-                Err(Error::NotFound(m)) if !found_in_storage => return Err(Error::NotFound(m)),
-                Err(Error::NotFound(_)) => {}
-                Err(e) if found_in_storage => {
+            match self.source_versions(&what).await {
+                Ok(lines) => Some(lines),
+                Err(e @ (Error::NotFound(_) | Error::Refused { .. })) if stored.is_empty() => {
+                    return Err(e);
+                }
+                Err(Error::NotFound(_)) => None,
+                Err(e @ Error::Refused { .. }) => return Err(e),
+                Err(e) if !stored.is_empty() => {
                     tracing::warn!(module = %self.module, error = %e, "upstream list failed; serving stored versions");
+                    None
                 }
                 Err(e) => return Err(e),
             }
-        }
-        versions.sort_by(|a, b| semver::compare(a, b).then_with(|| a.cmp(b)));
-        versions.dedup();
-        let mut body = String::with_capacity(versions.len() * 12);
-        for v in &versions {
-            body.push_str(v);
+        };
+        let mut lines = match from_sources {
+            // Stored pseudo-versions stay out: the go command would take the newest for
+            // `@latest`, and a source that can answer knows better.
+            Some(mut lines) => {
+                lines.extend(
+                    stored
+                        .into_iter()
+                        .filter(|v| !pseudo::is_pseudo_version(v))
+                        .map(git::ListLine::bare),
+                );
+                lines
+            }
+            None if stored.is_empty() => return Err(self.offline_miss(&what)),
+            None => stored.into_iter().map(git::ListLine::bare).collect(),
+        };
+        // Stable: among equal versions the source's line (with its time) comes first and stays.
+        lines.sort_by(|a, b| {
+            semver::compare(&a.version, &b.version).then_with(|| a.version.cmp(&b.version))
+        });
+        lines.dedup_by(|later, first| later.version == first.version);
+        let mut body = String::with_capacity(lines.len() * 12);
+        for line in &lines {
+            body.push_str(&line.version);
+            if let Some(time) = &line.time {
+                body.push(' ');
+                body.push_str(time);
+            }
             body.push('\n');
         }
         Ok(respond::bytes(
@@ -1044,11 +1070,15 @@ impl Ctx<'_> {
         ))
     }
 
+    /// `@latest`: the sources' answer, passed on, including a not-found (the go command then
+    /// derives `@latest` from `list`, as it would talking to the sources directly). Storage
+    /// answers only when no source can (offline, or failing): its best committed version.
     async fn latest(&self, head: bool) -> Result<Response<ResponseBody>, Error> {
-        let upstream_error = if self.offline() {
+        let what = format!("{}/@latest", self.module.escaped());
+        let failure = if self.offline() {
             None
         } else {
-            match self.source_latest().await {
+            match self.source_latest(&what).await {
                 Ok(body) => {
                     return Ok(respond::bytes(
                         body,
@@ -1057,11 +1087,12 @@ impl Ctx<'_> {
                         head,
                     ));
                 }
+                Err(e @ (Error::NotFound(_) | Error::Refused { .. })) => return Err(e),
                 Err(e) => Some(e),
             }
         };
-        // Offline, or the upstream had nothing: the best committed version, ranked as the
-        // go command ranks `@latest` (releases, then pre-releases, then pseudo-versions).
+        // Ranked as the go command ranks `@latest`: releases, then pre-releases, then
+        // pseudo-versions.
         let stored = self.store.committed_versions(self.module).await?;
         let best = stored.iter().max_by(|a, b| {
             latest_rank(a)
@@ -1074,6 +1105,9 @@ impl Ctx<'_> {
                 .read_small(self.key(v, ArtifactKind::Info))
                 .await?
         {
+            if let Some(e) = &failure {
+                tracing::warn!(module = %self.module, error = %e, "upstream @latest failed; serving the best stored version");
+            }
             return Ok(respond::bytes(
                 body,
                 ContentType::Json,
@@ -1081,17 +1115,15 @@ impl Ctx<'_> {
                 head,
             ));
         }
-        Err(match upstream_error {
-            Some(e) => e,
-            None => self.offline_miss(&format!("{}@latest", self.module)),
-        })
+        Err(failure.unwrap_or_else(|| self.offline_miss(&what)))
     }
 
     async fn info_query(&self, query: &str, head: bool) -> Result<Response<ResponseBody>, Error> {
         if self.offline() {
             return Err(Error::NotFound(format!(
-                "{}@{query}: only canonical versions are served from storage, and route[{}] has no upstream",
-                self.module, self.route.index
+                "{}/@v/{query}.info: only canonical versions are served from storage, and route[{}] has no upstream",
+                self.module.escaped(),
+                self.route.index
             )));
         }
         let body = self.source_query(query).await?;
@@ -1102,6 +1134,12 @@ impl Ctx<'_> {
             head,
         ))
     }
+}
+
+/// `module/@v/version.ext` as a client asks for it (escaped): how errors name a version's file.
+fn artifact_path(module: &ModulePath, version: &str, ext: &str) -> String {
+    let v = crate::goproxy::escape::escape_version(version).unwrap_or_else(|_| version.to_owned());
+    format!("{}/@v/{v}.{ext}", module.escaped())
 }
 
 /// `@latest` preference: releases over pre-releases over pseudo-versions.

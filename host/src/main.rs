@@ -329,7 +329,11 @@ fn serve(path: Option<&Path>) -> anyhow::Result<()> {
             .routes
             .iter()
             .flat_map(|r| {
-                let proxies = r.sources.entries.iter().map(|e| e.base.clone());
+                let proxies = r
+                    .sources
+                    .entries
+                    .iter()
+                    .map(|e| modgate::upstream::redact(&e.base));
                 let git = r.git.iter().flat_map(|g| {
                     g.mappings
                         .iter()

@@ -371,9 +371,14 @@ pub fn open_stores(
 }
 
 /// A hidden temporary file in `dir`, named `.tmp-…` so it is never mistaken for an artifact.
+/// Its mode is 0666 less the process's umask, as any file a program writes: the tree can be
+/// served by a static file server running as another user (tempfile's own default, 0600, is
+/// for secrets).
 fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile, String> {
+    use std::os::unix::fs::PermissionsExt;
     tempfile::Builder::new()
         .prefix(".tmp-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(|e| format!("create temporary file in {}: {e}", dir.display()))
 }

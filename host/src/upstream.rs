@@ -85,33 +85,85 @@ impl SourceList {
         Ok(Self { entries })
     }
 
+    /// The sources' hosts, for errors about an answer whose source is not known exactly.
+    pub fn describe(&self) -> String {
+        let hosts: Vec<String> = self.entries.iter().map(|e| host_of(&e.base)).collect();
+        hosts.join(",")
+    }
+
     /// True when there is no upstream: serve from storage only.
     pub fn is_offline(&self) -> bool {
         self.entries.is_empty()
     }
 }
 
-/// Why a fetch from the source list failed.
+/// Why a fetch from the source list failed. Errors name the source by its host only: a URL
+/// may carry credentials or internal paths, and error texts reach clients.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
     /// Every source answered 404/410 (or the list is empty): the client should fall through.
-    #[error("not found upstream")]
-    NotFound,
+    /// `reason` is the first line of the last source's answer, when it gave one.
+    #[error("{}", reason.as_deref().unwrap_or("not found upstream"))]
+    NotFound { reason: Option<String> },
+    /// A source refused the request (400 or 403): its answer, passed on as it is, because the
+    /// go command draws conclusions from it (a refused path prefix is not fatal to a query).
+    #[error("{host} answered {status}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Refused {
+        host: String,
+        status: StatusCode,
+        reason: Option<String>,
+    },
     /// A source answered with another error status, or could not be reached.
-    #[error("{url}: {message}")]
-    Failed { url: String, message: String },
+    #[error("{host}: {message}")]
+    Failed { host: String, message: String },
     /// A source did not answer, or paused sending, for longer than its timeout.
-    #[error("{url}: timed out after {secs}s")]
-    Timeout { url: String, secs: u64 },
+    #[error("{host}: timed out after {secs}s")]
+    Timeout { host: String, secs: u64 },
     /// The body exceeded the size allowed for this kind of artifact.
-    #[error("{url}: body larger than {limit} bytes")]
-    TooLarge { url: String, limit: u64 },
+    #[error("{host}: body larger than {limit} bytes")]
+    TooLarge { host: String, limit: u64 },
+}
+
+impl FetchError {
+    /// A not-found without a reason (no source, or a source that gave none).
+    pub fn not_found() -> Self {
+        FetchError::NotFound { reason: None }
+    }
+}
+
+/// `url` with its password replaced by `xxxxx`, as the go command shows proxy URLs
+/// (`url.URL.Redacted`): for logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:xxxxx@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// The host (and port) of `url`, without user information: how errors name a source.
+pub fn host_of(url: &str) -> String {
+    match url.parse::<Uri>() {
+        Ok(uri) => match (uri.host(), uri.port_u16()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => "upstream".to_owned(),
+        },
+        Err(_) => "upstream".to_owned(),
+    }
 }
 
 impl From<tokio::task::JoinError> for FetchError {
     fn from(e: tokio::task::JoinError) -> Self {
         FetchError::Failed {
-            url: String::new(),
+            host: "modgate".into(),
             message: format!("fetch task failed: {e}"),
         }
     }
@@ -165,7 +217,8 @@ impl Sink<'_> {
 /// How one attempt at one URL ended.
 enum Attempt {
     Ok,
-    NotFound,
+    /// 404 or 410, with the first line of the answer.
+    NotFound(Option<String>),
     /// Worth retrying (connection error, 5xx, 429).
     Transient(FetchError),
     Fatal(FetchError),
@@ -244,7 +297,7 @@ impl UpstreamClient {
         let len = sink.len();
         if let Sink::File(f, _) = sink {
             f.flush().await.map_err(|e| FetchError::Failed {
-                url: url.clone(),
+                host: host_of(&url),
                 message: format!("writing the download: {e}"),
             })?;
         }
@@ -252,7 +305,9 @@ impl UpstreamClient {
     }
 
     /// Tries each source in order: the next one after 404/410, or after any error when the
-    /// source is followed by `|` (`modfetch.proxyList` semantics).
+    /// source is followed by `|`. When all fail, the answer is the last one's: the go command
+    /// falls back per query, not per request (`modfetch.TryProxies`), so a query that goes on
+    /// to the next proxy sees only that proxy's answers from then on.
     async fn fetch(
         &self,
         sources: &SourceList,
@@ -261,19 +316,17 @@ impl UpstreamClient {
         sink: &mut Sink<'_>,
         metrics: &Metrics,
     ) -> Result<String, FetchError> {
-        let mut first_error: Option<FetchError> = None;
+        let mut last = FetchError::not_found();
         for entry in &sources.entries {
             let url = format!("{}/{rel}", entry.base);
             match self.fetch_one(entry, &url, limit, sink, metrics).await {
-                Ok(()) => return Ok(url),
-                Err(FetchError::NotFound) => continue,
-                Err(e) if entry.fallthrough_on_error => {
-                    first_error.get_or_insert(e);
-                }
-                Err(e) => return Err(first_error.unwrap_or(e)),
+                Ok(()) => return Ok(redact(&url)),
+                Err(e @ FetchError::NotFound { .. }) => last = e,
+                Err(e) if entry.fallthrough_on_error => last = e,
+                Err(e) => return Err(e),
             }
         }
-        Err(first_error.unwrap_or(FetchError::NotFound))
+        Err(last)
     }
 
     /// One source, with retries on transient failures.
@@ -291,7 +344,7 @@ impl UpstreamClient {
             let outcome = self.attempt(entry, url, limit, sink).await;
             let label = match &outcome {
                 Attempt::Ok => "ok",
-                Attempt::NotFound => "not_found",
+                Attempt::NotFound(_) => "not_found",
                 Attempt::Transient(FetchError::Timeout { .. })
                 | Attempt::Fatal(FetchError::Timeout { .. }) => "timeout",
                 _ => "error",
@@ -299,7 +352,7 @@ impl UpstreamClient {
             metrics.upstream_fetch(label, started.elapsed());
             match outcome {
                 Attempt::Ok => return Ok(()),
-                Attempt::NotFound => return Err(FetchError::NotFound),
+                Attempt::NotFound(reason) => return Err(FetchError::NotFound { reason }),
                 Attempt::Fatal(e) => return Err(e),
                 Attempt::Transient(e) if attempt >= entry.retries => return Err(e),
                 Attempt::Transient(e) => {
@@ -307,7 +360,7 @@ impl UpstreamClient {
                     tracing::debug!(%url, error = %e, attempt, "retrying upstream request");
                     tokio::time::sleep(Duration::from_millis(100 * 4u64.pow(attempt - 1))).await;
                     sink.reset().await.map_err(|e| FetchError::Failed {
-                        url: url.to_owned(),
+                        host: host_of(url),
                         message: format!("resetting the download: {e}"),
                     })?;
                 }
@@ -325,11 +378,11 @@ impl UpstreamClient {
     ) -> Attempt {
         let secs = entry.timeout.as_secs().max(1);
         let timeout = |url: &str| FetchError::Timeout {
-            url: url.to_owned(),
+            host: host_of(url),
             secs,
         };
         let failed = |url: &str, message: String| FetchError::Failed {
-            url: url.to_owned(),
+            host: host_of(url),
             message,
         };
         let mut current = url.to_owned();
@@ -339,10 +392,13 @@ impl UpstreamClient {
                 Ok(u) => u,
                 Err(e) => return Attempt::Fatal(failed(&current, format!("bad URL: {e}"))),
             };
-            let request = match http::Request::get(uri.clone())
-                .header(header::USER_AGENT, self.user_agent.clone())
-                .body(Empty::new())
-            {
+            let (uri, authorization) = basic_auth_from_userinfo(uri);
+            let mut builder =
+                http::Request::get(uri.clone()).header(header::USER_AGENT, self.user_agent.clone());
+            if let Some(value) = authorization {
+                builder = builder.header(header::AUTHORIZATION, value);
+            }
+            let request = match builder.body(Empty::new()) {
                 Ok(r) => r,
                 Err(e) => return Attempt::Fatal(failed(&current, format!("bad request: {e}"))),
             };
@@ -379,7 +435,16 @@ impl UpstreamClient {
         };
         let status = response.status();
         if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-            return Attempt::NotFound;
+            let reason = first_line_of_body(response.into_body(), entry.timeout).await;
+            return Attempt::NotFound(reason);
+        }
+        if status == StatusCode::BAD_REQUEST || status == StatusCode::FORBIDDEN {
+            let reason = first_line_of_body(response.into_body(), entry.timeout).await;
+            return Attempt::Fatal(FetchError::Refused {
+                host: host_of(&current),
+                status,
+                reason,
+            });
         }
         if !status.is_success() {
             let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
@@ -403,7 +468,7 @@ impl UpstreamClient {
             && len > limit
         {
             return Attempt::Fatal(FetchError::TooLarge {
-                url: current,
+                host: host_of(&current),
                 limit,
             });
         }
@@ -422,7 +487,7 @@ impl UpstreamClient {
             if let Ok(data) = frame.into_data() {
                 if sink.len() + data.len() as u64 > limit {
                     return Attempt::Fatal(FetchError::TooLarge {
-                        url: current,
+                        host: host_of(&current),
                         limit,
                     });
                 }
@@ -465,6 +530,39 @@ async fn first_line_of_body(mut body: hyper::body::Incoming, timeout: Duration) 
     Some(line.chars().take(200).collect())
 }
 
+/// A URL's user information as HTTP Basic credentials, the way the go command sends them
+/// (`net/http`: `URL.User` becomes `Authorization: Basic …`), and the URL without it.
+fn basic_auth_from_userinfo(uri: Uri) -> (Uri, Option<http::HeaderValue>) {
+    use base64::Engine as _;
+    let Some(authority) = uri.authority() else {
+        return (uri, None);
+    };
+    let Some((userinfo, host)) = authority.as_str().rsplit_once('@') else {
+        return (uri, None);
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, password) = match userinfo.split_once(':') {
+        Some((u, p)) => (decode(u), decode(p)),
+        None => (decode(userinfo), String::new()),
+    };
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut value = match http::HeaderValue::from_str(&format!("Basic {token}")) {
+        Ok(v) => v,
+        Err(_) => return (uri, None),
+    };
+    value.set_sensitive(true);
+    let mut parts = uri.clone().into_parts();
+    parts.authority = host.parse().ok();
+    match Uri::from_parts(parts) {
+        Ok(stripped) => (stripped, Some(value)),
+        Err(_) => (uri, None),
+    }
+}
+
 fn resolve_location<B>(base: &Uri, response: &http::Response<B>) -> Option<String> {
     let location = response.headers().get(header::LOCATION)?.to_str().ok()?;
     if location.starts_with("http://") || location.starts_with("https://") {
@@ -500,6 +598,36 @@ mod tests {
 
     fn parse(v: &str) -> SourceList {
         SourceList::parse_goproxy(v, Duration::from_secs(1), 0).expect("valid GOPROXY")
+    }
+
+    #[test]
+    fn userinfo_becomes_basic_credentials() {
+        let (uri, auth) = basic_auth_from_userinfo(
+            "https://deploy:s%40cret@proxy.internal:8443/go/m/@v/list"
+                .parse()
+                .expect("a valid URI"),
+        );
+        assert_eq!(uri.to_string(), "https://proxy.internal:8443/go/m/@v/list");
+        // base64("deploy:s@cret")
+        assert_eq!(
+            auth.expect("credentials").to_str().expect("ASCII"),
+            "Basic ZGVwbG95OnNAY3JldA=="
+        );
+        let (uri, auth) = basic_auth_from_userinfo("http://h/x".parse().expect("a valid URI"));
+        assert_eq!((uri.to_string().as_str(), auth), ("http://h/x", None));
+    }
+
+    #[test]
+    fn urls_in_errors_and_logs_keep_secrets_out() {
+        let url = "https://deploy:s3cret@proxy.internal:8443/go/mirror";
+        assert_eq!(host_of(url), "proxy.internal:8443");
+        assert_eq!(host_of("http://proxy.internal/x"), "proxy.internal");
+        assert_eq!(
+            redact(url),
+            "https://deploy:xxxxx@proxy.internal:8443/go/mirror"
+        );
+        assert_eq!(redact("https://token@h/p"), "https://token@h/p");
+        assert_eq!(redact("http://h:1/a@b"), "http://h:1/a@b");
     }
 
     #[test]

@@ -201,6 +201,11 @@ impl Modgate {
         }
     }
 
+    /// The modgate process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("modgate is running").id()
+    }
+
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }

@@ -171,6 +171,18 @@ sources = [
     );
     let mg = Modgate::start(setup);
     let ca_path = ca.to_str().unwrap();
+    // Git repositories are sources: the start-up line names them, and a server whose routes
+    // fetch only from git is not offline.
+    let startup = std::fs::read_to_string(mg.log_path("stdout")).unwrap_or_default();
+    let startup = startup
+        .lines()
+        .find(|l| l.contains("modgate listening"))
+        .unwrap_or_default();
+    assert!(
+        startup.contains(r#""offline":false"#)
+            && startup.contains(&format!("git git://127.0.0.1:{port}/{{path}}")),
+        "start-up line of a git-only server: {startup}"
+    );
 
     // --- From git. The same commands through modgate and directly; go.sum must agree.
     let direct = crate::zipbuild::direct_env(port);

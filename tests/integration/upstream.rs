@@ -41,7 +41,13 @@ struct Knobs {
     overrides: HashMap<String, Override>,
     /// Announce the full `Content-Length` but close the connection after this many bytes.
     truncations: HashMap<String, usize>,
+    /// Asked for paths the tree does not hold (after `overrides`): an answer, or `None` for
+    /// the default 404.
+    fallback: Option<Fallback>,
 }
+
+/// The answer for a path the tree does not hold: how an upstream flavour refuses.
+pub type Fallback = Arc<dyn Fn(&str) -> Option<Override> + Send + Sync>;
 
 struct State {
     tree: RwLock<Tree>,
@@ -170,6 +176,11 @@ impl FakeUpstream {
         };
     }
 
+    /// Answers paths the tree does not hold with `f`'s answer (`None`: the default 404).
+    pub fn set_fallback(&self, f: impl Fn(&str) -> Option<Override> + Send + Sync + 'static) {
+        self.state.knobs.lock().expect("knobs lock").fallback = Some(Arc::new(f));
+    }
+
     /// Changes the served tree.
     pub fn with_tree<R>(&self, f: impl FnOnce(&mut Tree) -> R) -> R {
         f(&mut self.state.tree.write().expect("tree lock"))
@@ -253,7 +264,7 @@ async fn answer(state: &State, req: Request<hyper::body::Incoming>) -> Resp {
         );
     }
 
-    let (delay, rate, over, cut) = {
+    let (delay, rate, over, cut, fallback) = {
         let k = state.knobs.lock().expect("knobs lock");
         let delay = k
             .delays
@@ -266,6 +277,7 @@ async fn answer(state: &State, req: Request<hyper::body::Incoming>) -> Resp {
             k.zip_rate,
             k.overrides.get(&path).cloned(),
             k.truncations.get(&path).copied(),
+            k.fallback.clone(),
         )
     };
     let is_zip = path.ends_with(".zip");
@@ -277,6 +289,9 @@ async fn answer(state: &State, req: Request<hyper::body::Incoming>) -> Resp {
     }
     let found = state.tree.read().expect("tree lock").get(&path).cloned();
     let Some(artifact) = found else {
+        if let Some(o) = fallback.and_then(|f| f(&path)) {
+            return full(o.status, &o.content_type, o.body, head);
+        }
         return full(404, TEXT, Bytes::from(format!("not found: {path}\n")), head);
     };
     let body = Bytes::from(artifact.body);

@@ -17,7 +17,7 @@ use crate::telemetry::Metrics;
 use crate::upstream::singleflight::SingleFlight;
 use crate::upstream::{FetchError, Fetched, SourceList, UpstreamClient};
 
-use super::{Ctx, TtlCache};
+use super::{Ctx, TtlCache, artifact_path};
 
 /// Largest module zip (Go modules reference: `MaxZipFile`, 500 MiB).
 pub const MAX_ZIP: u64 = 500 << 20;
@@ -33,7 +33,7 @@ pub const MAX_LIST: u64 = 16 << 20;
 /// Shared fetch state: one flight per small upstream artifact and per version fill.
 #[derive(Default)]
 pub struct Flights {
-    small: SingleFlight<String, Fetched<Bytes>, FetchError>,
+    small: SingleFlight<String, Fetched<Bytes>>,
     versions: SingleFlight<String, ()>,
 }
 
@@ -70,7 +70,7 @@ pub fn check_info(body: &[u8], expected: Option<&str>) -> Result<(), String> {
 }
 
 /// A shape check for `2006-01-02T15:04:05Z07:00`; the go command parses it strictly.
-fn looks_like_rfc3339(t: &str) -> bool {
+pub(super) fn looks_like_rfc3339(t: &str) -> bool {
     let b = t.as_bytes();
     b.len() >= 20
         && b[..4].iter().all(u8::is_ascii_digit)
@@ -118,24 +118,18 @@ impl Ctx<'_> {
     /// An upstream answer that changes (`list`, `@latest`, non-canonical `.info`), reused for
     /// `list_ttl`; not-founds for `not_found_ttl`.
     pub(super) async fn fetch_changing(&self, rel: &str, limit: u64) -> Result<Bytes, Error> {
-        let key = format!("{}\0{rel}", self.route.index);
-        if let Some(hit) = self.app.recent.get(&key) {
-            return hit;
-        }
-        let what = format!("{}/{}", self.module, rel.rsplit('/').next().unwrap_or(rel));
-        let (body, _) = self.fetcher().fetch_small(rel, &what, limit).await?;
-        self.app
-            .recent
-            .put(key, Ok(body.clone()), self.app.cache.list_ttl);
+        let keep = Some(self.app.cache.list_ttl).filter(|t| !t.is_zero());
+        let (body, _) = self.fetcher().fetch_small(rel, limit, keep).await?;
         Ok(body)
     }
 
-    /// An error for an upstream body that failed its check.
+    /// An error for an upstream body (at `rel`, the path the client asked for) that failed
+    /// its check.
     pub(super) fn bad_info(&self, rel: &str, reason: String) -> Error {
         self.app.metrics.upstream_rejected();
         Error::BadArtifact {
-            what: format!("{}/{}", self.module, rel.rsplit('/').next().unwrap_or(rel)),
-            url: "upstream".into(),
+            what: rel.to_owned(),
+            host: self.route.sources.describe(),
             reason,
         }
     }
@@ -155,65 +149,92 @@ impl Fetcher {
         }
     }
 
+    /// What errors about `version`'s `ext` file name: its path as a client asks for it,
+    /// `module/@v/version.ext` (escaped).
     pub(super) fn what(&self, version: &str, ext: &str) -> String {
-        format!("{}@{version}.{ext}", self.module)
+        artifact_path(&self.module, version, ext)
     }
 
     fn rel(&self, version: &str, ext: &str) -> Result<String, Error> {
-        let v = escape_version(version)
+        escape_version(version)
             .map_err(|e| Error::BadRequest(format!("version {version:?}: {e}")))?;
-        Ok(format!("{}/@v/{v}.{ext}", self.module.escaped()))
+        Ok(self.what(version, ext))
     }
 
-    fn rejected(&self, what: String, url: String, reason: String) -> Error {
+    fn rejected(&self, what: String, url: &str, reason: String) -> Error {
         self.metrics.upstream_rejected();
-        Error::BadArtifact { what, url, reason }
+        Error::BadArtifact {
+            what,
+            host: crate::upstream::host_of(url),
+            reason,
+        }
     }
 
-    /// Fetches a small artifact once for all concurrent requests; a not-found is remembered
-    /// for `not_found_ttl` so a flood of misses does not reach the upstream.
+    /// Fetches a small artifact (at `rel`, which errors name) once for all concurrent
+    /// requests. A not-found is remembered for `not_found_ttl`, and with `keep` the answer for
+    /// that long, so a flood of requests reaches the upstream once. Both are remembered inside
+    /// the flight, before its waiters wake, and looked for again when a flight starts: a
+    /// request that missed the cache just before a flight ended finds its answer there.
     async fn fetch_small(
         &self,
         rel: &str,
-        what: &str,
         limit: u64,
+        keep: Option<std::time::Duration>,
     ) -> Result<(Bytes, String), Error> {
+        let ok_key = format!("{}\0{rel}", self.route_index);
         let nf_key = format!("{}\0nf\0{rel}", self.route_index);
-        if let Some(Err(e)) = self.recent.get(&nf_key) {
-            return Err(e);
+        let remembered = {
+            let (recent, ok_key, nf_key) =
+                (Arc::clone(&self.recent), ok_key.clone(), nf_key.clone());
+            move || {
+                let ok = keep.and_then(|_| recent.get(&ok_key)).filter(Result::is_ok);
+                ok.or_else(|| recent.get(&nf_key).filter(Result::is_err))
+                    .map(|hit| hit.map(|body| (body, String::new())))
+            }
+        };
+        if let Some(hit) = remembered() {
+            return hit;
         }
-        let (client, sources, metrics) = (
+        let (client, sources, metrics, recent) = (
             self.client.clone(),
             self.sources.clone(),
             Arc::clone(&self.metrics),
+            Arc::clone(&self.recent),
         );
+        let not_found_ttl = self.not_found_ttl;
         let r = rel.to_owned();
         let fetched = self
             .flights
             .small
             .run(format!("{}\0{rel}", self.route_index), move || async move {
-                client.fetch_bytes(&sources, &r, limit, &metrics).await
-            })
-            .await;
-        match fetched {
-            Ok(f) => Ok((f.body, f.url)),
-            Err(e) => {
-                let e = upstream_error(what.to_owned(), e);
-                if matches!(e, Error::NotFound(_)) {
-                    self.recent.put(nf_key, Err(e.clone()), self.not_found_ttl);
+                if let Some(hit) = remembered() {
+                    return hit.map(|(body, url)| Fetched { body, url });
                 }
-                Err(e)
-            }
-        }
+                match client.fetch_bytes(&sources, &r, limit, &metrics).await {
+                    Ok(f) => {
+                        if let Some(ttl) = keep {
+                            recent.put(ok_key, Ok(f.body.clone()), ttl);
+                        }
+                        Ok(f)
+                    }
+                    Err(e) => {
+                        let e = upstream_error(r, e);
+                        if matches!(e, Error::NotFound(_)) {
+                            recent.put(nf_key, Err(e.clone()), not_found_ttl);
+                        }
+                        Err(e)
+                    }
+                }
+            })
+            .await?;
+        Ok((fetched.body, fetched.url))
     }
 
     /// Fetches and checks a version's go.mod without storing it.
     async fn fetch_checked_mod(&self, version: &str) -> Result<Bytes, Error> {
-        let what = self.what(version, "mod");
-        let (body, url) = self
-            .fetch_small(&self.rel(version, "mod")?, &what, MAX_GO_MOD)
-            .await?;
-        zipcheck::check_go_mod(&body).map_err(|e| self.rejected(what, url, e.to_string()))?;
+        let what = self.rel(version, "mod")?;
+        let (body, url) = self.fetch_small(&what, MAX_GO_MOD, None).await?;
+        zipcheck::check_go_mod(&body).map_err(|e| self.rejected(what, &url, e.to_string()))?;
         Ok(body)
     }
 
@@ -230,11 +251,9 @@ impl Fetcher {
 
     /// Fetches and checks a version's `.info` from the upstream proxies, then [`Fetcher::keep_info`].
     pub(super) async fn fetch_info_proxy(&self, version: &str) -> Result<Bytes, Error> {
-        let what = self.what(version, "info");
-        let (body, url) = self
-            .fetch_small(&self.rel(version, "info")?, &what, MAX_INFO)
-            .await?;
-        check_info(&body, Some(version)).map_err(|reason| self.rejected(what, url, reason))?;
+        let what = self.rel(version, "info")?;
+        let (body, url) = self.fetch_small(&what, MAX_INFO, None).await?;
+        check_info(&body, Some(version)).map_err(|reason| self.rejected(what, &url, reason))?;
         self.keep_info(version, body).await
     }
 
@@ -323,7 +342,7 @@ impl Fetcher {
         let checked = self
             .check_staged_zip(&tmp, version)
             .await?
-            .map_err(|e| self.rejected(what, fetched.url.clone(), e.to_string()))?;
+            .map_err(|e| self.rejected(what, &fetched.url, e.to_string()))?;
         tracing::info!(module = %self.module, version, url = %fetched.url, bytes = fetched.body,
             files = checked.files, hash = %checked.h1, "stored module version");
         let staged = StagedVersion {
@@ -351,15 +370,33 @@ impl Fetcher {
     }
 }
 
-/// Turns a fetch failure into the pipeline's error for `what`.
-fn upstream_error(what: String, e: FetchError) -> Error {
+/// Turns a fetch failure into the pipeline's error for `what` (the path the client asked for,
+/// `module/@v/file`): a not-found or a refusal keeps the upstream's status and reason.
+pub(super) fn upstream_error(what: String, e: FetchError) -> Error {
     match e {
-        FetchError::NotFound => Error::NotFound(format!("{what}: not found upstream")),
-        FetchError::Failed { url, message } => Error::Upstream { what, url, message },
-        FetchError::Timeout { url, secs } => Error::UpstreamTimeout { what, url, secs },
-        FetchError::TooLarge { url, limit } => Error::BadArtifact {
+        FetchError::NotFound { reason: Some(r) } => Error::NotFound(format!("{what}: {r}")),
+        FetchError::NotFound { reason: None } => {
+            Error::NotFound(format!("{what}: not found upstream"))
+        }
+        FetchError::Refused {
+            host,
+            status,
+            reason,
+        } => Error::Refused {
             what,
-            url,
+            host,
+            status,
+            reason,
+        },
+        FetchError::Failed { host, message } => Error::Upstream {
+            what,
+            host,
+            message,
+        },
+        FetchError::Timeout { host, secs } => Error::UpstreamTimeout { what, host, secs },
+        FetchError::TooLarge { host, limit } => Error::BadArtifact {
+            what,
+            host,
             reason: format!("larger than {limit} bytes"),
         },
     }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::error::Error;
 use crate::gitsource::{GitCache, GitError, GitSource, RevInfo};
-use crate::goproxy::{pseudo, semver, zipcheck};
+use crate::goproxy::{semver, zipcheck};
 use crate::storage::{ArtifactKind, StagedVersion};
 
 use super::Ctx;
@@ -69,12 +69,12 @@ fn git_error(what: String, e: GitError) -> Error {
         GitError::NotFound(m) | GitError::InvalidVersion(m) => Error::NotFound(m),
         GitError::Fetch(message) => Error::Upstream {
             what,
-            url: "git".into(),
+            host: "git".into(),
             message,
         },
         GitError::Build(reason) => Error::BadArtifact {
             what,
-            url: "git".into(),
+            host: "git".into(),
             reason,
         },
         GitError::Internal(m) => Error::Internal(m),
@@ -133,35 +133,35 @@ impl Ctx<'_> {
         self.route.sources.is_offline() && self.git().is_none()
     }
 
-    /// The tagged versions the sources know (`list`), from the first that knows the module.
-    pub(super) async fn source_versions(&self) -> Result<Vec<String>, Error> {
-        let missing = || self.offline_miss(self.module.as_str());
+    /// The versions the sources know (`list`, named `what` in errors), from the first that
+    /// knows the module: each with the time the source gave for it, if any. Pseudo-versions are
+    /// kept: the go command leaves them out of `-versions` but derives `@latest` from them
+    /// when `@latest` is not found (`modfetch.proxyRepo.latestFromList`).
+    pub(super) async fn source_versions(&self, what: &str) -> Result<Vec<ListLine>, Error> {
+        let missing = || self.offline_miss(what);
         walk!(self.tiers(), missing(), |tier| match tier {
             Tier::Git(git) => git
                 .list(self.module)
                 .await
-                .map_err(|e| git_error(format!("{}/@v/list", self.module), e)),
+                .map(|tags| tags.into_iter().map(ListLine::bare).collect())
+                .map_err(|e| git_error(what.to_owned(), e)),
             Tier::Proxy => {
                 let rel = format!("{}/@v/list", self.module.escaped());
-                self.fetch_changing(&rel, fill::MAX_LIST).await.map(|body| {
-                    String::from_utf8_lossy(&body)
-                        .lines()
-                        .filter_map(|l| l.split_whitespace().next())
-                        .filter(|v| semver::is_valid(v) && !pseudo::is_pseudo_version(v))
-                        .map(str::to_owned)
-                        .collect()
-                })
+                self.fetch_changing(&rel, fill::MAX_LIST)
+                    .await
+                    .map(|body| ListLine::parse_all(&body))
             }
         })
     }
 
-    /// `@latest` from the first source that knows the module: a checked `.info` body.
-    pub(super) async fn source_latest(&self) -> Result<Bytes, Error> {
-        let missing = || self.offline_miss(&format!("{}@latest", self.module));
+    /// `@latest` (named `what` in errors) from the first source that knows the module: a
+    /// checked `.info` body.
+    pub(super) async fn source_latest(&self, what: &str) -> Result<Bytes, Error> {
+        let missing = || self.offline_miss(what);
         walk!(self.tiers(), missing(), |tier| match tier {
             Tier::Git(git) => match git.latest(self.module).await {
                 Ok(info) => info_json(&info),
-                Err(e) => Err(git_error(format!("{}@latest", self.module), e)),
+                Err(e) => Err(git_error(what.to_owned(), e)),
             },
             Tier::Proxy => {
                 let rel = format!("{}/@latest", self.module.escaped());
@@ -177,24 +177,55 @@ impl Ctx<'_> {
 
     /// A non-canonical `.info` query (branch, tag, hash) from the first source that resolves it.
     pub(super) async fn source_query(&self, query: &str) -> Result<Bytes, Error> {
-        let missing = || self.offline_miss(&format!("{}@{query}", self.module));
+        let escaped = crate::goproxy::escape::escape_version(query)
+            .map_err(|e| Error::BadRequest(format!("version {query:?}: {e}")))?;
+        let rel = format!("{}/@v/{escaped}.info", self.module.escaped());
+        let missing = || self.offline_miss(&rel);
         walk!(self.tiers(), missing(), |tier| match tier {
             Tier::Git(git) => match git.info(self.module, query).await {
                 Ok(info) => info_json(&info),
-                Err(e) => Err(git_error(format!("{}@{query}", self.module), e)),
+                Err(e) => Err(git_error(rel.clone(), e)),
             },
-            Tier::Proxy => {
-                let escaped = crate::goproxy::escape::escape_version(query)
-                    .map_err(|e| Error::BadRequest(format!("version {query:?}: {e}")))?;
-                let rel = format!("{}/@v/{escaped}.info", self.module.escaped());
-                match self.fetch_changing(&rel, fill::MAX_INFO).await {
-                    Ok(body) => fill::check_info(&body, None)
-                        .map(|()| body)
-                        .map_err(|reason| self.bad_info(&rel, reason)),
-                    Err(e) => Err(e),
-                }
-            }
+            Tier::Proxy => match self.fetch_changing(&rel, fill::MAX_INFO).await {
+                Ok(body) => fill::check_info(&body, None)
+                    .map(|()| body)
+                    .map_err(|reason| self.bad_info(&rel, reason)),
+                Err(e) => Err(e),
+            },
         })
+    }
+}
+
+/// One line of a `list` answer: a version and, when the source gave one, its time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ListLine {
+    pub version: String,
+    pub time: Option<String>,
+}
+
+impl ListLine {
+    pub(super) fn bare(version: String) -> Self {
+        ListLine {
+            version,
+            time: None,
+        }
+    }
+
+    /// The lines of an upstream's `list` the go command would read: a valid version first, and
+    /// an RFC 3339 time after it if there is one (`modfetch.proxyRepo.Versions`).
+    pub(super) fn parse_all(body: &[u8]) -> Vec<Self> {
+        String::from_utf8_lossy(body)
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let version = fields.next().filter(|v| semver::is_valid(v))?;
+                let time = fields.next().filter(|t| fill::looks_like_rfc3339(t));
+                Some(ListLine {
+                    version: version.to_owned(),
+                    time: time.map(str::to_owned),
+                })
+            })
+            .collect()
     }
 }
 
