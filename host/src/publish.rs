@@ -16,7 +16,9 @@ use crate::goproxy::hash::hash_go_mod;
 use crate::goproxy::path::ModulePath;
 use crate::goproxy::pseudo::Timestamp;
 use crate::goproxy::zipbuild::{self, BuildError, BuiltZip};
-use crate::storage::{ArtifactKey, ArtifactKind, StagedVersion, Store};
+use crate::goproxy::zipcheck::ZipError;
+use crate::storage::verify::{GoMod, verify};
+use crate::storage::{ArtifactKey, ArtifactKind, Store};
 
 /// What a publish did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +45,11 @@ pub enum PublishError {
     /// `source`), so error chains do not print it twice.
     #[error("{reason}")]
     Build { reason: BuildError },
+    /// The zip or its go.mod fails the checks every version passes before it is stored
+    /// ([`verify`]): x/mod's rules, a go.mod that declares another module, a go.mod in a
+    /// `+incompatible` version.
+    #[error("{0}")]
+    Invalid(ZipError),
     /// The version exists with other content (versions are immutable) → 409.
     #[error(
         "{module}@{version} is already published with other content ({what}: stored {stored}, new {new}); publish a new version instead"
@@ -59,7 +66,7 @@ pub enum PublishError {
     Storage(#[from] Error),
 }
 
-/// Builds `dir` as `module@version` and commits it to `store`.
+/// Builds `dir` as `module@version` and commits it to `store` ([`commit_published`]).
 pub async fn publish_dir(
     store: &Store,
     dir: &Path,
@@ -80,7 +87,17 @@ pub async fn publish_dir(
     .await
     .map_err(Error::from)?
     .map_err(|reason| PublishError::Build { reason })?;
-    commit_built(store, module, version, built, tmp).await
+    let published = commit_published(store, module, version, tmp).await?;
+    let hashes = match &published {
+        Published::Created(h) | Published::Unchanged(h) => h,
+    };
+    if hashes.zip != built.zip_h1 || hashes.go_mod != built.mod_h1 {
+        return Err(PublishError::Storage(Error::Internal(format!(
+            "{module}@{version}: built with hashes {} {} but reads back as {} {}",
+            built.zip_h1, built.mod_h1, hashes.zip, hashes.go_mod
+        ))));
+    }
+    Ok(published)
 }
 
 /// Builds `dir` as `module@version` into `out` (for [`remote::upload`]), calling `progress`
@@ -131,19 +148,27 @@ impl<F: FnMut(u64)> Seek for Counting<'_, F> {
     }
 }
 
-/// Commits a zip built by [`zipbuild`] (in `zip`, a staging file of `store`) unless the version
-/// is already stored: then it must be identical.
-pub async fn commit_built(
+/// Commits the zip staged at `zip` (a staging file of `store`) as `module@version`, after the
+/// checks every version passes ([`verify`], with the zip's own go.mod, which must declare
+/// `module`), unless the version is already stored: then it must be identical. Every way a
+/// version is published (`modgate publish`, the upload endpoint) comes through here.
+pub async fn commit_published(
     store: &Store,
     module: &ModulePath,
     version: &str,
-    built: BuiltZip,
     zip: tempfile::TempPath,
 ) -> Result<Published, PublishError> {
+    let time = Timestamp::from_system_time(std::time::SystemTime::now())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
+    let info = serde_json::json!({ "Version": version, "Time": time }).to_string();
+    let staged = verify(module, version, zip, GoMod::FromZip, Bytes::from(info))
+        .await?
+        .map_err(PublishError::Invalid)?;
     let hashes = Hashes {
-        zip: built.zip_h1.clone(),
-        go_mod: built.mod_h1.clone(),
-        files: built.files,
+        zip: staged.zip_hash.clone(),
+        go_mod: hash_go_mod(staged.go_mod.as_deref().unwrap_or_default()),
+        files: staged.files,
     };
     let key = |kind| ArtifactKey {
         module,
@@ -159,29 +184,19 @@ pub async fn commit_built(
     };
     if let Some(stored_mod) = store.read_small(key(ArtifactKind::Mod)).await? {
         let stored = hash_go_mod(&stored_mod);
-        if stored != built.mod_h1 {
-            return Err(conflict("go.mod", stored, &built.mod_h1));
+        if stored != hashes.go_mod {
+            return Err(conflict("go.mod", stored, &hashes.go_mod));
         }
     }
     if let Some(stored_hash) = store.read_small(key(ArtifactKind::ZipHash)).await? {
         let stored = String::from_utf8_lossy(&stored_hash).trim().to_owned();
-        if stored != built.zip_h1 {
-            return Err(conflict("zip", stored, &built.zip_h1));
+        if stored != hashes.zip {
+            return Err(conflict("zip", stored, &hashes.zip));
         }
         if store.contains(key(ArtifactKind::Info)).await? {
             return Ok(Published::Unchanged(hashes));
         }
     }
-    let time = Timestamp::from_system_time(std::time::SystemTime::now())
-        .map(|t| t.to_string())
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
-    let info = serde_json::json!({ "Version": version, "Time": time }).to_string();
-    let staged = StagedVersion {
-        zip,
-        zip_hash: built.zip_h1,
-        go_mod: Some(Bytes::from(built.go_mod)),
-        info: Bytes::from(info),
-    };
     store.commit(module, version, staged).await?;
     Ok(Published::Created(hashes))
 }

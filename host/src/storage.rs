@@ -10,6 +10,7 @@
 //! - Versioned artifacts are immutable: an existing final file is never rewritten.
 
 pub mod fs;
+pub mod verify;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -112,13 +113,19 @@ impl Artifact {
 
 /// A version's artifacts staged for commit: a checked zip already in a temporary file beside its
 /// final place (see [`Store::zip_staging`]), its hash, the go.mod when it is not stored yet, and
-/// the `.info` that commits it.
+/// the `.info` that commits it. Only [`verify::verify`] makes one.
 #[derive(Debug)]
 pub struct StagedVersion {
     pub zip: tempfile::TempPath,
+    /// The zip's `h1:` hash, computed from the bytes checked.
     pub zip_hash: String,
     pub go_mod: Option<Bytes>,
     pub info: Bytes,
+    /// Files in the zip.
+    pub files: usize,
+    /// Their total uncompressed size in bytes.
+    pub size: u64,
+    _verified: verify::Verified,
 }
 
 /// A bounded in-memory copy of small immutable artifacts (`.info`, `.mod`, `.ziphash`), shared

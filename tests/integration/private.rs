@@ -490,7 +490,7 @@ storage = "local"
             Some(TOKEN),
             good.clone(),
             400,
-            "not a canonical version",
+            "is not canonical (should be \"v1.0.0\")",
         ),
         (
             "major mismatch",
@@ -514,7 +514,7 @@ storage = "local"
             Some(TOKEN),
             good.clone(),
             400,
-            "does not start with",
+            "does not have prefix",
         ),
         (
             "go.mod of another module",
@@ -522,7 +522,18 @@ storage = "local"
             Some(TOKEN),
             other_module,
             400,
-            "declares module",
+            "module declares its path as: corp.example/team/lib but was required as: corp.example/team/other",
+        ),
+        (
+            "a go.mod of 64 zero bytes",
+            zip_path("v1.1.0"),
+            Some(TOKEN),
+            crate::fixtures::zip_of(
+                &[(&format!("{LIB}@v1.1.0/go.mod"), &[0u8; 64])],
+                zip::CompressionMethod::Stored,
+            ),
+            400,
+            "go.mod: no module statement",
         ),
         (
             "too large",

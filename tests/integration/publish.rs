@@ -162,6 +162,33 @@ fn refusals_name_the_problem_and_change_nothing() {
         assert_eq!(t.trim().lines().count(), 1, "one line: {t}");
     }
 
+    // A go.mod the go command could not use: it declares another module, or no module at all
+    // (64 zero bytes; 16 MiB of zeros, the largest go.mod). The upload endpoint has always
+    // refused these; local publish goes through the same checks now.
+    for (go_mod, needle) in [
+        (
+            b"module corp.example/other\n".to_vec(),
+            "module declares its path as: corp.example/other but was required as: corp.example/team/lib",
+        ),
+        (vec![0u8; 64], "go.mod: no module statement"),
+        (vec![0u8; 16 << 20], "go.mod: no module statement"),
+    ] {
+        let bad = tmp.path().join("bad-go-mod");
+        std::fs::create_dir_all(&bad).expect("mkdir");
+        std::fs::write(bad.join("go.mod"), &go_mod).expect("write go.mod");
+        std::fs::write(bad.join("a.go"), "package lib\n").expect("write a.go");
+        let o = publish(&cfg, &bad, MODULE, "v1.4.0");
+        let t = text(&o);
+        assert!(!o.status.success(), "{t}");
+        assert!(t.contains(needle), "{t}");
+        assert_eq!(t.trim().lines().count(), 1, "one line: {t}");
+        assert_eq!(
+            contents(&storage),
+            before,
+            "nothing of v1.4.0 may be stored"
+        );
+    }
+
     // A tree that breaks a zip rule: the message names the file.
     write_module(&src, &[("A.go", "package lib\n")]);
     let o = publish(&cfg, &src, MODULE, "v1.3.0");

@@ -72,14 +72,18 @@ impl ModulePath {
     /// `module.Check` for this path: `version` must be a valid semantic version whose major
     /// version matches the path's suffix (see [`check_path_major`]).
     pub fn check_version(&self, version: &str) -> Result<(), PathError> {
-        if !semver::is_valid(version) {
-            return Err(PathError(format!(
-                "{}: version {} invalid: not a semantic version",
+        // x/mod's `ModuleError` wording: `path@version: invalid version: reason`.
+        let invalid = |reason: &str| {
+            PathError(format!(
+                "{}@{}: invalid version: {reason}",
                 self.path,
-                quote(version)
-            )));
+                version.escape_debug()
+            ))
+        };
+        if !semver::is_valid(version) {
+            return Err(invalid("not a semantic version"));
         }
-        check_path_major(version, self).map_err(|e| PathError(format!("{}: {e}", self.path)))
+        check_path_major_suffix(version, self.path_major()).map_err(|reason| invalid(&reason))
     }
 }
 
@@ -357,10 +361,11 @@ pub fn match_path_major(v: &str, path_major: &str) -> bool {
 /// suffix, `gopkg.in/x.vN` needs major `vN` (with the historical `v0.0.0-…` pseudo-versions
 /// allowed for `.v1`).
 pub fn check_path_major(version: &str, module: &ModulePath) -> Result<(), PathError> {
-    check_path_major_suffix(version, module.path_major()).map_err(PathError)
+    check_path_major_suffix(version, module.path_major())
+        .map_err(|reason| PathError(format!("version {} invalid: {reason}", quote(version))))
 }
 
-/// The body of `module.CheckPathMajor` (message as `module.InvalidVersionError`).
+/// The body of `module.CheckPathMajor`: the reason a version does not fit (`should be …`).
 fn check_path_major_suffix(v: &str, path_major: &str) -> Result<(), String> {
     let mut path_major = path_major;
     if path_major.starts_with(".v") {
@@ -384,10 +389,7 @@ fn check_path_major_suffix(v: &str, path_major: &str) -> Result<(), String> {
     } else {
         path_major
     };
-    Err(format!(
-        "version {} invalid: should be {want}, not {m}",
-        quote(v)
-    ))
+    Err(format!("should be {want}, not {m}"))
 }
 
 /// Quotes a string like Go's `%q`, for one-line error messages: ASCII control characters,

@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 
-use super::path::{ModulePath, check_path_major, quote};
+use super::path::{ModulePath, quote};
 use super::{escape, semver};
 
 /// Longest raw request path accepted (bytes); longer → 400.
@@ -209,8 +209,12 @@ pub fn parse(raw_path: &str) -> Result<ProxyRequest, RequestError> {
                 } else {
                     ".zip"
                 };
+                // x/mod's wording (`zip.Create`), then why it matters here.
+                let should_be = semver::canonical(&version)
+                    .map(|c| format!(" (should be {})", quote(&c)))
+                    .unwrap_or_default();
                 return Err(not_found(format!(
-                    "version {} is not a canonical version ({ext} is only served for canonical versions)",
+                    "version {} is not canonical{should_be}: {ext} files exist only for canonical versions",
                     show(&version)
                 )));
             }
@@ -368,8 +372,9 @@ fn parse_version(escaped: &str) -> Result<String, RequestError> {
 /// `+incompatible` is only possible for major ≥ 2 on a path without a major suffix (the go
 /// command's rule in `modfetch/coderepo.go`), so anything else names no version: 404.
 fn check_version_fits(module: &ModulePath, version: &str) -> Result<(), RequestError> {
-    check_path_major(version, module)
-        .map_err(|e| not_found(format!("{}: {e}", show(module.as_str()))))?;
+    module
+        .check_version(version)
+        .map_err(|e| not_found(e.to_string()))?;
     if semver::build(version) == "+incompatible" {
         if !module.path_major().is_empty() {
             return Err(not_found(format!(

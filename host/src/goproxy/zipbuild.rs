@@ -65,14 +65,13 @@ pub enum BuildError {
         /// The rule broken.
         reason: String,
     },
-    /// A file breaks a module zip rule (invalid name, collision, go.mod case, size of go.mod or
-    /// LICENSE). The tree's fault.
-    #[error("{path:?}: {rule}")]
-    File {
-        /// Path of the file relative to the module root.
-        path: String,
-        /// The rule broken.
-        rule: String,
+    /// Files break module zip rules (invalid name, collision, go.mod case, size of go.mod or
+    /// LICENSE): each file relative to the module root and its rule, all of them, as
+    /// `x/mod/zip` reports them. The tree's fault.
+    #[error("{}", super::zipcheck::ZipError::files(invalid))]
+    Files {
+        /// Path and rule of each invalid file, in the order found.
+        invalid: Vec<(String, String)>,
     },
     /// The files to zip add up to more than 500 MiB (`zip.MaxZipFile`).
     #[error("module source tree too large (max size is {MAX_ZIP_FILE} bytes)")]
@@ -97,9 +96,8 @@ pub enum BuildError {
 impl BuildError {
     fn file(path: &str, rule: impl Into<String>) -> Self {
         let rule: String = rule.into();
-        Self::File {
-            path: path.to_owned(),
-            rule: rule.replace(['\n', '\r'], " "),
+        Self::Files {
+            invalid: vec![(path.to_owned(), rule.replace(['\n', '\r'], " "))],
         }
     }
 
@@ -201,9 +199,14 @@ fn check_module_version(module: &ModulePath, version: &str) -> Result<(), BuildE
             canonical.unwrap_or_default()
         )));
     }
-    module
-        .check_version(version)
-        .map_err(|e| err(e.to_string()))?;
+    module.check_version(version).map_err(|e| {
+        // `path@version: invalid version: …`; the error adds `path@version: ` itself.
+        let message = e.to_string();
+        let prefix = format!("{module}@{version}: ");
+        err(message
+            .strip_prefix(&prefix)
+            .map_or_else(|| message.clone(), str::to_owned))
+    })?;
     Ok(())
 }
 
@@ -346,11 +349,12 @@ fn check_files(files: Vec<Candidate>, blobs: &mut BlobReader<'_>) -> Result<Chec
         }
     };
 
-    let mut invalid: Option<BuildError> = None;
+    // Every invalid file, once each (a file may break several rules; Go reports the first).
+    let mut invalid: Vec<(String, String)> = Vec::new();
     let mut seen_error: HashSet<String> = HashSet::new();
-    let mut fail = |path: &str, e: BuildError| {
-        if seen_error.insert(path.to_owned()) && invalid.is_none() {
-            invalid = Some(e);
+    let mut fail = |path: &str, rule: String| {
+        if seen_error.insert(path.to_owned()) {
+            invalid.push((path.to_owned(), rule.replace(['\n', '\r'], " ")));
         }
     };
     let mut collisions = super::collision::Collisions::default();
@@ -359,33 +363,30 @@ fn check_files(files: Vec<Candidate>, blobs: &mut BlobReader<'_>) -> Result<Chec
     for f in files {
         let p = f.path.as_str();
         if !is_clean(p) {
-            fail(p, BuildError::file(p, "file path is not clean"));
+            fail(p, "file path is not clean".into());
             continue;
         }
         if p.starts_with('/') {
-            fail(p, BuildError::file(p, "file path is not relative"));
+            fail(p, "file path is not relative".into());
             continue;
         }
         if gomod::is_vendored_package(p, vers) || in_submodule(p) || p == ".hg_archival.txt" {
             continue;
         }
         if !f.utf8 {
-            fail(p, BuildError::file(p, "malformed file path: invalid UTF-8"));
+            fail(p, "malformed file path: invalid UTF-8".into());
             continue;
         }
         if let Err(e) = check_file_path(p) {
-            fail(p, BuildError::file(p, e.0));
+            fail(p, e.0);
             continue;
         }
         if p.to_lowercase() == "go.mod" && p != "go.mod" {
-            fail(
-                p,
-                BuildError::file(p, "go.mod files must have lowercase names"),
-            );
+            fail(p, "go.mod files must have lowercase names".into());
             continue;
         }
         if let Err(collision) = collisions.check(p, false) {
-            fail(p, BuildError::file(p, collision.go_message()));
+            fail(p, collision.go_message());
             continue;
         }
         if f.kind != Kind::Regular {
@@ -408,20 +409,14 @@ fn check_files(files: Vec<Candidate>, blobs: &mut BlobReader<'_>) -> Result<Chec
         if p == "go.mod" && size > MAX_GO_MOD {
             fail(
                 p,
-                BuildError::file(
-                    p,
-                    format!("go.mod file too large (max size is {MAX_GO_MOD} bytes)"),
-                ),
+                format!("go.mod file too large (max size is {MAX_GO_MOD} bytes)"),
             );
             continue;
         }
         if p == "LICENSE" && size > MAX_LICENSE {
             fail(
                 p,
-                BuildError::file(
-                    p,
-                    format!("LICENSE file too large (max size is {MAX_LICENSE} bytes)"),
-                ),
+                format!("LICENSE file too large (max size is {MAX_LICENSE} bytes)"),
             );
             continue;
         }
@@ -431,9 +426,10 @@ fn check_files(files: Vec<Candidate>, blobs: &mut BlobReader<'_>) -> Result<Chec
             content,
         });
     }
-    match invalid {
-        Some(e) => Err(e),
-        None => Ok(Checked { valid, has_go_mod }),
+    if invalid.is_empty() {
+        Ok(Checked { valid, has_go_mod })
+    } else {
+        Err(BuildError::Files { invalid })
     }
 }
 

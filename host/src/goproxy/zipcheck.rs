@@ -27,7 +27,7 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256};
 
 use self::archive::{Archive, ArchiveError, Entry, METHOD_DEFLATE, METHOD_STORE};
-use super::collision::{Collision, Collisions};
+use super::collision::Collisions;
 use super::hash::hash1;
 
 /// `zip.MaxZipFile`: the largest module zip, and the largest total uncompressed size (500 MiB).
@@ -69,12 +69,19 @@ pub struct CheckedZip {
     pub files: usize,
     /// Total uncompressed size in bytes.
     pub uncompressed_size: u64,
+    /// The root `go.mod`, when the zip has one (at most [`MAX_GO_MOD`] bytes).
+    pub go_mod: Option<Vec<u8>>,
 }
 
-/// Why a zip was rejected: one line naming the file and the rule.
+/// Why a zip was rejected: one line naming the file and the rule, or every invalid file and its
+/// rule (`path: rule; path: rule`, the first [`MAX_REPORTED`] of them), in `x/mod/zip`'s
+/// wording so that what users search for is what the go command says.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ZipError(pub String);
+
+/// Invalid files named in one error; the rest are counted.
+pub const MAX_REPORTED: usize = 20;
 
 impl ZipError {
     /// Builds the error, keeping it on one line whatever the names hold.
@@ -83,8 +90,49 @@ impl ZipError {
         Self(message.replace(['\n', '\r'], " "))
     }
 
-    fn entry(entry: &Entry, rule: impl std::fmt::Display) -> Self {
-        Self::new(format!("zip entry {:?}: {rule}", entry.name_lossy()))
+    /// One error for every invalid file (`x/mod/zip.FileErrorList`, on one line).
+    pub fn files(invalid: &[(String, String)]) -> Self {
+        let mut parts: Vec<String> = invalid
+            .iter()
+            .take(MAX_REPORTED)
+            .map(|(path, rule)| format!("{path}: {rule}"))
+            .collect();
+        if invalid.len() > MAX_REPORTED {
+            parts.push(format!(
+                "and {} more invalid files",
+                invalid.len() - MAX_REPORTED
+            ));
+        }
+        let joined = parts.join("; ");
+        Self::new(if invalid.len() > 1 {
+            format!("{} invalid files: {joined}", invalid.len())
+        } else {
+            joined
+        })
+    }
+}
+
+/// The invalid entries found so far, as `x/mod/zip.checkZip` collects them.
+#[derive(Default)]
+struct Invalid(Vec<(String, String)>);
+
+impl Invalid {
+    /// Records `entry`'s broken rule, its name as x/mod shows it but with control characters
+    /// escaped (`\n`), so the error stays one line that still names the entry exactly.
+    fn add(&mut self, entry: &Entry, rule: impl std::fmt::Display) {
+        let name: String = entry
+            .name_lossy()
+            .chars()
+            .flat_map(|c| {
+                let escaped: Vec<char> = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                escaped
+            })
+            .collect();
+        self.0.push((name, rule.to_string()));
     }
 }
 
@@ -115,56 +163,67 @@ pub fn check_zip_with_limits(
     let prefix = format!("{module}@{version}/");
 
     // Pass 1: names, collisions, kinds and declared sizes, from the central directory alone.
+    // Every invalid entry is reported, as `checkZip` does; a size over the limits ends the check.
     let mut collisions = Collisions::default();
     let mut names = Vec::with_capacity(archive.entries().len());
+    let mut invalid = Invalid::default();
     let mut declared_total = 0u64;
     let mut files = 0usize;
     for entry in archive.entries() {
         if !entry.name.starts_with(prefix.as_bytes()) {
-            return Err(ZipError::entry(
-                entry,
-                format_args!("does not start with {prefix:?}"),
-            ));
+            invalid.add(entry, format_args!("path does not have prefix {prefix:?}"));
+            continue;
         }
         let Ok(full) = std::str::from_utf8(&entry.name) else {
-            return Err(ZipError::entry(entry, "name is not valid UTF-8"));
+            invalid.add(entry, "malformed file path: invalid UTF-8");
+            continue;
         };
         // The prefix is a whole UTF-8 prefix of full, so this slice is on a char boundary.
         let rel = full.get(prefix.len()..).unwrap_or_default();
         names.push(full.to_owned());
-        check_entry(
-            entry,
-            rel,
-            limits,
-            &mut collisions,
-            &mut declared_total,
-            &mut files,
-        )?;
+        match check_entry(entry, rel, limits, &mut collisions, &mut declared_total) {
+            Ok(is_file) => files += usize::from(is_file),
+            Err(Fault::Entry(rule)) => invalid.add(entry, rule),
+            Err(Fault::Zip(e)) => return Err(e),
+        }
+    }
+    if !invalid.0.is_empty() {
+        return Err(ZipError::files(&invalid.0));
     }
 
     // Pass 2: stream every entry (directories too: dirhash.HashZip hashes them as empty files),
     // counting the bytes actually produced.
     let mut hashed = Vec::with_capacity(names.len());
     let mut total = 0u64;
+    let mut go_mod = None;
     for (index, name) in names.into_iter().enumerate() {
         let mut sha = Sha256::new();
         let max_total = limits.max_total;
+        let rel = name.get(prefix.len()..).unwrap_or_default();
+        let mut keep = (rel == "go.mod").then(Vec::new);
         let mut sink = |chunk: &[u8]| {
             total = total.saturating_add(chunk.len() as u64);
             if total > max_total {
                 return Err(ArchiveError::Refused(total_too_large(max_total).0));
             }
             sha.update(chunk);
+            if let Some(k) = keep.as_mut()
+                && (k.len() as u64) < limits.max_go_mod
+            {
+                k.extend_from_slice(chunk);
+            }
             Ok(())
         };
-        let rel = name.get(prefix.len()..).unwrap_or_default();
         let size = archive.read_entry(index, &mut sink)?;
         if let Some(limit) = root_file_limit(rel, limits)
             && size > limit
         {
             return Err(ZipError::new(format!(
-                "zip entry {name:?}: {rel} file too large (max size is {limit} bytes)"
+                "{name}: {rel} file too large (max size is {limit} bytes)"
             )));
+        }
+        if keep.is_some() {
+            go_mod = keep;
         }
         hashed.push((name, sha.finalize().into()));
     }
@@ -172,96 +231,81 @@ pub fn check_zip_with_limits(
         h1: hash1(hashed),
         files,
         uncompressed_size: total,
+        go_mod,
     })
 }
 
-/// The `zip.checkZip` rules for one entry; `rel` is its name below the prefix.
+/// Why one entry fails: a rule of its own (reported with the others), or the whole zip.
+enum Fault {
+    Entry(String),
+    Zip(ZipError),
+}
+
+/// The `zip.checkZip` rules for one entry, in its wording; `rel` is its name below the prefix.
+/// `Ok(true)` for a file, `Ok(false)` for a directory or the bare prefix.
 fn check_entry(
     entry: &Entry,
     rel: &str,
     limits: &Limits,
     collisions: &mut Collisions,
     declared_total: &mut u64,
-    files: &mut usize,
-) -> Result<(), ZipError> {
+) -> Result<bool, Fault> {
+    let rule = |r: &str| Err(Fault::Entry(r.to_owned()));
     // The bare "module@version/" entry is skipped by checkZip (but still hashed).
     if rel.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let (rel, is_dir) = match rel.strip_suffix('/') {
         Some(dir) => (dir, true),
         None => (rel, false),
     };
-    // Defence in depth: these are also rejected by path.Clean and module.CheckFilePath below,
-    // but an escaping name must never depend on a single check.
-    if rel.starts_with('/') {
-        return Err(ZipError::entry(entry, "is not relative to the module root"));
+    if clean(rel) != rel {
+        return rule("file path is not clean");
     }
-    if rel.contains('\\') {
-        return Err(ZipError::entry(
-            entry,
-            "contains a backslash, which module file names may not",
-        ));
+    super::path::check_file_path(rel).map_err(|e| Fault::Entry(e.to_string()))?;
+    // Defence in depth: path.Clean and module.CheckFilePath above already refuse these, but an
+    // escaping name must never depend on a single check.
+    if rel.starts_with('/') {
+        return rule("file path is not relative");
     }
     if rel.split('/').any(|elem| elem == "..") {
-        return Err(ZipError::entry(entry, "escapes the module prefix"));
+        return rule("file path is not clean");
     }
     if rel.contains(['\\', '\n', '\r', '\0']) {
-        return Err(ZipError::entry(
-            entry,
-            "name holds a backslash or a control character",
-        ));
+        return rule("malformed file path: a backslash or a control character");
     }
-    if clean(rel) != rel {
-        return Err(ZipError::entry(entry, "file path is not clean"));
-    }
-    super::path::check_file_path(rel).map_err(|e| ZipError::entry(entry, e))?;
-    collisions.check(rel, is_dir).map_err(|c| {
-        ZipError::new(match c {
-            Collision::CaseFold { earlier, name } => {
-                format!("zip holds both {earlier:?} and {name:?} (names differ only in case)")
-            }
-            Collision::FileAndDirectory { name } => {
-                format!("zip holds {name:?} both as a file and as a directory")
-            }
-            Collision::Duplicate { name } => format!("zip holds {name:?} more than once"),
-        })
-    })?;
+    collisions
+        .check(rel, is_dir)
+        .map_err(|c| Fault::Entry(c.go_message()))?;
     if is_dir {
-        return Ok(());
+        return Ok(false);
     }
 
     // Go's package documentation: "Symbolic links and other irregular files are not allowed."
     // (checkZip itself does not look at modes; the go command never writes them.)
     match entry.unix_file_type() {
-        Some(0o120_000) => return Err(ZipError::entry(entry, "is a symbolic link")),
+        Some(0o120_000) => return rule("file is a symbolic link"),
         None | Some(0) | Some(0o100_000) => {}
-        Some(_) => return Err(ZipError::entry(entry, "is not a regular file")),
+        Some(_) => return rule("not a regular file"),
     }
     if entry.is_encrypted() {
-        return Err(ZipError::entry(entry, "is encrypted"));
+        return rule("file is encrypted");
     }
     if entry.method != METHOD_STORE && entry.method != METHOD_DEFLATE {
-        return Err(ZipError::entry(
-            entry,
-            format_args!("uses unsupported compression method {}", entry.method),
-        ));
+        return Err(Fault::Entry(format!(
+            "unsupported compression method {}",
+            entry.method
+        )));
     }
 
     // zip.checkZip: a go.mod (any case) only at the root, and then lowercase.
     let base = rel.rsplit('/').next().unwrap_or(rel);
     if base.eq_ignore_ascii_case("go.mod") {
         if base != rel {
-            return Err(ZipError::entry(
-                entry,
-                "go.mod file not in module root directory",
-            ));
+            return rule("go.mod file not in module root directory");
         }
         if rel != "go.mod" {
-            return Err(ZipError::entry(
-                entry,
-                "go.mod files must have lowercase names",
-            ));
+            return rule("go.mod files must have lowercase names");
         }
     }
 
@@ -269,17 +313,15 @@ fn check_entry(
     *declared_total = declared_total
         .checked_add(size)
         .filter(|&t| t <= limits.max_total)
-        .ok_or_else(|| total_too_large(limits.max_total))?;
+        .ok_or_else(|| Fault::Zip(total_too_large(limits.max_total)))?;
     if let Some(limit) = root_file_limit(rel, limits)
         && size > limit
     {
-        return Err(ZipError::entry(
-            entry,
-            format_args!("{rel} file too large (max size is {limit} bytes)"),
-        ));
+        return Err(Fault::Entry(format!(
+            "{rel} file too large (max size is {limit} bytes)"
+        )));
     }
-    *files += 1;
-    Ok(())
+    Ok(true)
 }
 
 fn total_too_large(limit: u64) -> ZipError {

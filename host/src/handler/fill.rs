@@ -12,7 +12,8 @@ use crate::error::Error;
 use crate::goproxy::escape::escape_version;
 use crate::goproxy::path::ModulePath;
 use crate::goproxy::zipcheck;
-use crate::storage::{ArtifactKey, ArtifactKind, StagedVersion, Store};
+use crate::storage::verify::{GoMod, verify};
+use crate::storage::{ArtifactKey, ArtifactKind, Store};
 use crate::telemetry::Metrics;
 use crate::upstream::singleflight::SingleFlight;
 use crate::upstream::{FetchError, Fetched, SourceList, UpstreamClient};
@@ -339,34 +340,12 @@ impl Fetcher {
         file.sync_all().await.map_err(storage_err)?;
         drop(file);
 
-        let checked = self
-            .check_staged_zip(&tmp, version)
+        let staged = verify(&self.module, version, tmp, GoMod::Upstream(go_mod), info)
             .await?
             .map_err(|e| self.rejected(what, &fetched.url, e.to_string()))?;
         tracing::info!(module = %self.module, version, url = %fetched.url, bytes = fetched.body,
-            files = checked.files, hash = %checked.h1, "stored module version");
-        let staged = StagedVersion {
-            zip: tmp,
-            zip_hash: checked.h1,
-            go_mod,
-            info,
-        };
+            files = staged.files, hash = %staged.zip_hash, "stored module version");
         self.store.commit(&self.module, version, staged).await
-    }
-}
-
-impl Fetcher {
-    /// Checks a staged zip of `version` as every zip is checked before it is committed
-    /// ([`zipcheck::check_zip`]), on the blocking pool. The outer error is the host's (the
-    /// check task failed), the inner one the zip's.
-    pub(super) async fn check_staged_zip(
-        &self,
-        staged: &std::path::Path,
-        version: &str,
-    ) -> Result<Result<zipcheck::CheckedZip, zipcheck::ZipError>, Error> {
-        let path = staged.to_path_buf();
-        let (module, v) = (self.module.as_str().to_owned(), version.to_owned());
-        Ok(tokio::task::spawn_blocking(move || zipcheck::check_zip(&path, &module, &v)).await?)
     }
 }
 

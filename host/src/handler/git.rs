@@ -16,7 +16,8 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::gitsource::{GitCache, GitError, GitSource, RevInfo};
 use crate::goproxy::{semver, zipcheck};
-use crate::storage::{ArtifactKind, StagedVersion};
+use crate::storage::ArtifactKind;
+use crate::storage::verify::{GoMod, verify};
 
 use super::Ctx;
 use super::fill::{self, Fetcher};
@@ -346,33 +347,23 @@ impl Fetcher {
         tokio::task::spawn_blocking(move || sync.sync_all())
             .await?
             .map_err(storage_err)?;
-        let checked = self
-            .check_staged_zip(&tmp, version)
-            .await?
-            .map_err(|e| git_error(what.clone(), GitError::Build(e.0)))?;
-        if checked.h1 != built.zip_h1 {
+        let staged = verify(
+            &self.module,
+            version,
+            tmp,
+            GoMod::Built(Bytes::from(built.go_mod)),
+            info,
+        )
+        .await?
+        .map_err(|e| git_error(what.clone(), GitError::Build(e.0)))?;
+        if staged.zip_hash != built.zip_h1 {
             return Err(Error::Internal(format!(
                 "{what}: built with hash {} but reads back as {}",
-                built.zip_h1, checked.h1
+                built.zip_h1, staged.zip_hash
             )));
         }
-        let go_mod = if self
-            .store
-            .contains(self.key(version, ArtifactKind::Mod))
-            .await?
-        {
-            None
-        } else {
-            Some(Bytes::from(built.go_mod))
-        };
-        tracing::info!(module = %self.module, version, files = checked.files, hash = %checked.h1,
+        tracing::info!(module = %self.module, version, files = staged.files, hash = %staged.zip_hash,
             ms = started.elapsed().as_millis() as u64, "stored module version built from git");
-        let staged = StagedVersion {
-            zip: tmp,
-            zip_hash: checked.h1,
-            go_mod,
-            info,
-        };
         self.store.commit(&self.module, version, staged).await
     }
 }

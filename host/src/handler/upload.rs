@@ -3,10 +3,10 @@
 //!
 //! The route's `uploads` setting decides who may upload (default: callers its auth plugins
 //! allow with action `publish`; a route without auth refuses). The body is streamed to a
-//! temporary file beside the zip's final place (413 past `[publish] max_upload_bytes`), checked
-//! as a downloaded zip is ([`zipcheck`]), and committed like `modgate publish` commits
-//! ([`crate::publish::commit_built`]): `.mod` from the zip's go.mod (or `module <path>\n`),
-//! `.info` with the upload time, written last. Versions are immutable: the same content again
+//! temporary file beside the zip's final place (413 past `[publish] max_upload_bytes`), then
+//! checked and committed as `modgate publish` commits ([`crate::publish::commit_published`]: the
+//! checks every version passes, `.mod` from the zip's go.mod, which must declare the module,
+//! or `module <path>\n`; `.info` with the upload time, written last). Versions are immutable: the same content again
 //! is a 200 no-op, other content a 409; nothing is half-written in any case.
 
 use bytes::Bytes;
@@ -17,11 +17,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::Uploads;
 use crate::error::Error;
-use crate::goproxy::hash::hash_go_mod;
-use crate::goproxy::path::ModulePath;
 use crate::goproxy::request::{self, ProxyRequest};
-use crate::goproxy::zipbuild::BuiltZip;
-use crate::goproxy::{semver, zipcheck};
+
 use crate::plugin::Action;
 use crate::publish::{PublishError, Published};
 
@@ -110,9 +107,10 @@ impl App {
             ))
         })?;
         let limit = self.max_upload_bytes;
+        let what = super::artifact_path(&module, &version, "zip");
         let too_large = || {
             Error::TooLarge(format!(
-                "{module}@{version}.zip: upload larger than {limit} bytes ([publish] max_upload_bytes)"
+                "{what}: upload larger than {limit} bytes ([publish] max_upload_bytes)"
             ))
         };
         if let Some(len) = parts
@@ -133,7 +131,7 @@ impl App {
             .insert(key.clone())
         {
             return Err(Error::Conflict(format!(
-                "{module}@{version}: another upload of this version is in progress"
+                "{what}: another upload of this version is in progress"
             )));
         }
         let _in_progress = InProgress {
@@ -144,15 +142,13 @@ impl App {
         // The body goes to a temporary file beside the zip's final place; dropping `tmp` on any
         // error removes it.
         let (mut file, tmp) = store.zip_staging(&module, &version).await?;
-        let storage_err = |e: std::io::Error| {
-            Error::storage(store.name(), format_args!("{module}@{version}.zip: {e}"))
-        };
+        let storage_err =
+            |e: std::io::Error| Error::storage(store.name(), format_args!("{what}: {e}"));
         let mut body = body;
         let mut received = 0u64;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                Error::BadRequest(format!("{module}@{version}.zip: reading the upload: {e}"))
-            })?;
+            let frame =
+                frame.map_err(|e| Error::BadRequest(format!("{what}: reading the upload: {e}")))?;
             if let Ok(data) = frame.into_data() {
                 received += data.len() as u64;
                 if received > limit {
@@ -165,16 +161,13 @@ impl App {
         file.sync_all().await.map_err(storage_err)?;
         drop(file);
 
-        let path = tmp.to_path_buf();
-        let (m, v) = (module.clone(), version.clone());
-        let built = tokio::task::spawn_blocking(move || examine(&path, &m, &v)).await??;
         let hashes_text = |h: &crate::publish::Hashes| {
             format!(
                 "{module} {version} {}\n{module} {version}/go.mod {}\n",
                 h.zip, h.go_mod
             )
         };
-        match crate::publish::commit_built(store, &module, &version, built, tmp).await {
+        match crate::publish::commit_published(store, &module, &version, tmp).await {
             Ok(Published::Created(h)) => {
                 tracing::info!(%module, version, files = h.files, hash = %h.zip, peer = %conn.peer,
                     "version uploaded");
@@ -184,56 +177,11 @@ impl App {
                 Ok(respond::text(StatusCode::OK, hashes_text(&h), false))
             }
             Err(e @ PublishError::Conflict { .. }) => Err(Error::Conflict(e.to_string())),
+            Err(PublishError::Invalid(reason)) => {
+                Err(Error::BadRequest(format!("{what}: {reason}")))
+            }
             Err(PublishError::Build { reason }) => Err(Error::BadRequest(reason.to_string())),
             Err(PublishError::Storage(e)) => Err(e),
         }
     }
-}
-
-/// Checks an uploaded zip and reads what commits it: the zip's `h1:`, and the go.mod to serve
-/// (the zip's own, or `module <path>\n` when it has none), which must declare `module`.
-fn examine(path: &std::path::Path, module: &ModulePath, version: &str) -> Result<BuiltZip, Error> {
-    let rejected = |reason: String| Error::BadRequest(format!("{module}@{version}.zip: {reason}"));
-    let checked =
-        zipcheck::check_zip(path, module.as_str(), version).map_err(|e| rejected(e.to_string()))?;
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::Internal(format!("reopening the upload: {e}")))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| rejected(e.to_string()))?;
-    let name = format!("{module}@{version}/go.mod");
-    let go_mod = match archive.by_name(&name) {
-        Ok(mut entry) => {
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut data)
-                .map_err(|e| rejected(format!("reading go.mod: {e}")))?;
-            Some(data)
-        }
-        Err(zip::result::ZipError::FileNotFound) => None,
-        Err(e) => return Err(rejected(format!("reading go.mod: {e}"))),
-    };
-    let incompatible = semver::build(version) == "+incompatible";
-    let go_mod = match go_mod {
-        Some(_) if incompatible => {
-            return Err(rejected(
-                "go.mod: a +incompatible version must not have a go.mod (publish it under a /vN module path)".into(),
-            ));
-        }
-        Some(data) => {
-            zipcheck::check_go_mod(&data).map_err(|e| rejected(format!("go.mod: {e}")))?;
-            let declared = crate::gitsource::module_path(&data);
-            if declared != module.as_str() {
-                return Err(rejected(format!(
-                    "go.mod: declares module {declared:?}, not {module}"
-                )));
-            }
-            data
-        }
-        None => format!("module {module}\n").into_bytes(),
-    };
-    Ok(BuiltZip {
-        zip_h1: checked.h1,
-        mod_h1: hash_go_mod(&go_mod),
-        go_mod,
-        files: checked.files,
-        size: checked.uncompressed_size,
-    })
 }

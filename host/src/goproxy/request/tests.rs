@@ -426,11 +426,11 @@ fn messages() {
     );
     assert_eq!(
         msg("/example.com/m/@v/v2.0.0.zip"),
-        r#""example.com/m": version "v2.0.0" invalid: should be v0 or v1, not v2"#
+        r#"example.com/m@v2.0.0: invalid version: should be v0 or v1, not v2"#
     );
     assert_eq!(
         msg("/example.com/m/@v/v1.2.zip"),
-        r#"version "v1.2" is not a canonical version (.zip is only served for canonical versions)"#
+        r#"version "v1.2" is not canonical (should be "v1.2.0"): .zip files exist only for canonical versions"#
     );
     assert_eq!(
         msg("/example.com/m/@v/V1.0.0.info"),

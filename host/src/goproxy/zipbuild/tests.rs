@@ -121,10 +121,42 @@ fn collisions_and_bad_names_fail_with_the_file_named() {
     std::fs::write(d.path().join("bad:name"), "x").unwrap();
     let e = zip_from_dir(d.path(), &module(), "v1.0.0", &mut out).unwrap_err();
     assert!(
-        e.to_string()
-            .starts_with("\"bad:name\": malformed file path"),
+        e.to_string().starts_with("bad:name: malformed file path"),
         "{e}"
     );
+}
+
+#[test]
+fn every_invalid_file_is_reported_up_to_a_cap() {
+    // x/mod lists every invalid file; a user fixing a tree wants them all at once.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("GO.MOD"), "module example.com/m\n").unwrap();
+    std::fs::write(d.path().join("bad'.go"), "x").unwrap();
+    std::fs::write(d.path().join("ok.go"), "package ok\n").unwrap();
+    let mut out = io::Cursor::new(Vec::new());
+    let e = zip_from_dir(d.path(), &module(), "v1.0.0", &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("2 invalid files: "), "{e}");
+    assert!(
+        e.contains("GO.MOD: go.mod files must have lowercase names"),
+        "{e}"
+    );
+    assert!(
+        e.contains("bad'.go: malformed file path \"bad'.go\": invalid char '\\''"),
+        "{e}"
+    );
+    let d = tempfile::tempdir().unwrap();
+    for i in 0..25 {
+        std::fs::write(d.path().join(format!("bad{i}:x.go")), "x").unwrap();
+    }
+    let e = zip_from_dir(d.path(), &module(), "v1.0.0", &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("25 invalid files: "), "{e}");
+    assert_eq!(e.matches("malformed file path").count(), 20, "{e}");
+    assert!(e.ends_with("; and 5 more invalid files"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
 }
 
 #[test]
