@@ -37,7 +37,7 @@ enum Command {
         dir: PathBuf,
         /// The module path, e.g. `corp.example/team/lib`.
         #[arg(long)]
-        module: String,
+        module: std::ffi::OsString,
         /// The version, e.g. `v1.2.3` (its major version must match the module path).
         #[arg(long)]
         version: String,
@@ -74,10 +74,10 @@ fn main() -> ExitCode {
             config,
             to,
             token,
-        } => match match to {
-            Some(to) => publish_to(&dir, &module, &version, &to, token),
-            None => publish(&dir, &module, &version, config.as_deref()),
-        } {
+        } => match module_arg(&module).and_then(|module| match to {
+            Some(to) => publish_to(&dir, module, &version, &to, token),
+            None => publish(&dir, module, &version, config.as_deref()),
+        }) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("modgate: {e:#}");
@@ -92,6 +92,23 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// The `--module` argument as text; a path that is not UTF-8 is refused in x/mod's words
+/// (`malformed module path "\xff": invalid UTF-8`), quoted as Go's `%q` quotes it.
+fn module_arg(arg: &std::ffi::OsStr) -> anyhow::Result<&str> {
+    use std::os::unix::ffi::OsStrExt;
+    arg.to_str().ok_or_else(|| {
+        let mut quoted = String::from("\"");
+        for chunk in arg.as_bytes().utf8_chunks() {
+            quoted.extend(chunk.valid().escape_debug());
+            for b in chunk.invalid() {
+                quoted.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        quoted.push('"');
+        anyhow::anyhow!("malformed module path {quoted}: invalid UTF-8")
+    })
 }
 
 fn publish(dir: &Path, module: &str, version: &str, config: Option<&Path>) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@
 //! - `fixtures`: fixture modules and GOPROXY trees (and hostile zips), built in Rust.
 //! - `upstream`: the fake upstream GOPROXY server with request counts and failure knobs.
 //! - the rest, one area each: `protocol`, `go_client`, `fallthrough`, `singleflight`, `crash`,
-//!   `hostile`, `isolation`, `tls`, `transparency`, `zipbuild`, `gitsource`, `go_auth`, `reload`, `publish`, and
+//!   `hostile`, `isolation`, `tls`, `transparency`, `xmod_zip`, `zipbuild`, `gitsource`, `go_auth`, `reload`, `publish`, and
 //!   `custom_auth_example` (runs `examples/custom-auth/README.md` as its reader would).
 //!
 //! The harness checks itself without modgate: `go_client::fixture_tree_is_valid_for_the_go_command`
@@ -32,4 +32,5 @@ mod singleflight;
 mod tls;
 mod transparency;
 mod upstream;
+mod xmod_zip;
 mod zipbuild;

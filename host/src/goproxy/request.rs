@@ -265,9 +265,8 @@ fn decode_segment(raw: &str) -> Result<Cow<'_, str>, RequestError> {
                     d
                 )));
             }
-            if !d.is_ascii() {
-                return Err(bad("request path contains a non-ASCII character"));
-            }
+            // Non-ASCII bytes pass to the path checks, which refuse them in x/mod's words
+            // (`invalid char 'é'`; `invalid UTF-8` below).
             decoded
                 .get_or_insert_with(|| {
                     let mut out = Vec::with_capacity(b.len());
@@ -298,10 +297,17 @@ fn decode_segment(raw: &str) -> Result<Cow<'_, str>, RequestError> {
     }
     match decoded {
         None => Ok(Cow::Borrowed(raw)),
-        // Every byte pushed is ASCII, so this cannot fail; map the impossible case to a 400.
-        Some(out) => String::from_utf8(out)
-            .map(Cow::Owned)
-            .map_err(|_| bad("request path contains a non-ASCII character")),
+        Some(out) => String::from_utf8(out).map(Cow::Owned).map_err(|e| {
+            let mut quoted = String::from("\"");
+            for chunk in e.as_bytes().utf8_chunks() {
+                quoted.extend(chunk.valid().escape_debug());
+                for b in chunk.invalid() {
+                    quoted.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            quoted.push('"');
+            bad(format!("malformed module path {quoted}: invalid UTF-8"))
+        }),
     }
 }
 

@@ -110,7 +110,7 @@ impl App {
         let what = super::artifact_path(&module, &version, "zip");
         let too_large = || {
             Error::TooLarge(format!(
-                "{what}: upload larger than {limit} bytes ([publish] max_upload_bytes)"
+                "{what}: module zip file is too large (limit is {limit} bytes: [publish] max_upload_bytes)"
             ))
         };
         if let Some(len) = parts

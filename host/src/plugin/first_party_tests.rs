@@ -8,9 +8,16 @@ use std::time::Duration;
 
 use super::*;
 
+/// Plugin threads at normal priority: these tests are about what calls decide, and share the
+/// machine with every other test of the run, where `SCHED_IDLE` threads could starve past a
+/// call's deadline (the priority is the isolation test's subject, in `tests/integration`).
 static ENGINE: LazyLock<PluginEngine> = LazyLock::new(|| {
     #[expect(clippy::unwrap_used, reason = "test setup")]
-    PluginEngine::new(EngineSettings::default()).unwrap()
+    PluginEngine::new(EngineSettings {
+        pool_idle_priority: false,
+        ..EngineSettings::default()
+    })
+    .unwrap()
 });
 
 /// An embedded plugin with `config` (TOML). Debug builds on a loaded 2-core machine can take

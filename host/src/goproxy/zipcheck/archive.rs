@@ -50,6 +50,9 @@ pub(crate) enum ArchiveError {
     /// The end-of-central-directory record or the central directory is missing or broken.
     #[error("not a valid zip file: {0}")]
     Format(&'static str),
+    /// An entry's data contradicts its headers, as Go's `archive/zip` reports it.
+    #[error("not a valid zip file: {0}")]
+    Invalid(String),
     /// The caller's sink refused the data (a size limit); the message is final.
     #[error("{0}")]
     Refused(String),
@@ -243,10 +246,10 @@ impl Archive {
                 read += n as u64;
                 // archive/zip checksumReader: reading past the declared size is ErrFormat.
                 if read > declared {
-                    return Err(ArchiveError::entry(
-                        &entry,
-                        format!("decompresses to more than its declared size of {declared} bytes"),
-                    ));
+                    return Err(ArchiveError::Invalid(format!(
+                        "uncompressed size of file {} is larger than declared size ({declared} bytes)",
+                        entry.name_lossy()
+                    )));
                 }
                 let chunk = buf
                     .get(..n)
