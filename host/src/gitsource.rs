@@ -11,7 +11,9 @@
 //! tag. Remote repositories are mirrored into bare clones under the cache directory and
 //! fetched at most once per `fetch_ttl`; local ones are read in place.
 //!
-//! Not ported: gopkg.in paths, SHA-256 repositories.
+//! gopkg.in paths are served as the go command serves them: the repository root is the whole
+//! path, `.vN` suffix kept (`gopkg.in/yaml.v3`), and only `vN` tags are its versions (one
+//! repository may serve `gopkg.in/yaml.v2` and `.v3`). Not ported: SHA-256 repositories.
 
 mod coderepo;
 mod repo;
@@ -142,8 +144,14 @@ pub struct Located {
 
 impl Located {
     /// `pseudoMajor`: `"v2"` for a `/v2` path, `""` (meaning v0) otherwise.
+    /// `module.PathMajorPrefix`: `v2` for `/v2`, `.v2` and `.v2-unstable`.
     fn pseudo_major(&self) -> &str {
-        self.path_major.get(1..).unwrap_or("")
+        let major = self.path_major.get(1..).unwrap_or("");
+        if self.path_major.starts_with(".v") {
+            major.strip_suffix("-unstable").unwrap_or(major)
+        } else {
+            major
+        }
     }
 
     /// Tag prefix of this module's versions (`codeDir/`).
@@ -319,13 +327,21 @@ impl GitSource {
         if self.templates.is_empty() {
             return Err(no_repo());
         }
-        let prefix =
-            split_path_version(module.as_str()).map_or(module.as_str(), |(prefix, _)| prefix);
+        // A gopkg.in path is its own repository root, `.vN` kept (`vcs` resolves
+        // `gopkg.in/yaml.v3`, not `gopkg.in/yaml`); other roots are prefixes of the path
+        // without its `/vN`.
+        let gopkg_in = module.as_str().starts_with("gopkg.in/");
+        let prefix = if gopkg_in {
+            module.as_str()
+        } else {
+            split_path_version(module.as_str()).map_or(module.as_str(), |(prefix, _)| prefix)
+        };
         let elements: Vec<&str> = prefix.split('/').collect();
         let mut tried = Vec::new();
         for (t, template) in self.templates.iter().enumerate() {
             let index = self.mappings.len() + t;
             let lengths: Vec<usize> = match template.root_elements {
+                _ if gopkg_in => vec![elements.len()],
                 Some(n) if n <= elements.len() => vec![n],
                 Some(_) => Vec::new(),
                 None => (2..=elements.len()).collect(),
@@ -551,9 +567,6 @@ impl GitSource {
 fn locate_in(module: &ModulePath, mapping: usize, code_root: &str, url: &str) -> Option<Located> {
     let path = module.as_str();
     let (mut path_prefix, path_major) = split_path_version(path)?;
-    if path.starts_with("gopkg.in/") {
-        return None;
-    }
     if code_root == path {
         path_prefix = path;
     }

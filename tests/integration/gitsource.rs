@@ -718,3 +718,134 @@ async fn http_remotes_are_fetched_and_credentials_stay_off_plain_http() {
     assert!(e.to_string().contains("clear text"), "{e}");
     assert!(!e.to_string().contains("secret"), "{e}");
 }
+
+/// gopkg.in modules, from a repository laid out like go-yaml's (`v2` and `v3` tags on their own
+/// branches, each go.mod naming its `.vN` path): through modgate from a `{module}` URL template
+/// (the repository root keeps the `.vN` suffix) and from explicit entries naming each module,
+/// the go command gets the versions and hashes it gets in direct mode. The direct reference
+/// resolves gopkg.in as the go command always does, by `?go-get=1` — answered here by a fake
+/// gopkg.in behind `HTTP_PROXY` (with `GOINSECURE`), pointing at the same `git daemon`.
+#[test]
+fn gopkg_in_modules_from_a_template_and_from_explicit_entries() {
+    use crate::harness::{GoEnv, Modgate, Setup};
+    let base = tempfile::tempdir().unwrap();
+    let work = base.path().join("yaml");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "v2"]);
+    commit(
+        &work,
+        "2020-05-06T07:08:09Z",
+        &[
+            ("go.mod", b"module gopkg.in/yaml.v2\n\ngo 1.15\n"),
+            (
+                "yaml.go",
+                b"// Package yaml v2.\npackage yaml\n\nconst V = 2\n",
+            ),
+            ("LICENSE", b"Apache\n"),
+        ],
+        "v2",
+    );
+    git(&work, &["tag", "v2.4.0"]);
+    git(&work, &["checkout", "-q", "-b", "v3"]);
+    commit(
+        &work,
+        "2022-05-27T08:09:10Z",
+        &[
+            ("go.mod", b"module gopkg.in/yaml.v3\n\ngo 1.16\n"),
+            (
+                "yaml.go",
+                b"// Package yaml v3.\npackage yaml\n\nconst V = 3\n",
+            ),
+        ],
+        "v3",
+    );
+    git(&work, &["tag", "v3.0.1"]);
+    commit(
+        &work,
+        "2023-01-02T03:04:05Z",
+        &[("decode.go", b"package yaml\n\nfunc Decode() {}\n")],
+        "untagged work on v3",
+    );
+    let srv = base.path().join("srv");
+    std::fs::create_dir_all(srv.join("gopkg.in")).unwrap();
+    bare_clone(base.path(), &work, &srv.join("gopkg.in/yaml.v3.git"));
+    // One repository serves both, as gopkg.in serves go-yaml's for .v2 and .v3.
+    std::os::unix::fs::symlink("yaml.v3.git", srv.join("gopkg.in/yaml.v2.git")).unwrap();
+    let (_daemon, port) = git_daemon(&srv);
+
+    // The go command in direct mode: gopkg.in's go-get answer names the daemon's repository.
+    let gopkg = crate::upstream::FakeUpstream::start(crate::fixtures::Tree::new());
+    gopkg.set_fallback(move |path| {
+        let root = format!("gopkg.in{}", path.trim_end_matches('/'));
+        Some(crate::upstream::Override {
+            status: 200,
+            content_type: "text/html; charset=utf-8".into(),
+            body: format!(
+                "<html><head><meta name=\"go-import\" content=\"{root} git git://127.0.0.1:{port}/gopkg.in/yaml.v3.git\"></head></html>\n"
+            )
+            .into(),
+        })
+    });
+    let direct = GoEnv::new("direct")
+        .env("GOINSECURE", "gopkg.in")
+        .env("GOPRIVATE", "gopkg.in")
+        .env("HTTP_PROXY", &gopkg.url())
+        .env("HTTPS_PROXY", &gopkg.url())
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+
+    let sum = |env: &GoEnv, q: &str| {
+        let out = env.run(&["mod", "download", "-json", q]);
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        (
+            doc["Version"].as_str().unwrap_or_default().to_owned(),
+            doc["Sum"].as_str().unwrap_or_default().to_owned(),
+            doc["GoModSum"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let queries = [
+        "gopkg.in/yaml.v3@v3.0.1",
+        "gopkg.in/yaml.v2@v2.4.0",
+        "gopkg.in/yaml.v3@v3",
+        "gopkg.in/yaml.v3@latest",
+    ];
+    let theirs: Vec<_> = queries.iter().map(|q| sum(&direct, q)).collect();
+    let versions = |env: &GoEnv, m: &str| env.run(&["list", "-m", "-versions", m]);
+    let their_versions: Vec<String> = ["gopkg.in/yaml.v3", "gopkg.in/yaml.v2"]
+        .iter()
+        .map(|m| versions(&direct, m))
+        .collect();
+    assert_eq!(
+        their_versions,
+        ["gopkg.in/yaml.v3 v3.0.1\n", "gopkg.in/yaml.v2 v2.4.0\n"],
+        "the reference itself"
+    );
+
+    let template = format!(r#"{{ git = "git://127.0.0.1:{port}/{{module}}.git" }}"#);
+    let explicit = format!(
+        r#"{{ git = "git://127.0.0.1:{port}/gopkg.in/yaml.v3.git", module = "gopkg.in/yaml.v3" }},
+  {{ git = "git://127.0.0.1:{port}/gopkg.in/yaml.v3.git", module = "gopkg.in/yaml.v2" }}"#
+    );
+    for (how, sources) in [("template", template), ("explicit entries", explicit)] {
+        let storage = base.path().join(format!("storage-{}", how.len()));
+        let mut setup = Setup::new(&storage, None);
+        setup.extra_toml = format!(
+            "\n[git]\ncache_dir = {}\n\n[[route]]\nmatch = [\"gopkg.in\"]\nstorage = \"local\"\nsources = [\n  {sources},\n]\n",
+            toml::Value::String(
+                base.path()
+                    .join(format!("clones-{}", how.len()))
+                    .display()
+                    .to_string()
+            )
+        );
+        let mg = Modgate::start(setup);
+        let proxied = GoEnv::new(&mg.url());
+        let ours: Vec<String> = ["gopkg.in/yaml.v3", "gopkg.in/yaml.v2"]
+            .iter()
+            .map(|m| versions(&proxied, m))
+            .collect();
+        assert_eq!(ours, their_versions, "{how}: versions");
+        for (q, want) in queries.iter().zip(&theirs) {
+            assert_eq!(&sum(&proxied, q), want, "{how}: {q}");
+        }
+    }
+}

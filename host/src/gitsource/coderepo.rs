@@ -28,6 +28,12 @@ impl CodeRepo<'_> {
 
     /// `codeRepo.Versions`.
     pub(super) fn versions(&self) -> Result<Vec<String>, GitError> {
+        // gopkg.in/macaroon-bakery.v2-unstable does not use the v2 tags (those are for
+        // macaroon-bakery.v2): it has no tagged versions at all.
+        let path = self.module().as_str();
+        if path.starts_with("gopkg.in/") && path.ends_with("-unstable") {
+            return Ok(Vec::new());
+        }
         let prefix = self.loc.tag_prefix();
         let mut list = Vec::new();
         let mut incompatible = Vec::new();
