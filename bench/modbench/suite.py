@@ -36,7 +36,9 @@ from .core import (CpuMeter, HarnessError, ModgateError, Server, log, median, po
 GOPROXY_MODULE = "github.com/goproxy/goproxy"
 GOPROXY_VERSION = "v0.26.0"     # newest release tag the module proxy served here (2026-11)
 ATHENS_MODULE = "github.com/gomods/athens"
-ATHENS_VERSION = "v0.15.4"      # newest release tag known; the module proxy here answers 403
+# The module proxy here refuses every Athens version (403), so Athens is built from a source
+# checkout (`--athens-src DIR` or ATHENS_SRC; bench/README.md says how to get one) of this tag.
+ATHENS_VERSION = "v0.18.0"
 
 # A real project's dependency graph: a web framework, a kubernetes client, a cloud SDK,
 # gRPC, OpenTelemetry, Prometheus and viper. 207 modules in `go list -m all`, 307 module
@@ -100,6 +102,7 @@ class Peer:
     version: str
     binary: Path | None
     problem: str = ""
+    how: str = "built with `go build` from the module proxy"
 
 
 def build_go_peer(cache: Path, name: str, module: str, version: str, pkg: str) -> Peer:
@@ -124,6 +127,52 @@ def build_go_peer(cache: Path, name: str, module: str, version: str, pkg: str) -
     except (HarnessError, subprocess.TimeoutExpired) as e:
         return Peer(name, version, None, str(e).splitlines()[-1][:300])
     return Peer(name, version, out)
+
+
+def build_athens(cache: Path, src: Path | None) -> Peer:
+    """Athens from a source checkout (the module proxy refuses Athens itself): `go build
+    ./cmd/proxy` with `-mod=mod` (its dependencies come through the machine's GOPROXY), once
+    per checked-out commit into the cache; the version is what the binary says it is."""
+    if src is None:
+        cached = sorted((cache / "peers").glob("athens-src-*/athens"))
+        if not cached:
+            return Peer("athens", ATHENS_VERSION, None,
+                        "the module proxy refuses Athens: give a checkout of its "
+                        f"{ATHENS_VERSION} tag with --athens-src DIR (or ATHENS_SRC)")
+        binary = cached[-1]
+    else:
+        src = src.resolve()
+        head = run(["git", "-C", str(src), "rev-parse", "--short=12", "HEAD"]).stdout.strip()
+        binary = cache / "peers" / f"athens-src-{head}" / "athens"
+        if not binary.is_file():
+            log(f"building Athens from {src} at {head} (go build ./cmd/proxy, once; ~3 min)")
+            try:
+                run(["go", "build", "-o", str(binary), "./cmd/proxy"], cwd=src,
+                    env=go_env(GOFLAGS="-mod=mod"), timeout=1800)
+            except (HarnessError, subprocess.TimeoutExpired) as e:
+                return Peer("athens", ATHENS_VERSION, None, str(e).splitlines()[-1][:300])
+            described = subprocess.run(["git", "-C", str(src), "describe", "--tags", "--always"],
+                                       capture_output=True, text=True).stdout.strip()
+            (binary.parent / "version").write_text(described + "\n")
+    # `athens -version` names the version only when the build stamped it (ldflags); else the
+    # checkout's `git describe`, kept beside the binary.
+    out = subprocess.run([str(binary), "-version"], capture_output=True, text=True)
+    words = (out.stdout + out.stderr).replace("\t", " ").split()
+    stamped = [w.strip(",") for w in words if w.startswith(("v0.", "v1."))]
+    kept = binary.parent / "version"
+    version = (stamped[0] if stamped else
+               kept.read_text().strip() if kept.is_file() else "(version unknown)")
+    return Peer("athens", version, binary, how=f"built with `go build` from a source checkout "
+                                              f"({binary.parent.name})")
+
+
+def proxy_description(binary: Path, root: Path, given: bool) -> str:
+    """What modgate binary is measured: the checkout's commit when the harness built it, the
+    binary's own `--version` and path when `--modgate-bin` named one."""
+    if not given:
+        return core.git_describe(root)
+    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True)
+    return f"{out.stdout.strip() or '(no --version)'} from {binary}"
 
 
 # ---------------------------------------------------------------------------
@@ -311,12 +360,18 @@ goproxy = "{upstream}"
                "--cacher-dir", str(d / "storage"), "--temp-dir", str(d)]
         ready = "/"
     elif name == "athens":
-        # Untested here (the module proxy refuses Athens): disk storage, GOPROXY for its
-        # `go mod download` = the hermetic upstream, sync download mode.
+        # Disk storage (its root must exist before start), sync download mode, strict
+        # network mode; the `go mod download` it runs per version gets GOPROXY = the hermetic
+        # upstream. ATHENS_GO_BINARY_ENV_VARS is split on ";" (EnvList.Decode in
+        # pkg/config/config.go), not ",". ATHENS_GLOBAL_ENDPOINT is "not yet implemented".
+        (d / "storage").mkdir()
+        (d / "goget").mkdir()
         env.update(ATHENS_STORAGE_TYPE="disk", ATHENS_DISK_STORAGE_ROOT=str(d / "storage"),
                    ATHENS_PORT=f"127.0.0.1:{port}", ATHENS_DOWNLOAD_MODE="sync",
-                   ATHENS_GLOBAL_ENDPOINT=upstream, ATHENS_GOGET_WORKERS="8",
-                   ATHENS_GO_BINARY_ENV_VARS=f"GOPROXY={upstream},GOSUMDB=off,GOTOOLCHAIN=local",
+                   ATHENS_NETWORK_MODE="strict", ATHENS_GOGET_DIR=str(d / "goget"),
+                   ATHENS_GOGET_WORKERS="8",
+                   ATHENS_GO_BINARY_ENV_VARS=f"GOPROXY={upstream};GOSUMDB=off;GOTOOLCHAIN=local;"
+                                             "GOFLAGS=-mod=mod",
                    ATHENS_LOG_LEVEL="error", GOPROXY=upstream, GOSUMDB="off")
         cmd, ready = [str(binary)], "/healthz"
     else:
@@ -719,8 +774,8 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
              f"nginx {core.tool_version([which('nginx') or 'nginx', '-v'])}; "
              f"{core.tool_version(['wrk', '-v'])}")
     for p in peers.values():
-        o.append(f"- {p.name} {p.version}: " + ("built with `go build` from the module proxy"
-                                                if p.binary else f"**unavailable** ({p.problem})"))
+        o.append(f"- {p.name} {p.version}: " + (p.how if p.binary
+                                                else f"**unavailable** ({p.problem})"))
     o.append(f"- hermetic upstream: the dependency graph of {len(GRAPH_REQUIRES)} real modules "
              f"({', '.join(GRAPH_REQUIRES)}): {graph.modules} modules in `go list -m all`, "
              f"{graph.mods} module versions (go.mod files), {graph.zips} zips "
@@ -767,8 +822,8 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
                  f"{spread([x.secs for x in rs], '.2f')}{failed(rs)} | {num(r)} | "
                  f"{fmt_target(t, 'w4', name)} | {verdict(r, t) if name != 'modgate' else ''} |")
         o.append(f"| 4 cold | upstream requests | {name} | {up} | | | |")
-    if "athens" not in res.w1:
-        o.append("| 1, 4 | all | athens | not measured: could not be built here (see above) "
+    if not any("athens" in w for w in (res.w1, res.w3, res.w4)):
+        o.append("| 1, 3, 4 | all | athens | not measured: not available here (see above) "
                  "| | ≥ 3× | n/a |")
     m5 = res.w5.get("modgate", [])
     for name, rs in res.w5.items():
@@ -897,6 +952,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1)")
     ap.add_argument("--seconds", type=int, help="seconds per wrk/zip run (default 10, quick 3)")
     ap.add_argument("--modgate-bin", type=Path, help="use this binary instead of cargo build")
+    ap.add_argument("--athens-src", type=Path, help="a checkout of Athens to build it from "
+                    f"(its {ATHENS_VERSION} tag; default $ATHENS_SRC, else the last one built)")
     ap.add_argument("--cache", type=Path, help="peers and upstream cache "
                     "(default $XDG_CACHE_HOME/modgate-bench)")
     ap.add_argument("--only", default="1,2,3,4,5,6",
@@ -936,8 +993,8 @@ def main() -> int:
         peers = {
             "goproxy": build_go_peer(cache, "goproxy", GOPROXY_MODULE, GOPROXY_VERSION,
                                      f"{GOPROXY_MODULE}/cmd/goproxy"),
-            "athens": build_go_peer(cache, "athens", ATHENS_MODULE, ATHENS_VERSION,
-                                    f"{ATHENS_MODULE}/cmd/proxy"),
+            "athens": build_athens(cache, args.athens_src or (
+                Path(os.environ["ATHENS_SRC"]) if os.environ.get("ATHENS_SRC") else None)),
         }
         for p in peers.values():
             if not p.binary:
@@ -981,7 +1038,9 @@ def main() -> int:
             res.w6 = isolation.workload6(graph, binary, up, work, runs, secs, root)
         if "2" in only:
             workload2(args, binary, cache, work, res, runs, secs, peers["goproxy"].binary)
-        md = report(args, res, graph, peers, core.git_describe(root), busy, secs, runs)
+        md = report(args, res, graph, peers,
+                    proxy_description(binary, root, args.modgate_bin is not None), busy,
+                    secs, runs)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(md)
         print(md)

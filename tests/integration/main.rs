@@ -6,12 +6,13 @@
 //! - `upstream`: the fake upstream GOPROXY server with request counts and failure knobs.
 //! - the rest, one area each: `protocol`, `go_client`, `fallthrough`, `singleflight`, `crash`,
 //!   `hostile`, `isolation`, `tls`, `transparency`, `xmod_zip`, `zipbuild`, `gitsource`, `go_auth`, `reload`, `publish`, and
-//!   `custom_auth_example` (runs `examples/custom-auth/README.md` as its reader would).
+//!   `bench_harness` (the benchmark harness's Python unit tests), `custom_auth_example` (runs `examples/custom-auth/README.md` as its reader would).
 //!
 //! The harness checks itself without modgate: `go_client::fixture_tree_is_valid_for_the_go_command`
 //! and the unit tests in `fixtures::rawzip`.
 
 mod auth;
+mod bench_harness;
 mod cli;
 mod crash;
 mod custom_auth_example;
