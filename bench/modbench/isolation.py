@@ -112,6 +112,11 @@ class Row:
     attack: list = field(default_factory=list)     # WrkResult of the attackers
     good: list = field(default_factory=list)       # WrkResult of the good clients
     statuses: dict = field(default_factory=dict)   # status -> count seen by a probe
+    # CPU the attacking wrk itself used (cores): it shares the machine with the bystander.
+    attack_cores: list = field(default_factory=list)
+    # modgate's CPU (cores) in the bystander's window alone, and under attack.
+    server_base: list = field(default_factory=list)
+    server_during: list = field(default_factory=list)
 
 
 def b64url(data: bytes) -> str:
@@ -322,7 +327,9 @@ def workload6(graph, binary: Path, up, work: Path, runs: int, secs: float, root:
         "jwt": "Bearer " + good_jwt,
     }
     srv = start(binary, work, up.url, wasm, bcrypt, jwk, good_mods)
-    rows = [Row(key, what) for key, what, _ in ROWS]
+    # MODBENCH_W6_ROWS=jwt,none runs some rows only (an experiment; the report needs all).
+    only = {k for k in os.environ.get("MODBENCH_W6_ROWS", "").split(",") if k}
+    rows = [Row(key, what) for key, what, _ in ROWS if not only or key in only]
     conns = {key: n for key, _, n in ROWS}
     try:
         import urllib.request
@@ -339,10 +346,11 @@ def workload6(graph, binary: Path, up, work: Path, runs: int, secs: float, root:
         for i in range(runs):
             for row in rows:
                 path = f"/bad.example/{row.key}/@v/list"
-                with CpuMeter([srv], srv):
+                with CpuMeter([srv], srv) as meter:
                     base = core.run_wrk(srv.base + "/", 64, 2, secs, rotate_lua,
                                         [str(urlfile)], None)
                 row.baseline.append(base)
+                row.server_base.append(meter.server_cpu_s / secs)
                 kind = {"htpasswd": "basic", "jwt": "jwt"}.get(row.key, "none")
                 attack = None
                 if conns[row.key]:
@@ -354,10 +362,15 @@ def workload6(graph, binary: Path, up, work: Path, runs: int, secs: float, root:
                     good = wrk_async(srv.base + path, 2, secs + 3, good_lua,
                                      [good_mods[row.key][1][0], good_auth[row.key], "10"])
                 time.sleep(1.5)             # the attack at full concurrency
-                during = core.run_wrk(srv.base + "/", 64, 2, secs, rotate_lua,
-                                      [str(urlfile)], None)
+                with CpuMeter([srv], srv) as meter:
+                    during = core.run_wrk(srv.base + "/", 64, 2, secs, rotate_lua,
+                                          [str(urlfile)], None)
                 row.during.append(during)
+                row.server_during.append(meter.server_cpu_s / secs)
                 if attack:
+                    # The attacker has run 1.5 s before the window and the whole window.
+                    row.attack_cores.append(core.proc_ticks(attack.pid) / core.CLK_TCK
+                                            / (secs + 1.5))
                     status, body = probe(srv.base, path, "Bearer probe")
                     row.statuses[f"{status} {body[:90]}"] = row.statuses.get(
                         f"{status} {body[:90]}", 0) + 1
@@ -367,7 +380,9 @@ def workload6(graph, binary: Path, up, work: Path, runs: int, secs: float, root:
                 log(f"  {row.key} run {i + 1}: bystander {base.rps:.0f} → {during.rps:.0f} req/s"
                     f" ({during.rps / max(base.rps, 1):.2f}×), p99 {base.p99_us / 1000:.2f} → "
                     f"{during.p99_us / 1000:.2f} ms"
-                    + (f"; attackers {row.attack[-1].rps:.0f} req/s" if attack else "")
+                    + (f"; attackers {row.attack[-1].rps:.0f} req/s using "
+                       f"{row.attack_cores[-1]:.2f} cores" if attack else "")
+                    + f"; modgate {row.server_base[-1]:.2f} → {row.server_during[-1]:.2f} cores"
                     + (f"; good clients {row.good[-1].rps:.0f} req/s p99 "
                        f"{row.good[-1].p99_us / 1000:.2f} ms, {row.good[-1].error_count} errors"
                        if good else ""))
