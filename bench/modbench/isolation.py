@@ -117,6 +117,7 @@ class Row:
     # modgate's CPU (cores) in the bystander's window alone, and under attack.
     server_base: list = field(default_factory=list)
     server_during: list = field(default_factory=list)
+    plugin_during: list = field(default_factory=list)   # of which on plugin threads (cores)
 
 
 def b64url(data: bytes) -> str:
@@ -277,6 +278,22 @@ def start(binary: Path, work: Path, upstream: str, wasm: dict, bcrypt: str, jwk:
     return srv
 
 
+def plugin_thread_ticks(pid: int) -> int:
+    """CPU ticks of the server's plugin threads (named "plugin"; the rest are workers and
+    housekeeping)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.find("(") + 1:stat.rfind(")")] != "plugin":
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
 def wrk_async(url: str, conns: int, secs: float, script: Path, args: list[str]):
     cmd = ["wrk", "-t", "1", "-c", str(conns), "-d", f"{max(1, round(secs))}s",
            "--timeout", "30s", "-s", str(script), url, "--", *args]
@@ -362,11 +379,14 @@ def workload6(graph, binary: Path, up, work: Path, runs: int, secs: float, root:
                     good = wrk_async(srv.base + path, 2, secs + 3, good_lua,
                                      [good_mods[row.key][1][0], good_auth[row.key], "10"])
                 time.sleep(1.5)             # the attack at full concurrency
+                p0 = plugin_thread_ticks(srv.proc.pid)
                 with CpuMeter([srv], srv) as meter:
                     during = core.run_wrk(srv.base + "/", 64, 2, secs, rotate_lua,
                                           [str(urlfile)], None)
                 row.during.append(during)
                 row.server_during.append(meter.server_cpu_s / secs)
+                row.plugin_during.append((plugin_thread_ticks(srv.proc.pid) - p0)
+                                         / core.CLK_TCK / secs)
                 if attack:
                     # The attacker has run 1.5 s before the window and the whole window.
                     row.attack_cores.append(core.proc_ticks(attack.pid) / core.CLK_TCK
@@ -383,6 +403,7 @@ def workload6(graph, binary: Path, up, work: Path, runs: int, secs: float, root:
                     + (f"; attackers {row.attack[-1].rps:.0f} req/s using "
                        f"{row.attack_cores[-1]:.2f} cores" if attack else "")
                     + f"; modgate {row.server_base[-1]:.2f} → {row.server_during[-1]:.2f} cores"
+                    f" ({row.plugin_during[-1]:.2f} on plugin threads)"
                     + (f"; good clients {row.good[-1].rps:.0f} req/s p99 "
                        f"{row.good[-1].p99_us / 1000:.2f} ms, {row.good[-1].error_count} errors"
                        if good else ""))
