@@ -99,14 +99,7 @@ fn main() -> ExitCode {
 fn module_arg(arg: &std::ffi::OsStr) -> anyhow::Result<&str> {
     use std::os::unix::ffi::OsStrExt;
     arg.to_str().ok_or_else(|| {
-        let mut quoted = String::from("\"");
-        for chunk in arg.as_bytes().utf8_chunks() {
-            quoted.extend(chunk.valid().escape_debug());
-            for b in chunk.invalid() {
-                quoted.push_str(&format!("\\x{b:02x}"));
-            }
-        }
-        quoted.push('"');
+        let quoted = modgate::goproxy::path::quote_bytes(arg.as_bytes());
         anyhow::anyhow!("malformed module path {quoted}: invalid UTF-8")
     })
 }

@@ -527,35 +527,18 @@ fn x_mod_size_limits_hold_through_publish_and_upload() {
     let mut problems = Vec::new();
     for case in SIZE_CASES {
         let (ok, text, left) = publish_sizes(case);
-        let expect = match case.create_err {
-            Some(e) => Expect::Errors(vec![e.to_owned()]),
-            None => Expect::Hash(None),
+        let mut check = |how: &str, want: Option<&str>, ok: bool, text: &str, left: &[PathBuf]| {
+            let expect = want.map_or(Expect::Hash(None), |e| Expect::Errors(vec![e.to_owned()]));
+            let name = format!("{how} {}", case.desc);
+            problems.extend(judge(&name, &expect, ok, text));
+            assert!(ok || left.is_empty(), "{name}: refused but left {left:?}");
         };
-        problems.extend(judge(&format!("create {}", case.desc), &expect, ok, &text));
-        if !ok {
-            assert!(
-                left.is_empty(),
-                "create {}: refused but left {left:?}",
-                case.desc
-            );
-        }
+        check("create", case.create_err, ok, &text, &left);
 
         let storage = tempfile::tempdir().expect("tempdir");
         let mg = uploading_modgate(storage.path());
         let (ok, text) = upload(&mg, SIZE_MODULE.as_bytes(), "v1.0.0", &zip_of_sizes(case));
-        let expect = match case.unzip_err {
-            Some(e) => Expect::Errors(vec![e.to_owned()]),
-            None => Expect::Hash(None),
-        };
-        problems.extend(judge(&format!("unzip {}", case.desc), &expect, ok, &text));
-        if !ok {
-            let left = stored(storage.path());
-            assert!(
-                left.is_empty(),
-                "unzip {}: refused but left {left:?}",
-                case.desc
-            );
-        }
+        check("unzip", case.unzip_err, ok, &text, &stored(storage.path()));
     }
 
     // TestUnzipSizeLimitsSpecial.

@@ -392,6 +392,20 @@ fn check_path_major_suffix(v: &str, path_major: &str) -> Result<(), String> {
     Err(format!("should be {want}, not {m}"))
 }
 
+/// Quotes bytes that are not UTF-8 like Go's `%q`: valid runs escaped as Rust escapes them,
+/// each invalid byte as `\xNN` (`"\xff"`), for x/mod's `invalid UTF-8` messages.
+pub fn quote_bytes(bytes: &[u8]) -> String {
+    let mut quoted = String::from("\"");
+    for chunk in bytes.utf8_chunks() {
+        quoted.extend(chunk.valid().escape_debug());
+        for b in chunk.invalid() {
+            quoted.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
 /// Quotes a string like Go's `%q`, for one-line error messages: ASCII control characters,
 /// quotes and backslashes are escaped, and so is any non-ASCII character that is not
 /// alphanumeric, so a message never carries raw control bytes or invisible characters.

@@ -298,14 +298,7 @@ fn decode_segment(raw: &str) -> Result<Cow<'_, str>, RequestError> {
     match decoded {
         None => Ok(Cow::Borrowed(raw)),
         Some(out) => String::from_utf8(out).map(Cow::Owned).map_err(|e| {
-            let mut quoted = String::from("\"");
-            for chunk in e.as_bytes().utf8_chunks() {
-                quoted.extend(chunk.valid().escape_debug());
-                for b in chunk.invalid() {
-                    quoted.push_str(&format!("\\x{b:02x}"));
-                }
-            }
-            quoted.push('"');
+            let quoted = super::path::quote_bytes(e.as_bytes());
             bad(format!("malformed module path {quoted}: invalid UTF-8"))
         }),
     }
