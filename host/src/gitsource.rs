@@ -143,8 +143,8 @@ pub struct Located {
 }
 
 impl Located {
-    /// `pseudoMajor`: `"v2"` for a `/v2` path, `""` (meaning v0) otherwise.
-    /// `module.PathMajorPrefix`: `v2` for `/v2`, `.v2` and `.v2-unstable`.
+    /// `pseudoMajor` (`module.PathMajorPrefix`): `v2` for `/v2`, `.v2` and `.v2-unstable`;
+    /// `""` (meaning v0) without a suffix.
     fn pseudo_major(&self) -> &str {
         let major = self.path_major.get(1..).unwrap_or("");
         if self.path_major.starts_with(".v") {

@@ -87,17 +87,7 @@ pub async fn publish_dir(
     .await
     .map_err(Error::from)?
     .map_err(|reason| PublishError::Build { reason })?;
-    let published = commit_published(store, module, version, tmp).await?;
-    let hashes = match &published {
-        Published::Created(h) | Published::Unchanged(h) => h,
-    };
-    if hashes.zip != built.zip_h1 || hashes.go_mod != built.mod_h1 {
-        return Err(PublishError::Storage(Error::Internal(format!(
-            "{module}@{version}: built with hashes {} {} but reads back as {} {}",
-            built.zip_h1, built.mod_h1, hashes.zip, hashes.go_mod
-        ))));
-    }
-    Ok(published)
+    commit_published(store, module, version, tmp, Some(&built)).await
 }
 
 /// Builds `dir` as `module@version` into `out` (for [`remote::upload`]), calling `progress`
@@ -151,12 +141,15 @@ impl<F: FnMut(u64)> Seek for Counting<'_, F> {
 /// Commits the zip staged at `zip` (a staging file of `store`) as `module@version`, after the
 /// checks every version passes ([`verify`], with the zip's own go.mod, which must declare
 /// `module`), unless the version is already stored: then it must be identical. Every way a
-/// version is published (`modgate publish`, the upload endpoint) comes through here.
+/// version is published (`modgate publish`, the upload endpoint) comes through here. `built`:
+/// the hashes the zip was built with, which what was read back must match before anything is
+/// stored.
 pub async fn commit_published(
     store: &Store,
     module: &ModulePath,
     version: &str,
     zip: tempfile::TempPath,
+    built: Option<&BuiltZip>,
 ) -> Result<Published, PublishError> {
     let time = Timestamp::from_system_time(std::time::SystemTime::now())
         .map(|t| t.to_string())
@@ -170,6 +163,14 @@ pub async fn commit_published(
         go_mod: hash_go_mod(staged.go_mod.as_deref().unwrap_or_default()),
         files: staged.files,
     };
+    if let Some(built) = built
+        && (hashes.zip != built.zip_h1 || hashes.go_mod != built.mod_h1)
+    {
+        return Err(PublishError::Storage(Error::Internal(format!(
+            "{module}@{version}: built with hashes {} {} but reads back as {} {}",
+            built.zip_h1, built.mod_h1, hashes.zip, hashes.go_mod
+        ))));
+    }
     let key = |kind| ArtifactKey {
         module,
         version,

@@ -123,8 +123,6 @@ pub struct StagedVersion {
     pub info: Bytes,
     /// Files in the zip.
     pub files: usize,
-    /// Their total uncompressed size in bytes.
-    pub size: u64,
     _verified: verify::Verified,
 }
 
@@ -325,7 +323,9 @@ impl Store {
             version,
             kind,
         };
-        if let Some(go_mod) = &staged.go_mod {
+        if let Some(go_mod) = &staged.go_mod
+            && !self.contains(key(ArtifactKind::Mod)).await?
+        {
             self.put_small(key(ArtifactKind::Mod), go_mod).await?;
         }
         self.put_small(key(ArtifactKind::ZipHash), staged.zip_hash.as_bytes())

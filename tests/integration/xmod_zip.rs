@@ -237,18 +237,23 @@ fn publish(
         }
         std::fs::write(&path, body).expect("write case file");
     }
-    Ok(publish_dir_as(cfg, dir.path(), case))
+    Ok(publish_dir_as(
+        cfg,
+        dir.path(),
+        &case.module(),
+        &case.version(),
+    ))
 }
 
-/// `modgate publish DIR` as the case's module and version: success and what it printed.
-fn publish_dir_as(cfg: &Path, dir: &Path, case: &Case) -> (bool, String) {
+/// `modgate publish DIR` as `module` (any bytes) at `version`: success and what it printed.
+fn publish_dir_as(cfg: &Path, dir: &Path, module: &[u8], version: &str) -> (bool, String) {
     use std::os::unix::ffi::OsStrExt;
     let out = Command::new(env!("CARGO_BIN_EXE_modgate"))
         .arg("publish")
         .arg(dir)
         .arg("--module")
-        .arg(std::ffi::OsStr::from_bytes(&case.module()))
-        .args(["--version", &case.version()])
+        .arg(std::ffi::OsStr::from_bytes(module))
+        .args(["--version", version])
         .arg("--config")
         .arg(cfg)
         .output()
@@ -306,10 +311,7 @@ fn run_case(category: &str, case: &Case) -> Result<(bool, String), String> {
             publish(&cfg, case, &files)?
         }
         "unzip" | "check_zip" => {
-            let mut setup = Setup::new(&storage.path().join("store"), None);
-            setup.extra_toml =
-                "\n[[route]]\nmatch = [\"*\"]\nstorage = \"local\"\nuploads = \"open\"\n".into();
-            let mg = Modgate::start(setup);
+            let mg = uploading_modgate(&storage.path().join("store"));
             upload(&mg, &case.module(), &case.version(), &zip_of(&files))
         }
         "check_files" => {
@@ -483,19 +485,8 @@ fn publish_sizes(case: &SizeCase) -> (bool, String, Vec<PathBuf>) {
     let storage = work.path().join("store");
     let cfg = work.path().join("modgate.toml");
     std::fs::write(&cfg, config(&storage)).expect("write config");
-    let out = Command::new(env!("CARGO_BIN_EXE_modgate"))
-        .arg("publish")
-        .arg(&src)
-        .args(["--module", SIZE_MODULE, "--version", "v1.0.0", "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("run modgate publish");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text, stored(&storage))
+    let (ok, text) = publish_dir_as(&cfg, &src, SIZE_MODULE.as_bytes(), "v1.0.0");
+    (ok, text, stored(&storage))
 }
 
 /// A zip of the case's files under `module@v1.0.0/`, zeros deflated by hand (no 500 MiB buffer).
@@ -606,14 +597,9 @@ fn x_mod_size_limits_hold_through_publish_and_upload() {
                     .expect("write");
             }
         }
-        let case = Case {
-            name: desc.into(),
-            header: BTreeMap::from([("path".to_owned(), b"example.com/m".to_vec())]),
-            files: Vec::new(),
-        };
         let cfg = work.path().join("modgate.toml");
         std::fs::write(&cfg, config(&work.path().join("store"))).expect("write config");
-        let (ok, text) = publish_dir_as(&cfg, &dir, &case);
+        let (ok, text) = publish_dir_as(&cfg, &dir, b"example.com/m", "v1.0.0");
         problems.extend(judge(
             &format!("create_from_dir special {desc}"),
             &Expect::Hash(Some(hash.to_owned())),

@@ -70,20 +70,26 @@ impl ModulePath {
     }
 
     /// `module.Check` for this path: `version` must be a valid semantic version whose major
-    /// version matches the path's suffix (see [`check_path_major`]).
+    /// version matches the path's suffix (see [`check_path_major`]). The error is x/mod's
+    /// `ModuleError` wording: `path@version: invalid version: reason`.
     pub fn check_version(&self, version: &str) -> Result<(), PathError> {
-        // x/mod's `ModuleError` wording: `path@version: invalid version: reason`.
-        let invalid = |reason: &str| {
+        self.version_problem(version).map_err(|reason| {
             PathError(format!(
-                "{}@{}: invalid version: {reason}",
+                "{}@{}: {reason}",
                 self.path,
                 version.escape_debug()
             ))
-        };
+        })
+    }
+
+    /// [`ModulePath::check_version`]'s reason alone (`invalid version: should be v0 or v1,
+    /// not v2`), for callers that name the module and version themselves.
+    pub fn version_problem(&self, version: &str) -> Result<(), String> {
         if !semver::is_valid(version) {
-            return Err(invalid("not a semantic version"));
+            return Err("invalid version: not a semantic version".into());
         }
-        check_path_major_suffix(version, self.path_major()).map_err(|reason| invalid(&reason))
+        check_path_major_suffix(version, self.path_major())
+            .map_err(|reason| format!("invalid version: {reason}"))
     }
 }
 

@@ -94,10 +94,10 @@ pub enum BuildError {
 }
 
 impl BuildError {
+    /// One invalid file (the message is made one line by [`super::zipcheck::ZipError::files`]).
     fn file(path: &str, rule: impl Into<String>) -> Self {
-        let rule: String = rule.into();
         Self::Files {
-            invalid: vec![(path.to_owned(), rule.replace(['\n', '\r'], " "))],
+            invalid: vec![(path.to_owned(), rule.into())],
         }
     }
 
@@ -199,14 +199,7 @@ fn check_module_version(module: &ModulePath, version: &str) -> Result<(), BuildE
             canonical.unwrap_or_default()
         )));
     }
-    module.check_version(version).map_err(|e| {
-        // `path@version: invalid version: …`; the error adds `path@version: ` itself.
-        let message = e.to_string();
-        let prefix = format!("{module}@{version}: ");
-        err(message
-            .strip_prefix(&prefix)
-            .map_or_else(|| message.clone(), str::to_owned))
-    })?;
+    module.version_problem(version).map_err(err)?;
     Ok(())
 }
 
@@ -354,7 +347,7 @@ fn check_files(files: Vec<Candidate>, blobs: &mut BlobReader<'_>) -> Result<Chec
     let mut seen_error: HashSet<String> = HashSet::new();
     let mut fail = |path: &str, rule: String| {
         if seen_error.insert(path.to_owned()) {
-            invalid.push((path.to_owned(), rule.replace(['\n', '\r'], " ")));
+            invalid.push((path.to_owned(), rule));
         }
     };
     let mut collisions = super::collision::Collisions::default();

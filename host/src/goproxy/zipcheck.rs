@@ -120,18 +120,14 @@ impl Invalid {
     /// Records `entry`'s broken rule, its name as x/mod shows it but with control characters
     /// escaped (`\n`), so the error stays one line that still names the entry exactly.
     fn add(&mut self, entry: &Entry, rule: impl std::fmt::Display) {
-        let name: String = entry
-            .name_lossy()
-            .chars()
-            .flat_map(|c| {
-                let escaped: Vec<char> = if c.is_control() {
-                    c.escape_default().collect()
-                } else {
-                    vec![c]
-                };
-                escaped
-            })
-            .collect();
+        let mut name = String::new();
+        for c in entry.name_lossy().chars() {
+            if c.is_control() {
+                name.extend(c.escape_default());
+            } else {
+                name.push(c);
+            }
+        }
         self.0.push((name, rule.to_string()));
     }
 }

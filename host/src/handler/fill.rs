@@ -351,7 +351,7 @@ impl Fetcher {
 
 /// Turns a fetch failure into the pipeline's error for `what` (the path the client asked for,
 /// `module/@v/file`): a not-found or a refusal keeps the upstream's status and reason.
-pub(super) fn upstream_error(what: String, e: FetchError) -> Error {
+fn upstream_error(what: String, e: FetchError) -> Error {
     match e {
         FetchError::NotFound { reason: Some(r) } => Error::NotFound(format!("{what}: {r}")),
         FetchError::NotFound { reason: None } => {

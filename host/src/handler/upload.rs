@@ -167,7 +167,7 @@ impl App {
                 h.zip, h.go_mod
             )
         };
-        match crate::publish::commit_published(store, &module, &version, tmp).await {
+        match crate::publish::commit_published(store, &module, &version, tmp, None).await {
             Ok(Published::Created(h)) => {
                 tracing::info!(%module, version, files = h.files, hash = %h.zip, peer = %conn.peer,
                     "version uploaded");

@@ -47,7 +47,7 @@ pub async fn verify(
 ) -> Result<Result<StagedVersion, ZipError>, Error> {
     let path = zip.to_path_buf();
     let (m, v) = (module.as_str().to_owned(), version.to_owned());
-    let checked =
+    let mut checked =
         match tokio::task::spawn_blocking(move || zipcheck::check_zip(&path, &m, &v)).await? {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
@@ -67,7 +67,7 @@ pub async fn verify(
         },
         GoMod::FromZip => {
             let incompatible = semver::build(version) == "+incompatible";
-            match checked.go_mod.clone() {
+            match checked.go_mod.take() {
                 Some(_) if incompatible => {
                     return Ok(Err(ZipError(
                         "go.mod: a +incompatible version must not have a go.mod (publish it under a /vN module path)".into(),
@@ -90,7 +90,6 @@ pub async fn verify(
         go_mod,
         info,
         files: checked.files,
-        size: checked.uncompressed_size,
         _verified: Verified(()),
     }))
 }
