@@ -19,6 +19,7 @@ use crate::upstream::{SourceEntry, SourceList};
 mod git;
 mod goproxy;
 mod publish;
+mod storage;
 
 pub use git::{GitFile, GitRoute, GitSettings};
 pub use goproxy::GoproxyOrigin;
@@ -307,11 +308,16 @@ impl Default for CacheFile {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageFile {
-    /// The storage backend; built in: `storage-fs`.
+    /// The storage plugin: a built-in one (`storage-fs`), or the name of a `[plugins.NAME]`
+    /// table whose component exports the `storage` world.
     pub plugin: String,
-    /// The backend's own settings (`storage-fs`: `root`).
+    /// A built-in backend's settings (`storage-fs`: `root`). A `[plugins.NAME]` backend takes
+    /// its settings from its own table.
     #[serde(default)]
     pub config: toml::Table,
+    /// A built-in backend's per-call limits (as `[plugins.NAME.limits]`).
+    #[serde(default)]
+    pub limits: LimitsFile,
 }
 
 /// `[upstream.NAME]`
@@ -363,6 +369,22 @@ pub struct RouteFile {
     /// Who may upload versions (`PUT`): `auth` (default), `open` or `off`.
     #[serde(default)]
     pub uploads: Uploads,
+    /// How zips reach clients: `sync` (default) or `redirect`.
+    #[serde(default)]
+    pub download: Download,
+}
+
+/// `[[route]] download`: how a route's zips reach clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Download {
+    /// modgate serves every artifact itself (filling misses first).
+    #[default]
+    Sync,
+    /// A zip the storage can presign is answered with a short-lived `302` to the object store
+    /// (after auth, and after filling a miss); `.info`, `.mod` and `list` are served as usual.
+    /// Storage that cannot presign (a directory) serves zips itself.
+    Redirect,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,8 +442,28 @@ pub struct ServerConfig {
 /// Resolved `[storage.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageConfig {
-    /// The built-in filesystem backend.
+    /// The built-in filesystem backend: the embedded `storage-fs` plugin, loaded as plugin
+    /// `storage.NAME` with `root` granted.
     Fs { root: PathBuf },
+    /// The built-in S3 backend: the embedded `storage-s3` plugin, loaded as plugin
+    /// `storage.NAME` with the endpoint's host and the credentials' secrets granted.
+    S3 {
+        endpoint: String,
+        bucket: String,
+        prefix: String,
+    },
+    /// A `[plugins.NAME]` that exports the `storage` world.
+    Plugin { plugin: String },
+}
+
+impl StorageConfig {
+    /// The plugin (a name among [`Config::plugins`]) behind `[storage.NAME]`.
+    pub fn plugin(&self, name: &str) -> String {
+        match self {
+            StorageConfig::Fs { .. } | StorageConfig::S3 { .. } => format!("storage.{name}"),
+            StorageConfig::Plugin { plugin } => plugin.clone(),
+        }
+    }
 }
 
 /// The most `server.workers` accepted: far beyond any machine's useful thread count.
@@ -478,6 +520,52 @@ impl Config {
             .unwrap_or_default();
         resolve(file, origin, &base_dir, &env)
     }
+}
+
+/// `[…limits]` over `limits`; an error names the key (made by `key` from the field) and says
+/// what is wrong.
+pub(crate) fn resolve_limits(
+    file: &LimitsFile,
+    limits: &mut crate::plugin::Limits,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(), (String, String)> {
+    if let Some(ms) = file.timeout_ms {
+        if ms == 0 || ms > 60_000 {
+            return Err((key("limits.timeout_ms"), "must be 1..=60000".into()));
+        }
+        limits.timeout = Duration::from_millis(ms);
+    }
+    if let Some(mb) = file.memory_mb {
+        if mb == 0 || mb > 256 {
+            return Err((key("limits.memory_mb"), "must be 1..=256".into()));
+        }
+        limits.memory_bytes = (mb as usize) << 20;
+    }
+    if let Some(n) = file.reuse_calls {
+        limits.reuse_calls = n;
+    }
+    if let Some(ms) = file.memo_ttl_ms {
+        if ms > 3_600_000 {
+            return Err((
+                key("limits.memo_ttl_ms"),
+                "must be 0..=3600000 (0: off)".into(),
+            ));
+        }
+        limits.memo_ttl = Duration::from_millis(ms);
+    }
+    if let Some(n) = file.max_concurrent {
+        if n == 0 || n > 4096 {
+            return Err((key("limits.max_concurrent"), "must be 1..=4096".into()));
+        }
+        limits.max_concurrent = n;
+    }
+    if let Some(n) = file.max_queue {
+        if n > 65_536 {
+            return Err((key("limits.max_queue"), "must be 0..=65536".into()));
+        }
+        limits.max_queue = n;
+    }
+    Ok(())
 }
 
 fn resolve(
@@ -549,43 +637,6 @@ fn resolve(
         access_log: s.access_log,
     };
 
-    let mut storage = BTreeMap::new();
-    for (name, st) in &file.storage {
-        let key = format!("storage.{name}");
-        let resolved = match st.plugin.as_str() {
-            "storage-fs" => {
-                let mut root = None;
-                for (k, v) in &st.config {
-                    match (k.as_str(), v) {
-                        ("root", toml::Value::String(r)) => root = Some(relative(Path::new(r))),
-                        ("root", _) => {
-                            return Err(invalid(
-                                &format!("{key}.config.root"),
-                                "must be a string".into(),
-                            ));
-                        }
-                        (other, _) => {
-                            return Err(invalid(
-                                &format!("{key}.config.{other}"),
-                                "unknown key for storage-fs (expected `root`)".into(),
-                            ));
-                        }
-                    }
-                }
-                let root =
-                    root.ok_or_else(|| invalid(&format!("{key}.config.root"), "missing".into()))?;
-                StorageConfig::Fs { root }
-            }
-            other => {
-                return Err(invalid(
-                    &format!("{key}.plugin"),
-                    format!("unknown storage plugin `{other}` (built in: storage-fs)"),
-                ));
-            }
-        };
-        storage.insert(name.clone(), resolved);
-    }
-
     let mut upstreams: BTreeMap<&str, Vec<SourceEntry>> = BTreeMap::new();
     for (name, up) in &file.upstream {
         let key = format!("upstream.{name}.goproxy");
@@ -642,51 +693,7 @@ fn resolve(
             }
         };
         let mut limits = crate::plugin::Limits::default();
-        if let Some(ms) = p.limits.timeout_ms {
-            if ms == 0 || ms > 60_000 {
-                return Err(invalid(
-                    &key("limits.timeout_ms"),
-                    "must be 1..=60000".into(),
-                ));
-            }
-            limits.timeout = Duration::from_millis(ms);
-        }
-        if let Some(mb) = p.limits.memory_mb {
-            if mb == 0 || mb > 256 {
-                return Err(invalid(&key("limits.memory_mb"), "must be 1..=256".into()));
-            }
-            limits.memory_bytes = (mb as usize) << 20;
-        }
-        if let Some(n) = p.limits.reuse_calls {
-            limits.reuse_calls = n;
-        }
-        if let Some(ms) = p.limits.memo_ttl_ms {
-            if ms > 3_600_000 {
-                return Err(invalid(
-                    &key("limits.memo_ttl_ms"),
-                    "must be 0..=3600000 (0: off)".into(),
-                ));
-            }
-            limits.memo_ttl = Duration::from_millis(ms);
-        }
-        if let Some(n) = p.limits.max_concurrent {
-            if n == 0 || n > 4096 {
-                return Err(invalid(
-                    &key("limits.max_concurrent"),
-                    "must be 1..=4096".into(),
-                ));
-            }
-            limits.max_concurrent = n;
-        }
-        if let Some(n) = p.limits.max_queue {
-            if n > 65_536 {
-                return Err(invalid(
-                    &key("limits.max_queue"),
-                    "must be 0..=65536".into(),
-                ));
-            }
-            limits.max_queue = n;
-        }
+        resolve_limits(&p.limits, &mut limits, &key).map_err(|(k, m)| invalid(&k, m))?;
         for host in &p.grants.hosts {
             let ok = host
                 .rsplit_once(':')
@@ -717,6 +724,9 @@ fn resolve(
             secret_values,
         });
     }
+
+    let storage = storage::resolve(&file.storage, &file.plugins, &mut plugins, &relative, env)
+        .map_err(|(k, m)| invalid(&k, m))?;
 
     if file.routes.is_empty() {
         return Err(invalid(
@@ -837,6 +847,7 @@ fn resolve(
             auth: r.auth.clone(),
             git,
             uploads: r.uploads,
+            download: r.download,
         }));
     }
     let admin = match &file.admin {

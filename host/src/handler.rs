@@ -264,6 +264,16 @@ fn check_plugin_kinds(config: &Config, plugins: &PluginSet) -> Result<(), Error>
     {
         return wrong("admin.auth".into(), name, "an authorizer");
     }
+    for (name, storage) in &config.storage {
+        let plugin = storage.plugin(name);
+        if !plugins.is_storage(&plugin) {
+            return Err(Error::Internal(format!(
+                "{}: `storage.{name}.plugin`: plugin {plugin:?} is not a storage plugin (it \
+                 does not export `locate`)",
+                config.origin
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -344,7 +354,7 @@ pub struct App {
     /// Recent upstream answers that change (`list`, `@latest`, queries) and recent not-founds.
     recent: Arc<TtlCache>,
     /// The configured plugins (`None` when there are none).
-    plugins: Option<PluginSet>,
+    plugins: Option<Arc<PluginSet>>,
     /// The plugins routes and `[admin]` name, found once.
     plugin_refs: PluginRefs,
     /// Who may use the admin endpoints (`None`: they are off).
@@ -374,11 +384,11 @@ impl App {
     ) -> Result<Self, Error> {
         let plugins = match (&engine, config.plugins.is_empty()) {
             (_, true) => None,
-            (Some(engine), false) => Some(
+            (Some(engine), false) => Some(Arc::new(
                 PluginSet::build(&config.plugins, engine)
                     .map_err(|e| Error::Internal(format!("plugins: {e}")))?
                     .with_metrics(metrics.clone()),
-            ),
+            )),
             (None, false) => {
                 return Err(Error::Internal(
                     "plugins configured without an engine".into(),
@@ -391,7 +401,10 @@ impl App {
         };
         let memory = (config.cache.memory_bytes > 0)
             .then(|| Arc::new(MemoryCache::new(config.cache.memory_bytes)));
-        let stores = crate::storage::open_stores(config, memory)?;
+        let stores = match &plugins {
+            Some(set) => crate::storage::open_stores(config, memory, set)?,
+            None => HashMap::new(),
+        };
         Ok(Self {
             metrics,
             routes: config.routes.clone(),
@@ -985,6 +998,11 @@ impl Ctx<'_> {
         head: bool,
     ) -> Result<Response<ResponseBody>, Error> {
         let key = self.key(version, ArtifactKind::Zip);
+        if self.route.download == crate::config::Download::Redirect
+            && let Some(response) = self.redirect_zip(version, head).await?
+        {
+            return Ok(response);
+        }
         let mut artifact = self.store.open(key).await?;
         self.app.metrics.cache_lookup("zip", artifact.is_some());
         if artifact.is_none() {
@@ -1008,6 +1026,29 @@ impl Ctx<'_> {
             .read_small(self.key(version, ArtifactKind::ZipHash))
             .await?;
         respond::zip(artifact, hash.as_deref(), headers, head).await
+    }
+
+    /// `download = "redirect"`: a `302` to where the storage lets the client fetch the zip
+    /// itself (filling a miss first), or `None` when the storage gives no such URL.
+    async fn redirect_zip(
+        &self,
+        version: &str,
+        head: bool,
+    ) -> Result<Option<Response<ResponseBody>>, Error> {
+        let key = self.key(version, ArtifactKind::Zip);
+        let stored = self.store.contains(key).await?;
+        self.app.metrics.cache_lookup("zip", stored);
+        if !stored {
+            if self.offline() {
+                return Err(self.offline_miss(&artifact_path(self.module, version, "zip")));
+            }
+            self.fetcher().fill_version(version).await?;
+        }
+        Ok(self
+            .store
+            .direct_url(key)
+            .await?
+            .map(|url| respond::redirect(&url, head)))
     }
 
     /// `list`: what the sources list, as they list it, plus tagged versions only storage has;

@@ -112,7 +112,7 @@ fn publish(dir: &Path, module: &str, version: &str, config: Option<&Path>) -> an
         .routes
         .route(module.as_str())
         .ok_or_else(|| anyhow::anyhow!("{module}: no [[route]] in {} matches", config.origin))?;
-    let stores = modgate::storage::open_stores(&config, None)?;
+    let stores = modgate::storage::open_stores_alone(&config)?;
     let store = stores.get(&route.storage).ok_or_else(|| {
         anyhow::anyhow!("route[{}]: unknown storage {}", route.index, route.storage)
     })?;
@@ -307,6 +307,12 @@ fn check_config(file: &Path) -> ExitCode {
 fn describe_storage(storage: &StorageConfig) -> String {
     match storage {
         StorageConfig::Fs { root } => format!("fs {}", root.display()),
+        StorageConfig::S3 {
+            endpoint,
+            bucket,
+            prefix,
+        } => format!("s3 {endpoint} bucket {bucket} prefix {prefix:?}"),
+        StorageConfig::Plugin { plugin } => format!("plugin {plugin}"),
     }
 }
 

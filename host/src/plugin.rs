@@ -43,6 +43,7 @@ mod first_party_tests;
 mod host;
 mod memo;
 mod pool;
+pub mod storage;
 #[cfg(test)]
 mod tests;
 mod ticker;
@@ -162,7 +163,7 @@ pub struct Grants {
     pub hosts: Vec<String>,
     /// Secret names the plugin may read.
     pub secrets: Vec<String>,
-    /// Directories a storage plugin may name in its plans (reserved for `storage-backend`).
+    /// Directories a storage plugin may name in its plans (created when missing).
     pub dirs: Vec<PathBuf>,
 }
 
@@ -250,6 +251,10 @@ pub enum PluginError {
     /// refused without a call.
     #[error("plugin {plugin:?} is overloaded: too many requests waiting for it, try again later")]
     Overloaded { plugin: String },
+    /// The plugin answered that it could not do what was asked (a storage plugin's `error`):
+    /// the call itself went well.
+    #[error("plugin {plugin:?} failed: {message}")]
+    Failed { plugin: String, message: String },
     #[error("plugin engine: {0}")]
     Engine(String),
 }
@@ -266,6 +271,7 @@ impl PluginError {
             | PluginError::OutOfMemory { plugin, .. }
             | PluginError::BadOutput { plugin, .. }
             | PluginError::Busy { plugin, .. }
+            | PluginError::Failed { plugin, .. }
             | PluginError::Overloaded { plugin } => Some(plugin),
             PluginError::Engine(_) => None,
         }
@@ -328,6 +334,10 @@ impl PluginEngine {
             |state| state,
         )
         .map_err(engine_error)?;
+        // The storage world's types interface (no functions); its other imports are the
+        // authorizer's.
+        bindings::storage_types::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)
+            .map_err(engine_error)?;
 
         // The ticker holds only a weak reference: it stops when the engine is dropped.
         let ticker = ticker::Ticker::start(&engine)
@@ -394,8 +404,12 @@ struct Loaded {
     limits: Limits,
     authorizer: Option<bindings::authorizer::AuthorizerPre<State>>,
     router: Option<bindings::router::RouterPre<State>>,
+    storage: Option<bindings::storage::StoragePre<State>>,
     idle_authorizers: Idle<bindings::authorizer::Authorizer>,
     idle_routers: Idle<bindings::router::Router>,
+    idle_storage: Idle<bindings::storage::Storage>,
+    /// `grants.dirs`, as configured.
+    dirs: Vec<PathBuf>,
     /// Answers the plugin asked the host to remember, per world.
     memo_authorize: memo::Memo<Decision>,
     memo_route: memo::Memo<Option<String>>,
@@ -513,10 +527,13 @@ impl PluginSet {
                 .instantiate_pre(&component)
                 .map_err(|e| load(format!("imports something the host does not offer: {e:#}")))?;
             let authorizer = bindings::authorizer::AuthorizerPre::new(pre.clone()).ok();
-            let router = bindings::router::RouterPre::new(pre).ok();
-            if authorizer.is_none() && router.is_none() {
+            let router = bindings::router::RouterPre::new(pre.clone()).ok();
+            let storage = bindings::storage::StoragePre::new(pre).ok();
+            if authorizer.is_none() && router.is_none() && storage.is_none() {
                 return Err(load(
-                    "exports neither `authorize` (authorizer) nor `route` (router)".into(),
+                    "exports none of `authorize` (authorizer), `route` (router) and `locate` \
+                     (storage)"
+                        .into(),
                 ));
             }
             let config_json =
@@ -545,8 +562,11 @@ impl PluginSet {
                 limits: spec.limits.clone(),
                 authorizer,
                 router,
+                storage,
                 idle_authorizers: Idle::new(idle_cap),
                 idle_routers: Idle::new(idle_cap),
+                idle_storage: Idle::new(idle_cap),
+                dirs: spec.grants.dirs.clone(),
                 memo_authorize: memo::Memo::new(spec.limits.memo_ttl),
                 memo_route: memo::Memo::new(spec.limits.memo_ttl),
                 counters: Counters::default(),
@@ -644,7 +664,7 @@ impl PluginSet {
     /// left one that fits (no call at all, and no [`RequestFacts`] built), else a
     /// [`PluginSet::call`]'s. The call's future is boxed: it is large (instantiation, the call),
     /// and most requests never need it.
-    async fn ask<E: Export, R>(
+    async fn ask<E: Asks, R>(
         &self,
         id: PluginId,
         asked: &(impl Asked + Sync + ?Sized),
@@ -660,20 +680,24 @@ impl PluginSet {
             }
             Err(then) => then,
         };
-        let answer = Box::pin(self.call::<E>(plugin, asked)).await?;
+        let (answer, remembered) = Box::pin(self.call::<E>(plugin, asked.facts())).await?;
+        let answer = Arc::new(answer);
+        if let Some((depends_on, ttl_ms)) = remembered {
+            E::memo(plugin).put(depends_on, ttl_ms, asked, &answer);
+        }
         Ok(then(&answer))
     }
 
     /// One call of `plugin`'s export `E`: a turn of the plugin's budget (or refused at once),
     /// an idle instance or a fresh one, under the deadline, on the request's thread until its
     /// first slice ends and then on the plugin pool ([`pool`]); the answer checked; health and
-    /// metrics recorded; the answer remembered (in this thread's memo) if the plugin asked; the
-    /// instance kept for the next call only if this one succeeded.
+    /// metrics recorded; the instance kept for the next call only if this one succeeded.
+    /// Returns the answer and what the plugin said it depends on (`memo.remember`), if it did.
     async fn call<E: Export>(
         &self,
         plugin: &Loaded,
-        asked: &(impl Asked + Sync + ?Sized),
-    ) -> Result<Arc<E::Answer>, PluginError> {
+        input: E::Input,
+    ) -> Result<(E::Answer, Remembered), PluginError> {
         let name = plugin.shared.name.as_str();
         let Some(pre) = E::pre(plugin) else {
             return Err(PluginError::WrongKind {
@@ -699,7 +723,6 @@ impl PluginSet {
             Some((instance, calls)) => Start::Warm(instance, calls),
             None => Start::Fresh(pre.clone()),
         };
-        let facts = asked.facts();
         let running = self.ticker.running();
         let run = Box::pin(async move {
             let mut store = store;
@@ -709,7 +732,7 @@ impl PluginSet {
                     Start::Warm(instance, calls) => (instance, calls),
                     Start::Fresh(pre) => (E::instantiate(&pre, &mut store).await?, 0),
                 };
-                let answer = instance.invoke(&mut store, &facts).await?;
+                let answer = instance.invoke(&mut store, &input).await?;
                 Ok((instance, calls, answer))
             })
             .await;
@@ -738,10 +761,7 @@ impl PluginSet {
                 return Err(e);
             }
         };
-        let answer = Arc::new(answer);
-        if let Some((depends_on, ttl_ms)) = store.data_mut().remembered.take() {
-            E::memo(plugin).put(depends_on, ttl_ms, asked, &answer);
-        }
+        let remembered = store.data_mut().remembered.take();
         E::idle(plugin).put(
             Warm {
                 store,
@@ -750,7 +770,7 @@ impl PluginSet {
             },
             &plugin.limits,
         );
-        Ok(answer)
+        Ok((answer, remembered))
     }
 
     /// Health and counters of every plugin, sorted by name.
@@ -769,6 +789,31 @@ impl PluginSet {
     /// Whether `name` is configured and exports `route`.
     pub fn is_router(&self, name: &str) -> bool {
         self.by_name(name).is_some_and(|p| p.router.is_some())
+    }
+
+    /// Whether `name` is configured and exports the `storage` world.
+    pub fn is_storage(&self, name: &str) -> bool {
+        self.by_name(name).is_some_and(|p| p.storage.is_some())
+    }
+
+    /// Plugin `id`'s name.
+    pub fn name(&self, id: PluginId) -> &str {
+        &self.plugins[id.0].shared.name
+    }
+
+    /// Plugin `id`'s `grants.hosts` (`host:port`, lower case).
+    pub fn granted_hosts(&self, id: PluginId) -> &std::collections::BTreeSet<String> {
+        &self.plugins[id.0].shared.hosts
+    }
+
+    /// Plugin `id`'s `grants.dirs`, as configured.
+    pub fn granted_dirs(&self, id: PluginId) -> &[PathBuf] {
+        &self.plugins[id.0].dirs
+    }
+
+    /// Whether plugin `id` is healthy (fewer than [`UNHEALTHY_AFTER`] failed calls in a row).
+    pub fn is_healthy(&self, id: PluginId) -> bool {
+        self.plugins[id.0].health().healthy
     }
 
     /// The configured plugin names, sorted.
@@ -850,10 +895,16 @@ enum Start<E: Export> {
     Fresh(E::Pre),
 }
 
+/// What a plugin said, during a call, that its answer depends on (`memo.remember`) and for how
+/// many milliseconds.
+type Remembered = Option<(bindings::memo::DependsOn, u32)>;
+
 /// A world's export, called the same way whatever the world ([`PluginSet::call`]): what
 /// differs is where its pre-instance and idle instances live, the call itself and the checks
 /// on its answer.
 trait Export: Sized + Send + 'static {
+    /// What a call is given.
+    type Input: Send + Sync + 'static;
     /// What a call returns.
     type Answer: Send + Sync + 'static;
     /// The pre-instance the export is instantiated from.
@@ -862,7 +913,6 @@ trait Export: Sized + Send + 'static {
     const KIND: &'static str;
     fn pre(plugin: &Loaded) -> Option<&Self::Pre>;
     fn idle(plugin: &Loaded) -> &Idle<Self>;
-    fn memo(plugin: &Loaded) -> &memo::Memo<Self::Answer>;
     fn instantiate<'a>(
         pre: &'a Self::Pre,
         store: &'a mut Store<State>,
@@ -870,13 +920,31 @@ trait Export: Sized + Send + 'static {
     fn invoke<'a>(
         &'a self,
         store: &'a mut Store<State>,
-        facts: &'a RequestFacts,
+        input: &'a Self::Input,
     ) -> impl Future<Output = wasmtime::Result<Self::Answer>> + Send + 'a;
     /// The answer within [`OutputCaps`], or [`PluginError::BadOutput`].
     fn check(plugin: &str, answer: Self::Answer) -> Result<Self::Answer, PluginError>;
 }
 
+/// An export asked about a request, whose answers the plugin may have remembered.
+trait Asks: Export<Input = Arc<RequestFacts>> {
+    fn memo(plugin: &Loaded) -> &memo::Memo<Self::Answer>;
+}
+
+impl Asks for bindings::authorizer::Authorizer {
+    fn memo(plugin: &Loaded) -> &memo::Memo<Decision> {
+        &plugin.memo_authorize
+    }
+}
+
+impl Asks for bindings::router::Router {
+    fn memo(plugin: &Loaded) -> &memo::Memo<Option<String>> {
+        &plugin.memo_route
+    }
+}
+
 impl Export for bindings::authorizer::Authorizer {
+    type Input = Arc<RequestFacts>;
     type Answer = Decision;
     type Pre = bindings::authorizer::AuthorizerPre<State>;
     const KIND: &'static str = "authorizer";
@@ -889,10 +957,6 @@ impl Export for bindings::authorizer::Authorizer {
         &plugin.idle_authorizers
     }
 
-    fn memo(plugin: &Loaded) -> &memo::Memo<Decision> {
-        &plugin.memo_authorize
-    }
-
     fn instantiate<'a>(
         pre: &'a Self::Pre,
         store: &'a mut Store<State>,
@@ -903,7 +967,7 @@ impl Export for bindings::authorizer::Authorizer {
     fn invoke<'a>(
         &'a self,
         store: &'a mut Store<State>,
-        facts: &'a RequestFacts,
+        facts: &'a Arc<RequestFacts>,
     ) -> impl Future<Output = wasmtime::Result<Decision>> + Send + 'a {
         self.call_authorize(store, facts)
     }
@@ -914,6 +978,7 @@ impl Export for bindings::authorizer::Authorizer {
 }
 
 impl Export for bindings::router::Router {
+    type Input = Arc<RequestFacts>;
     type Answer = Option<String>;
     type Pre = bindings::router::RouterPre<State>;
     const KIND: &'static str = "router";
@@ -926,10 +991,6 @@ impl Export for bindings::router::Router {
         &plugin.idle_routers
     }
 
-    fn memo(plugin: &Loaded) -> &memo::Memo<Option<String>> {
-        &plugin.memo_route
-    }
-
     fn instantiate<'a>(
         pre: &'a Self::Pre,
         store: &'a mut Store<State>,
@@ -940,7 +1001,7 @@ impl Export for bindings::router::Router {
     fn invoke<'a>(
         &'a self,
         store: &'a mut Store<State>,
-        facts: &'a RequestFacts,
+        facts: &'a Arc<RequestFacts>,
     ) -> impl Future<Output = wasmtime::Result<Option<String>>> + Send + 'a {
         self.call_route(store, facts)
     }

@@ -88,6 +88,8 @@ pub struct Route {
     pub git: Option<crate::config::GitRoute>,
     /// Who may upload versions into the route's storage.
     pub uploads: crate::config::Uploads,
+    /// How zips reach clients.
+    pub download: crate::config::Download,
 }
 
 impl Route {
@@ -346,6 +348,7 @@ mod tests {
             auth: Vec::new(),
             git: None,
             uploads: crate::config::Uploads::default(),
+            download: crate::config::Download::default(),
         })
     }
 

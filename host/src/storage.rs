@@ -1,26 +1,40 @@
-//! Where artifacts live. A [`Backend`] only *plans*: it says where a key is (a file in a granted
-//! directory, a URL, or small inline bytes) and the host ([`Store`]) moves the bytes with its own
-//! I/O. That is the seam where storage plugins plug in later without ever handling a 500 MB zip.
+//! Where artifacts live. Every storage backend is a plugin (the `storage` world of
+//! `plugin-sdk/wit`; `storage-fs` is the embedded default): asked where an artifact is, it
+//! answers with a plan (a file in a granted directory, an HTTP request to a granted host, small
+//! inline bytes, or not found), and [`Store`] carries the plan out with the host's own I/O. No
+//! artifact's bytes cross into the sandbox.
 //!
-//! Invariants, kept by [`Store`]:
-//! - Every artifact is written to a temporary name beside its final name, fsynced, and renamed:
-//!   a reader sees the whole file or nothing.
+//! Invariants, kept by [`Store`] whatever the plugin:
+//! - Every plan is checked against the plugin's grants before anything is done with it
+//!   ([`plan::Grants`]); a plan the plugin lets the host reuse is remembered, so a warm request
+//!   does not call the sandbox.
+//! - Every file artifact is written to a temporary name beside its final name, fsynced, and
+//!   renamed: a reader sees the whole file or nothing.
 //! - A version is committed by writing `.info` last, after `.mod`, `.zip` and `.ziphash`; the
 //!   storage's version list only counts versions whose `.info` exists.
-//! - Versioned artifacts are immutable: an existing final file is never rewritten.
+//! - Versioned artifacts are immutable: an existing one is never rewritten.
 
-pub mod fs;
+pub mod files;
+pub mod plan;
+pub mod remote;
 pub mod verify;
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::Error;
+use crate::goproxy::escape::escape_version;
 use crate::goproxy::path::ModulePath;
+use crate::plugin::storage::{self as wit, Listing, Operation, StorageAnswer, StorageCall};
+use crate::plugin::{PluginError, PluginId, PluginSet};
+
+use files::{is_absent, parent, persist, temp_file};
+use plan::{Checked, Grants, PlanCache};
+use remote::{Outcome, Remote};
 
 /// Kinds of stored artifacts of one module version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +59,15 @@ impl ArtifactKind {
             ArtifactKind::ZipHash => "ziphash",
         }
     }
+
+    fn wit(self) -> wit::ArtifactKind {
+        match self {
+            ArtifactKind::Info => wit::ArtifactKind::Info,
+            ArtifactKind::Mod => wit::ArtifactKind::Mod,
+            ArtifactKind::Zip => wit::ArtifactKind::Zip,
+            ArtifactKind::ZipHash => wit::ArtifactKind::Ziphash,
+        }
+    }
 }
 
 /// One artifact of one module version. `version` is canonical.
@@ -53,34 +76,6 @@ pub struct ArtifactKey<'a> {
     pub module: &'a ModulePath,
     pub version: &'a str,
     pub kind: ArtifactKind,
-}
-
-/// Where to read an artifact from.
-#[derive(Debug, Clone)]
-pub enum ReadPlan {
-    /// A file the host opens; a missing file means a miss.
-    File(PathBuf),
-    /// Bytes the backend holds itself (small objects); `None` means a miss.
-    Inline(Option<Bytes>),
-}
-
-/// Where to write an artifact to.
-#[derive(Debug, Clone)]
-pub enum WritePlan {
-    /// The final path of a file; the host writes a temporary file beside it and renames.
-    File(PathBuf),
-}
-
-/// A storage backend: answers with plans; never moves artifact bytes itself.
-pub trait Backend: Send + Sync + 'static {
-    /// Where `key` is to be read from.
-    fn read_plan(&self, key: ArtifactKey<'_>) -> Result<ReadPlan, Error>;
-    /// Where `key` is to be written to.
-    fn write_plan(&self, key: ArtifactKey<'_>) -> Result<WritePlan, Error>;
-    /// The committed versions of `module` (those with `.info`), in no particular order. Blocking.
-    fn committed_versions(&self, module: &ModulePath) -> Result<Vec<String>, Error>;
-    /// Whether the backend is usable (for `/readyz`). Blocking.
-    fn ready(&self) -> bool;
 }
 
 /// An artifact opened for serving.
@@ -94,13 +89,18 @@ pub enum Artifact {
     },
     /// Bytes in memory.
     Bytes(Bytes),
+    /// An object store's answer, its body still to be read, of `len` bytes.
+    Remote {
+        body: hyper::body::Incoming,
+        len: u64,
+    },
 }
 
 impl Artifact {
     /// The artifact's length in bytes.
     pub fn len(&self) -> u64 {
         match self {
-            Artifact::File { len, .. } => *len,
+            Artifact::File { len, .. } | Artifact::Remote { len, .. } => *len,
             Artifact::Bytes(b) => b.len() as u64,
         }
     }
@@ -154,25 +154,57 @@ impl MemoryCache {
     }
 }
 
-/// The host side of a storage backend: opens, writes and commits with the host's own I/O.
+/// Pages of a version listing the host follows before it calls the listing endless.
+const MAX_LIST_PAGES: usize = 10_000;
+
+/// Plans remembered per store.
+const PLAN_CACHE_ENTRIES: usize = 100_000;
+
+/// The host side of a storage backend: asks its plugin where artifacts are, and opens, writes
+/// and commits them with the host's own I/O.
 pub struct Store {
     name: String,
-    backend: std::sync::Arc<dyn Backend>,
-    memory: Option<std::sync::Arc<MemoryCache>>,
+    plugins: Arc<PluginSet>,
+    plugin: PluginId,
+    grants: Grants,
+    plans: PlanCache,
+    memory: Option<Arc<MemoryCache>>,
+    remote: Remote,
 }
 
 impl Store {
-    /// Wraps `backend`, named `name` in the config (`[storage.NAME]`).
+    /// The store `[storage.NAME]` whose backend is plugin `plugin` of `plugins`. Its granted
+    /// directories are created when missing, and temporaries a killed process left in them
+    /// are swept in the background.
     pub fn new(
         name: &str,
-        backend: std::sync::Arc<dyn Backend>,
-        memory: Option<std::sync::Arc<MemoryCache>>,
-    ) -> Self {
-        Self {
-            name: name.to_owned(),
-            backend,
-            memory,
+        plugins: Arc<PluginSet>,
+        plugin: PluginId,
+        memory: Option<Arc<MemoryCache>>,
+        remote: Remote,
+    ) -> Result<Self, Error> {
+        let grants = Grants::new(plugins.granted_dirs(plugin), plugins.granted_hosts(plugin))
+            .map_err(|e| Error::storage(name, e))?;
+        let dirs: Vec<PathBuf> = grants.dirs().map(PathBuf::from).collect();
+        if !dirs.is_empty() {
+            std::thread::spawn(move || {
+                for dir in dirs {
+                    let removed = files::sweep_temporaries(&dir, files::STALE_TEMPORARY);
+                    if removed > 0 {
+                        tracing::info!(root = %dir.display(), removed, "removed stale temporary files");
+                    }
+                }
+            });
         }
+        Ok(Self {
+            name: name.to_owned(),
+            plugins,
+            plugin,
+            grants,
+            plans: PlanCache::new(PLAN_CACHE_ENTRIES),
+            memory,
+            remote,
+        })
     }
 
     fn memory_key(&self, key: ArtifactKey<'_>) -> Option<(&MemoryCache, String)> {
@@ -208,11 +240,134 @@ impl Store {
         Error::storage(&self.name, message)
     }
 
+    /// A failed plugin call, or a plan the host refused, as the request's error: 503 naming
+    /// the plugin.
+    fn plugin_err(&self, error: PluginError) -> Error {
+        Error::Plugin {
+            phase: "storage",
+            error,
+        }
+    }
+
+    fn refused(&self, reason: String) -> Error {
+        tracing::warn!(storage = %self.name, plugin = self.plugins.name(self.plugin), "storage plan refused: {reason}");
+        self.plugin_err(PluginError::BadOutput {
+            plugin: self.plugins.name(self.plugin).to_owned(),
+            reason,
+        })
+    }
+
+    async fn call(&self, call: StorageCall) -> Result<StorageAnswer, Error> {
+        self.plugins
+            .storage(self.plugin, call)
+            .await
+            .map_err(|e| self.plugin_err(e))
+    }
+
+    fn wit_artifact(key: ArtifactKey<'_>) -> Result<wit::Artifact, Error> {
+        let version = escape_version(key.version)
+            .map_err(|e| Error::BadRequest(format!("version {:?}: {e}", key.version)))?;
+        Ok(wit::Artifact {
+            module: key.module.escaped().to_owned(),
+            version,
+            kind: key.kind.wit(),
+        })
+    }
+
+    /// Where `key` is for `op`: a plan remembered, or the plugin's answer checked against its
+    /// grants (and remembered when the plugin allows).
+    async fn locate(&self, key: ArtifactKey<'_>, op: Operation) -> Result<Arc<Checked>, Error> {
+        let op_name = match op {
+            Operation::Get => "get",
+            Operation::Head => "head",
+            Operation::Put => "put",
+            Operation::Delete => "delete",
+        };
+        let cache_key = [
+            key.module.escaped(),
+            key.version,
+            key.kind.extension(),
+            op_name,
+        ]
+        .join("\0");
+        if let Some(plan) = self.plans.get(&cache_key) {
+            return Ok(plan);
+        }
+        let answer = self
+            .call(StorageCall::Locate(Self::wit_artifact(key)?, op))
+            .await?;
+        let StorageAnswer::Located(located) = answer else {
+            return Err(self.refused("answered another call".into()));
+        };
+        let checked = self
+            .grants
+            .check(located.plan, op, key.kind == ArtifactKind::Zip)
+            .map_err(|reason| self.refused(reason))?;
+        let checked = Arc::new(checked);
+        self.plans.put(cache_key, &checked, located.reuse_ms);
+        Ok(checked)
+    }
+
+    /// Carries out an HTTP plan.
+    async fn send(
+        &self,
+        plan: &wit::HttpPlan,
+        body: remote::Body,
+        extra: &[(http::HeaderName, http::HeaderValue)],
+        timeout: std::time::Duration,
+    ) -> Result<Outcome, Error> {
+        self.remote
+            .send(plan, body, extra, timeout)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// A GET plan's answer: the response when found.
+    async fn get(
+        &self,
+        plan: &wit::HttpPlan,
+    ) -> Result<Option<http::Response<hyper::body::Incoming>>, Error> {
+        match self
+            .send(plan, remote::empty(), &[], remote::SMALL_TIMEOUT)
+            .await?
+        {
+            Outcome::Ok(response) => Ok(Some(response)),
+            Outcome::NotFound => Ok(None),
+            Outcome::Exists => Err(self.err(format_args!(
+                "{}: answered a get with a status the plan calls `exists`",
+                remote::describe(&plan.request)
+            ))),
+        }
+    }
+
     /// Opens `key` for reading; `Ok(None)` when it is not stored.
     pub async fn open(&self, key: ArtifactKey<'_>) -> Result<Option<Artifact>, Error> {
-        match self.backend.read_plan(key)? {
-            ReadPlan::Inline(bytes) => Ok(bytes.map(Artifact::Bytes)),
-            ReadPlan::File(path) => {
+        let plan = self.locate(key, Operation::Get).await?;
+        match &*plan {
+            Checked::Inline(bytes) => Ok(Some(Artifact::Bytes(bytes.clone()))),
+            Checked::NotFound => Ok(None),
+            Checked::Http(http) => {
+                let Some(response) = self.get(http).await? else {
+                    return Ok(None);
+                };
+                let len = response
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| {
+                        self.err(format_args!(
+                            "{}: answered without a content-length",
+                            remote::describe(&http.request)
+                        ))
+                    })?;
+                Ok(Some(Artifact::Remote {
+                    body: response.into_body(),
+                    len,
+                }))
+            }
+            Checked::File(path) => {
+                let path = path.clone();
                 // Open and stat in one trip to the blocking pool.
                 let opened = tokio::task::spawn_blocking(move || {
                     let file = std::fs::File::open(&path).map_err(|e| (path.clone(), "open", e))?;
@@ -244,9 +399,21 @@ impl Store {
         {
             return Ok(Some(b));
         }
-        let found = match self.backend.read_plan(key)? {
-            ReadPlan::Inline(bytes) => bytes,
-            ReadPlan::File(path) => match tokio::fs::read(&path).await {
+        let plan = self.locate(key, Operation::Get).await?;
+        let found = match &*plan {
+            Checked::Inline(bytes) => Some(bytes.clone()),
+            Checked::NotFound => None,
+            Checked::Http(http) => match self.get(http).await? {
+                None => None,
+                Some(response) => Some(
+                    remote::read_whole(response, remote::SMALL_LIMIT)
+                        .await
+                        .map_err(|e| {
+                            self.err(format_args!("{}: {e}", remote::describe(&http.request)))
+                        })?,
+                ),
+            },
+            Checked::File(path) => match tokio::fs::read(path).await {
                 Ok(b) => Some(Bytes::from(b)),
                 Err(e) if is_absent(&e) => None,
                 Err(e) => return Err(self.err(format_args!("read {}: {e}", path.display()))),
@@ -260,16 +427,69 @@ impl Store {
 
     /// Whether `key` is stored.
     pub async fn contains(&self, key: ArtifactKey<'_>) -> Result<bool, Error> {
-        match self.backend.read_plan(key)? {
-            ReadPlan::Inline(bytes) => Ok(bytes.is_some()),
-            ReadPlan::File(path) => Ok(tokio::fs::try_exists(&path).await.unwrap_or(false)),
+        let plan = self.locate(key, Operation::Head).await?;
+        match &*plan {
+            Checked::Inline(_) => Ok(true),
+            Checked::NotFound => Ok(false),
+            Checked::Http(http) => match self
+                .send(http, remote::empty(), &[], remote::SMALL_TIMEOUT)
+                .await?
+            {
+                Outcome::Ok(_) => Ok(true),
+                Outcome::NotFound => Ok(false),
+                Outcome::Exists => Err(self.err(format_args!(
+                    "{}: answered a head with a status the plan calls `exists`",
+                    remote::describe(&http.request)
+                ))),
+            },
+            Checked::File(path) => Ok(tokio::fs::try_exists(path).await.unwrap_or(false)),
         }
     }
 
-    /// Stores a small artifact atomically (temp + fsync + rename). An existing one is kept.
+    /// A URL a client may fetch `key` from itself: the storage's GET plan when it is a request
+    /// that needs no headers of its own (a presigned URL); `None` otherwise (a file, inline
+    /// bytes).
+    pub async fn direct_url(&self, key: ArtifactKey<'_>) -> Result<Option<String>, Error> {
+        let plan = self.locate(key, Operation::Get).await?;
+        Ok(match &*plan {
+            Checked::Http(http)
+                if http.request.method == "GET" && http.request.headers.is_empty() =>
+            {
+                Some(http.request.url.clone())
+            }
+            _ => None,
+        })
+    }
+
+    /// Stores a small artifact atomically: a file by temp + fsync + rename, an object by a
+    /// conditional put. An existing one is kept.
     pub async fn put_small(&self, key: ArtifactKey<'_>, data: &[u8]) -> Result<(), Error> {
-        let WritePlan::File(path) = self.backend.write_plan(key)?;
-        let dir = parent(&path).map_err(|e| self.err(e))?;
+        let plan = self.locate(key, Operation::Put).await?;
+        let path = match &*plan {
+            Checked::File(path) => path,
+            Checked::Http(http) => {
+                let extra = [
+                    remote::content_length(data.len() as u64),
+                    remote::octet_stream(),
+                ];
+                let body = remote::bytes(Bytes::copy_from_slice(data));
+                match self.send(http, body, &extra, remote::SMALL_TIMEOUT).await? {
+                    Outcome::Ok(_) | Outcome::Exists => {}
+                    Outcome::NotFound => {
+                        return Err(self.err(format_args!(
+                            "{}: answered a put with a status the plan calls `not-found`",
+                            remote::describe(&http.request)
+                        )));
+                    }
+                }
+                self.remember(key, &Bytes::copy_from_slice(data));
+                return Ok(());
+            }
+            Checked::Inline(_) | Checked::NotFound => {
+                return Err(self.refused("no place to put an artifact".into()));
+            }
+        };
+        let dir = parent(path).map_err(|e| self.err(e))?;
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(|e| self.err(format_args!("create {}: {e}", dir.display())))?;
@@ -283,13 +503,15 @@ impl Store {
         .await;
         written.map_err(|e| self.err(format_args!("write {}: {e}", tmp_path.display())))?;
         drop(file);
-        persist(tmp_path, &path).map_err(|e| self.err(e))?;
+        persist(tmp_path, path).map_err(|e| self.err(e))?;
         self.remember(key, &Bytes::copy_from_slice(data));
         Ok(())
     }
 
-    /// A temporary file beside the final place of `key`'s zip, for the host to download into.
-    /// Dropping the returned path removes the file, so an abandoned download leaves nothing.
+    /// A temporary file for the host to download `module@version`'s zip into: beside its final
+    /// place when that is a file, so committing it is a rename, else in the system's temporary
+    /// directory (`TMPDIR`). Dropping the returned path removes the file, so an abandoned
+    /// download leaves nothing.
     pub async fn zip_staging(
         &self,
         module: &ModulePath,
@@ -300,8 +522,14 @@ impl Store {
             version,
             kind: ArtifactKind::Zip,
         };
-        let WritePlan::File(path) = self.backend.write_plan(key)?;
-        let dir = parent(&path).map_err(|e| self.err(e))?.to_path_buf();
+        let plan = self.locate(key, Operation::Put).await?;
+        let dir = match &*plan {
+            Checked::File(path) => parent(path).map_err(|e| self.err(e))?.to_path_buf(),
+            Checked::Http(_) => std::env::temp_dir(),
+            Checked::Inline(_) | Checked::NotFound => {
+                return Err(self.refused("no place to put the zip".into()));
+            }
+        };
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| self.err(format_args!("create {}: {e}", dir.display())))?;
@@ -330,78 +558,222 @@ impl Store {
         }
         self.put_small(key(ArtifactKind::ZipHash), staged.zip_hash.as_bytes())
             .await?;
-        let WritePlan::File(zip_path) = self.backend.write_plan(key(ArtifactKind::Zip))?;
-        persist(staged.zip, &zip_path).map_err(|e| self.err(e))?;
+        let zip = key(ArtifactKind::Zip);
+        let size = std::fs::metadata(&staged.zip)
+            .map_err(|e| self.err(format_args!("stat {}: {e}", staged.zip.display())))?
+            .len();
+        let upload = self
+            .call(StorageCall::BeginUpload(Self::wit_artifact(zip)?, size))
+            .await?;
+        let plan = match upload {
+            StorageAnswer::Upload(wit::Upload::Whole(plan)) => self
+                .grants
+                .check(plan, Operation::Put, true)
+                .map_err(|reason| self.refused(reason))?,
+            StorageAnswer::Upload(wit::Upload::Parts(parts)) => {
+                self.upload_parts(zip, &staged.zip, size, parts).await?;
+                return self.put_small(key(ArtifactKind::Info), &staged.info).await;
+            }
+            _ => return Err(self.refused("answered another call".into())),
+        };
+        match plan {
+            Checked::File(path) => {
+                let dir = parent(&path).map_err(|e| self.err(e))?;
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| self.err(format_args!("create {}: {e}", dir.display())))?;
+                let zip_tmp = staged.zip;
+                let target = path.clone();
+                tokio::task::spawn_blocking(move || persist(zip_tmp, &target))
+                    .await?
+                    .map_err(|e| self.err(e))?;
+            }
+            Checked::Http(http) => {
+                let extra = [remote::content_length(size), remote::octet_stream()];
+                let body = remote::file_part(staged.zip.to_path_buf(), 0, size);
+                match self.send(&http, body, &extra, zip_timeout(size)).await? {
+                    Outcome::Ok(_) | Outcome::Exists => {}
+                    Outcome::NotFound => {
+                        return Err(self.err(format_args!(
+                            "{}: answered a put with a status the plan calls `not-found`",
+                            remote::describe(&http.request)
+                        )));
+                    }
+                }
+            }
+            Checked::Inline(_) | Checked::NotFound => {
+                return Err(self.refused("no place to put the zip".into()));
+            }
+        }
         self.put_small(key(ArtifactKind::Info), &staged.info).await
     }
 
-    /// The committed versions of `module`.
+    /// Sends a staged zip in the parts the plugin planned, then has the plugin complete the
+    /// upload (or drop it when a part fails).
+    async fn upload_parts(
+        &self,
+        zip: ArtifactKey<'_>,
+        staged: &std::path::Path,
+        size: u64,
+        parts: wit::PartsPlan,
+    ) -> Result<(), Error> {
+        let needed = size.div_ceil(parts.part_size).max(1);
+        if needed != parts.parts.len() as u64 {
+            return Err(self.refused(format!(
+                "{} parts of {} bytes for a zip of {size} bytes",
+                parts.parts.len(),
+                parts.part_size
+            )));
+        }
+        for request in &parts.parts {
+            self.grants
+                .check_url(&request.url)
+                .map_err(|reason| self.refused(reason))?;
+        }
+        let mut etags = Vec::with_capacity(parts.parts.len());
+        let mut failed = None;
+        for (i, request) in parts.parts.iter().enumerate() {
+            let start = i as u64 * parts.part_size;
+            let len = parts.part_size.min(size - start);
+            let body = remote::file_part(staged.to_path_buf(), start, len);
+            match self
+                .remote
+                .send_part(request, body, len, zip_timeout(len))
+                .await
+            {
+                Ok(etag) => etags.push(etag),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let artifact = Self::wit_artifact(zip)?;
+        if let Some(e) = failed {
+            let abort = StorageCall::AbortUpload {
+                artifact,
+                upload_id: parts.upload_id,
+            };
+            if let Err(abort_error) = self.call(abort).await {
+                tracing::warn!(storage = %self.name, "dropping a failed upload: {abort_error}");
+            }
+            return Err(self.err(e));
+        }
+        let finish = StorageCall::FinishUpload {
+            artifact,
+            upload_id: parts.upload_id,
+            etags,
+        };
+        match self.call(finish).await? {
+            StorageAnswer::Finished(_) => Ok(()),
+            _ => Err(self.refused("answered another call".into())),
+        }
+    }
+
+    /// The committed versions of `module`, following the plugin's pages to the end.
     pub async fn committed_versions(&self, module: &ModulePath) -> Result<Vec<String>, Error> {
-        // The backend may block (a directory scan): keep it off the async workers.
-        let backend = self.backend.clone();
-        let module = module.clone();
-        tokio::task::spawn_blocking(move || backend.committed_versions(&module))
-            .await
-            .map_err(|e| self.err(format_args!("version scan failed: {e}")))?
+        let mut versions = Vec::new();
+        let mut cursor = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let answer = self
+                .call(StorageCall::List {
+                    module: module.escaped().to_owned(),
+                    cursor: cursor.take(),
+                })
+                .await?;
+            let StorageAnswer::Listing(listing) = answer else {
+                return Err(self.refused("answered another call".into()));
+            };
+            match listing {
+                Listing::Directory(dir) => {
+                    let dir = self
+                        .grants
+                        .check_path(&dir)
+                        .map_err(|reason| self.refused(reason))?;
+                    // A directory scan blocks: keep it off the async workers.
+                    let listed = dir.clone();
+                    let found = tokio::task::spawn_blocking(move || files::versions_in(&listed))
+                        .await?
+                        .map_err(|e| self.err(format_args!("list {}: {e}", dir.display())))?;
+                    versions.extend(found);
+                    return Ok(versions);
+                }
+                Listing::Page(page) => {
+                    versions.extend(page.versions);
+                    match page.cursor {
+                        None => return Ok(versions),
+                        Some(next) => cursor = Some(next),
+                    }
+                }
+            }
+        }
+        Err(self.refused(format!("a listing of more than {MAX_LIST_PAGES} pages")))
     }
 
-    /// Whether the backend is usable.
+    /// Whether the backend is usable: its plugin is healthy and its granted directories exist.
     pub fn ready(&self) -> bool {
-        self.backend.ready()
+        self.plugins.is_healthy(self.plugin) && self.grants.dirs().all(std::path::Path::is_dir)
     }
 }
 
-/// Whether an error opening a stored file means "not stored": missing, a path component that
-/// is a file (ENOTDIR), or a name too long for the filesystem (ENAMETOOLONG).
-fn is_absent(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound || matches!(e.raw_os_error(), Some(20 | 36))
+/// How long a zip transfer of `len` bytes may take: the small timeout plus 1 MiB/s.
+fn zip_timeout(len: u64) -> std::time::Duration {
+    remote::SMALL_TIMEOUT + std::time::Duration::from_secs(len >> 20)
 }
 
-/// Opens every `[storage.NAME]` of `config`, sharing `memory` for small-artifact copies.
+/// Opens every `[storage.NAME]` of `config`, whose plugins are in `plugins`, sharing `memory`
+/// for small-artifact copies.
 pub fn open_stores(
     config: &crate::config::Config,
-    memory: Option<std::sync::Arc<MemoryCache>>,
-) -> Result<std::collections::HashMap<String, std::sync::Arc<Store>>, Error> {
+    memory: Option<Arc<MemoryCache>>,
+    plugins: &Arc<PluginSet>,
+) -> Result<std::collections::HashMap<String, Arc<Store>>, Error> {
     let mut stores = std::collections::HashMap::new();
+    let remote = Remote::new();
     for (name, storage) in &config.storage {
-        let backend: std::sync::Arc<dyn Backend> = match storage {
-            crate::config::StorageConfig::Fs { root } => {
-                std::sync::Arc::new(fs::FsBackend::new(name, root)?)
-            }
-        };
+        let plugin_name = storage.plugin(name);
+        let id = plugins.find(&plugin_name).ok_or_else(|| {
+            Error::Internal(format!(
+                "{}: storage {name}: plugin {plugin_name:?} is not loaded",
+                config.origin
+            ))
+        })?;
         stores.insert(
             name.clone(),
-            std::sync::Arc::new(Store::new(name, backend, memory.clone())),
+            Arc::new(Store::new(
+                name,
+                Arc::clone(plugins),
+                id,
+                memory.clone(),
+                remote.clone(),
+            )?),
         );
     }
     Ok(stores)
 }
 
-/// A hidden temporary file in `dir`, named `.tmp-…` so it is never mistaken for an artifact.
-/// Its mode is 0666 less the process's umask, as any file a program writes: the tree can be
-/// served by a static file server running as another user (tempfile's own default, 0600, is
-/// for secrets).
-fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile, String> {
-    use std::os::unix::fs::PermissionsExt;
-    tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(|e| format!("create temporary file in {}: {e}", dir.display()))
-}
-
-/// Renames a temporary file to its final name unless that already exists (artifacts are
-/// immutable: the first complete copy wins, and it is identical by construction).
-fn persist(tmp: tempfile::TempPath, path: &Path) -> Result<(), String> {
-    if path.exists() {
-        return Ok(());
-    }
-    tmp.persist(path)
-        .map(|_| ())
-        .map_err(|e| format!("rename to {}: {}", path.display(), e.error))
-}
-
-fn parent(path: &Path) -> Result<&Path, String> {
-    path.parent()
-        .ok_or_else(|| format!("{} has no parent directory", path.display()))
+/// The stores of `config` outside a server (`modgate publish`): a plugin engine of its own,
+/// with only the storage plugins loaded.
+pub fn open_stores_alone(
+    config: &crate::config::Config,
+) -> Result<std::collections::HashMap<String, Arc<Store>>, Error> {
+    let engine = crate::plugin::PluginEngine::new(crate::plugin::EngineSettings {
+        max_instances: 16,
+        ..crate::plugin::EngineSettings::default()
+    })
+    .map_err(|e| Error::Internal(format!("cannot start the plugin engine: {e}")))?;
+    let wanted: std::collections::BTreeSet<String> = config
+        .storage
+        .iter()
+        .map(|(name, storage)| storage.plugin(name))
+        .collect();
+    let specs: Vec<_> = config
+        .plugins
+        .iter()
+        .filter(|p| wanted.contains(&p.name))
+        .cloned()
+        .collect();
+    let set =
+        PluginSet::build(&specs, &engine).map_err(|e| Error::Internal(format!("plugins: {e}")))?;
+    open_stores(config, None, &Arc::new(set))
 }

@@ -2,7 +2,9 @@
 //!
 //! A plugin is a WebAssembly component built for `wasm32-wasip2`. modgate calls it once per
 //! request with the [`RequestFacts`] it knows, and the plugin answers: an [`Authorizer`] returns a
-//! [`Decision`] (allow, deny or abstain), a [`Router`] returns a route name. The plugin runs in a
+//! [`Decision`] (allow, deny or abstain), a [`Router`] returns a route name. A
+//! [`storage::Storage`] backend says where a route's artifacts live, with plans the host carries
+//! out. The plugin runs in a
 //! sandbox: no files, no network, no environment. What it may reach is granted per plugin in the
 //! modgate TOML file and used through this crate's host interfaces: [`mod@log`], [`config`], [`kv`],
 //! [`secrets`] and [`http`]; [`memo`] lets modgate reuse an answer instead of asking again.
@@ -43,6 +45,7 @@ pub mod kv;
 pub mod log;
 pub mod memo;
 pub mod secrets;
+pub mod storage;
 mod types;
 
 pub use bindings::types::{Action, Allow, Decision, Deny, RequestFacts};

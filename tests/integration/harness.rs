@@ -67,6 +67,13 @@ pub struct Setup {
     pub upstream_retries: u32,
     /// TOML inserted before the catch-all route: `[plugins.*]` tables and earlier `[[route]]`s.
     pub extra_toml: String,
+    /// The body of `[storage.local]` (the catch-all route's storage) instead of `storage-fs` at
+    /// `storage_root`.
+    pub local_storage: Option<String>,
+    /// Environment variables of the modgate process (secrets).
+    pub env: Vec<(String, String)>,
+    /// More keys of the catch-all `[[route]]` (TOML lines).
+    pub catch_all_extra: String,
 }
 
 impl Setup {
@@ -80,6 +87,9 @@ impl Setup {
             upstream_timeout: "30s".into(),
             upstream_retries: 2,
             extra_toml: String::new(),
+            local_storage: None,
+            env: Vec::new(),
+            catch_all_extra: String::new(),
         }
     }
 
@@ -92,11 +102,19 @@ impl Setup {
             s += &format!("tls = {{ cert = {}, key = {} }}\n", p(cert), p(key));
         }
         s += &format!(
-            "\n[cache]\nlist_ttl = {}\nnot_found_ttl = {}\n\n[storage.local]\nplugin = \"storage-fs\"\nconfig = {{ root = {} }}\n",
+            "\n[cache]\nlist_ttl = {}\nnot_found_ttl = {}\n\n[storage.local]\n",
             q(&self.list_ttl),
             q(&self.not_found_ttl),
-            p(&self.storage_root)
         );
+        match &self.local_storage {
+            Some(table) => s += &format!("{table}\n"),
+            None => {
+                s += &format!(
+                    "plugin = \"storage-fs\"\nconfig = {{ root = {} }}\n",
+                    p(&self.storage_root)
+                );
+            }
+        }
         let sources = match &self.upstream {
             Some(list) => {
                 s += &format!(
@@ -110,7 +128,10 @@ impl Setup {
             None => "[]",
         };
         s += &self.extra_toml.replace("SOURCES", sources);
-        s += &format!("\n[[route]]\nmatch = [\"*\"]\nstorage = \"local\"\nsources = {sources}\n");
+        s += &format!(
+            "\n[[route]]\nmatch = [\"*\"]\nstorage = \"local\"\nsources = {sources}\n{}\n",
+            self.catch_all_extra
+        );
         s
     }
 }
@@ -155,6 +176,7 @@ impl Modgate {
             .arg(&config)
             .env("RUST_LOG", "info")
             .env("RUST_BACKTRACE", "1")
+            .envs(self.setup.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

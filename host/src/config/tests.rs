@@ -43,12 +43,22 @@ fn embedded_defaults_resolve() {
         route.sources.is_offline(),
         "no GOPROXY in the environment means offline"
     );
-    assert_eq!(
-        c.storage.get("local"),
-        Some(&StorageConfig::Fs {
-            root: PathBuf::from("./modgate-data")
-        })
+    let Some(StorageConfig::Fs { root }) = c.storage.get("local") else {
+        panic!("fs storage: {:?}", c.storage);
+    };
+    // Relative to the working directory (which other tests may change meanwhile), made
+    // absolute.
+    assert!(
+        root.is_absolute() && root.ends_with("modgate-data"),
+        "{root:?}"
     );
+    // The backend is the embedded storage-fs plugin, with its root granted.
+    let plugin = c
+        .plugins
+        .iter()
+        .find(|p| p.name == "storage.local")
+        .expect("storage plugin");
+    assert_eq!(plugin.grants.dirs, std::slice::from_ref(root));
 }
 
 #[test]
@@ -81,7 +91,9 @@ fn routes_storage_paths_and_sources_resolve() {
     let public = c.routes.route("rsc.io/quote").expect("public route");
     assert_eq!(public.sources.entries.len(), 1);
     // Relative storage roots are relative to the config file's directory.
-    let StorageConfig::Fs { root } = &c.storage["local"];
+    let StorageConfig::Fs { root } = &c.storage["local"] else {
+        panic!("fs storage");
+    };
     assert!(root.is_absolute() && root.ends_with("data"), "{root:?}");
 }
 
@@ -131,7 +143,7 @@ fn bad_values_name_the_key_and_the_file() {
         ),
         (
             MINIMAL.replace("root = \"data\"", "rot = \"data\""),
-            "storage.local.config.rot",
+            "`storage.local.config`: unknown field `rot`",
         ),
         (
             format!("[server]\nlisten = \"localhost\"\n{MINIMAL}"),

@@ -132,6 +132,15 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>, head: bool) -> Response<
     finish(b, if head { empty() } else { full(body) })
 }
 
+/// A `302` to `url` (a short-lived presigned URL: never cached, and the URL never logged).
+pub fn redirect(url: &str, head: bool) -> Response<ResponseBody> {
+    let body = Bytes::from_static(b"redirecting to the object store\n");
+    let b = builder(StatusCode::FOUND, ContentType::Text, Freshness::NoStore)
+        .header(header::LOCATION, url)
+        .header(header::CONTENT_LENGTH, body.len());
+    finish(b, if head { empty() } else { full(body) })
+}
+
 /// The Prometheus exposition.
 pub fn metrics(body: String, head: bool) -> Response<ResponseBody> {
     let b = Response::builder()
@@ -244,8 +253,50 @@ pub async fn zip(
     let body = match artifact {
         Artifact::Bytes(bytes) => full(bytes.slice(start as usize..(start + count) as usize)),
         Artifact::File { file, .. } => file_body(file, start, count),
+        Artifact::Remote { body, .. } => remote_body(body, start, count),
     };
     Ok(finish(b, body))
+}
+
+/// `count` bytes from `start` of an object store's answer, streamed as they arrive (the bytes
+/// before `start` are read and dropped: a ranged read of a remote zip is rare, since the
+/// go command reads zips whole).
+fn remote_body(body: hyper::body::Incoming, start: u64, count: u64) -> ResponseBody {
+    let stream = futures_util::stream::unfold(
+        (body, start, count),
+        |(mut body, mut skip, left)| async move {
+            if left == 0 {
+                return None;
+            }
+            loop {
+                let data = match body.frame().await {
+                    None => {
+                        let e = std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "storage ended the artifact early",
+                        );
+                        return Some((Err(e), (body, 0, 0)));
+                    }
+                    Some(Err(e)) => return Some((Err(std::io::Error::other(e)), (body, 0, 0))),
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) => data,
+                        Err(_) => continue,
+                    },
+                };
+                let len = data.len() as u64;
+                if skip >= len {
+                    skip -= len;
+                    continue;
+                }
+                let from = usize::try_from(skip).unwrap_or(usize::MAX);
+                let to = usize::try_from((skip + left).min(len)).unwrap_or(usize::MAX);
+                let part = data.slice(from..to);
+                let left = left - part.len() as u64;
+                return Some((Ok(hyper::body::Frame::data(part)), (body, 0, left)));
+            }
+        },
+    );
+    StreamBody::new(stream).boxed_unsync()
 }
 
 /// Streams `count` bytes of `file` from `start`. Each chunk is first read on the async worker

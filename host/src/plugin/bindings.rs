@@ -1,8 +1,9 @@
 //! The host side of `modgate:plugin@0.1.0`, generated from `plugin-sdk/wit` (the one place the
 //! WIT lives; the SDK generates the guest side from the same files).
 //!
-//! Both worlds import the same host interfaces; the router's bindings reuse the authorizer's
-//! generated interface modules (`with`), so one set of `Host` impls serves every plugin kind.
+//! Every world imports the same host interfaces; the other worlds' bindings reuse the
+//! authorizer's generated interface modules (`with`), so one set of `Host` impls serves every
+//! plugin kind.
 
 #![expect(
     missing_docs,
@@ -40,4 +41,23 @@ pub mod router {
     });
 }
 
+/// The `storage` world.
+pub mod storage {
+    wasmtime::component::bindgen!({
+        path: "../plugin-sdk/wit",
+        world: "storage",
+        exports: { default: async },
+        with: {
+            "modgate:plugin/types": super::authorizer::modgate::plugin::types,
+            "modgate:plugin/log": super::authorizer::modgate::plugin::log,
+            "modgate:plugin/config": super::authorizer::modgate::plugin::config,
+            "modgate:plugin/kv": super::authorizer::modgate::plugin::kv,
+            "modgate:plugin/secrets": super::authorizer::modgate::plugin::secrets,
+            "modgate:plugin/http": super::authorizer::modgate::plugin::http,
+            "modgate:plugin/memo": super::authorizer::modgate::plugin::memo,
+        },
+    });
+}
+
 pub use authorizer::modgate::plugin::{config, http, kv, log, memo, secrets, types};
+pub use storage::modgate::plugin::storage_types;

@@ -219,6 +219,9 @@ impl WasiView for State {
 /// `types` has no functions; its `Host` trait is empty.
 impl types::Host for State {}
 
+/// `storage-types` has no functions either.
+impl super::bindings::storage_types::Host for State {}
+
 impl log::Host for State {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         if self.log_truncated {
