@@ -506,6 +506,7 @@ class Results:
     w5_calls: dict = field(default_factory=dict)   # (variant, plugin) -> (p50 s, p99 s, calls)
     w5_go: dict = field(default_factory=dict)  # modgate variant over https -> [Download]
     w6: list = field(default_factory=list)     # isolation.Row per faulty plugin
+    w7: object = None                          # s3.W7: storage-s3 against storage-fs
     notes: list = field(default_factory=list)
 
 
@@ -872,6 +873,9 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
                  f"{'' if r is None else f'{r:.2f}× of no plugins'} | | |")
     if not res.w5:
         o.append("| 5 plugins on | — | — | not run (`--only` without 5) | | | |")
+    if res.w7 is not None:
+        from . import s3
+        o += s3.report_rows(res.w7)
     if res.w5_calls:
         o.append("")
         o.append("## Workload 5: time inside each plugin call")
@@ -977,8 +981,8 @@ def main() -> int:
                     f"(its {ATHENS_VERSION} tag; default $ATHENS_SRC, else the last one built)")
     ap.add_argument("--cache", type=Path, help="peers and upstream cache "
                     "(default $XDG_CACHE_HOME/modgate-bench)")
-    ap.add_argument("--only", default="1,2,3,4,5,6",
-                    help="workloads to run (default 1,2,3,4,5,6)")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7",
+                    help="workloads to run (default 1,2,3,4,5,6,7)")
     ap.add_argument("--wait-quiet", type=float, help="wait up to N s for a quiet machine "
                     "(default 120, quick 0); fails (exit 3) if it never gets quiet, "
                     "unless --anyway")
@@ -1059,6 +1063,9 @@ def main() -> int:
         if "6" in only:
             from . import isolation
             res.w6 = isolation.workload6(graph, binary, up, work, runs, secs, root)
+        if "7" in only:
+            from . import s3
+            res.w7 = s3.workload7(binary, work, runs, secs)
         if "2" in only:
             workload2(args, binary, cache, work, res, runs, secs, peers["goproxy"].binary)
         md = report(args, res, graph, peers,

@@ -136,6 +136,24 @@ pub struct FileConfig {
     pub routes: Vec<RouteFile>,
     /// Admin endpoints (`POST /admin/reload`); absent: they answer 404.
     pub admin: Option<AdminFile>,
+    /// Replicas sharing storage: fills coordinated through Redis; absent: in-process only.
+    pub cluster: Option<ClusterFile>,
+}
+
+/// `[cluster]`: replicas over one storage.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// `redis://[user:password@]host:port[/db]`; `${VAR}` is replaced from the environment.
+    pub redis: String,
+    /// How long a replica's lease on a version fill lives unless renewed (it renews it while
+    /// the fill runs): how long a replica that dies mid-fill delays the others.
+    #[serde(default = "default_lease_ttl", with = "humantime_serde")]
+    pub lease_ttl: Duration,
+}
+
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// `[admin]`: who may use the admin endpoints.
@@ -409,6 +427,8 @@ pub struct Config {
     pub publish: PublishFile,
     /// What `${GOPROXY}` stood for and why, when the file refers to it ([`Config::load`]).
     pub goproxy: Option<GoproxyOrigin>,
+    /// `[cluster]`
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Resolved `[admin]`.
@@ -870,6 +890,28 @@ fn resolve(
         }
     };
 
+    let cluster = match &file.cluster {
+        None => None,
+        Some(c) => {
+            let redis = expand_env(&c.redis, env).map_err(|m| invalid("cluster.redis", m))?;
+            if !redis.starts_with("redis://") {
+                return Err(invalid(
+                    "cluster.redis",
+                    "must be a redis:// URL (TLS to Redis is not supported: reach it over a \
+                     private network or a local tunnel)"
+                        .into(),
+                ));
+            }
+            if c.lease_ttl < Duration::from_secs(1) {
+                return Err(invalid("cluster.lease_ttl", "must be at least 1s".into()));
+            }
+            Some(crate::cluster::ClusterConfig {
+                redis,
+                lease_ttl: c.lease_ttl,
+            })
+        }
+    };
+
     Ok(Config {
         origin,
         server,
@@ -884,6 +926,7 @@ fn resolve(
         },
         publish: file.publish.clone(),
         goproxy: None,
+        cluster,
     })
 }
 

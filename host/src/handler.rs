@@ -366,6 +366,8 @@ pub struct App {
     uploads: Arc<Mutex<std::collections::HashSet<String>>>,
     /// `[publish] max_upload_bytes`
     max_upload_bytes: u64,
+    /// Replicas over the same storage (`[cluster]`).
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl App {
@@ -405,6 +407,11 @@ impl App {
             Some(set) => crate::storage::open_stores(config, memory, set)?,
             None => HashMap::new(),
         };
+        let cluster = config
+            .cluster
+            .as_ref()
+            .map(|c| crate::cluster::Cluster::new(c, Arc::clone(&metrics)))
+            .transpose()?;
         Ok(Self {
             metrics,
             routes: config.routes.clone(),
@@ -419,6 +426,7 @@ impl App {
             git: git::build_sources(config),
             uploads: Arc::default(),
             max_upload_bytes: config.publish.max_upload_bytes,
+            cluster,
         })
     }
 

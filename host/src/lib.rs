@@ -11,10 +11,12 @@
 //! - [`handler`]: the pipeline route → auth → storage → upstream, and the one place where errors
 //!   become HTTP responses.
 //! - [`storage`]: where artifacts live; backends answer with *plans* and the host moves the bytes.
+//! - [`cluster`]: replicas over one storage: version fills coordinated through Redis.
 //! - [`upstream`]: fetching from upstream GOPROXY servers with the go command's `,`/`|` semantics.
 //! - [`publish`]: private module versions built from a directory and committed to storage.
 //! - [`telemetry`]: access logs and Prometheus metrics.
 
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod gitsource;

@@ -161,6 +161,8 @@ pub struct Metrics {
     plugin_pool_calls: Family<PluginLabels, Counter>,
     plugin_overloaded: Family<PluginLabels, Counter>,
     plugin_queue: Family<PluginLabels, Gauge>,
+    cluster_leases: Family<OutcomeLabels, Counter>,
+    cluster_degraded: Counter,
 }
 
 impl Default for Metrics {
@@ -283,8 +285,22 @@ impl Metrics {
             "Calls waiting for a turn (limits.max_concurrent calls are running)",
             plugin_queue.clone(),
         );
+        let cluster_leases = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "cluster_fills",
+            "Version fills coordinated through [cluster] Redis: held (this replica filled), waited (another replica did), gave_up_waiting",
+            cluster_leases.clone(),
+        );
+        let cluster_degraded = Counter::default();
+        registry.register(
+            "cluster_degraded",
+            "Version fills done without a lease because Redis could not be reached",
+            cluster_degraded.clone(),
+        );
         Self {
             registry,
+            cluster_leases,
+            cluster_degraded,
             plugin_calls,
             plugin_pool_calls,
             plugin_overloaded,
@@ -349,6 +365,18 @@ impl Metrics {
     /// An upstream artifact failed validation and was not stored.
     pub fn upstream_rejected(&self) {
         self.upstream_rejected.inc();
+    }
+
+    /// A version fill coordinated through the cluster: `held`, `waited` or `gave_up_waiting`.
+    pub fn cluster_lease(&self, outcome: &'static str) {
+        self.cluster_leases
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// A version fill done without a lease (Redis unreachable).
+    pub fn cluster_degraded(&self) {
+        self.cluster_degraded.inc();
     }
 
     /// The metric handles of plugin `plugin`, labels resolved once: a call then costs a few

@@ -28,6 +28,7 @@ mod private;
 mod protocol;
 mod publish;
 mod reload;
+mod replicas;
 mod routing;
 mod s3;
 mod singleflight;

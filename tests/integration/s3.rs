@@ -379,3 +379,53 @@ download = "redirect"
         "the zip request was redirected: {log}"
     );
 }
+
+#[test]
+fn a_zip_larger_than_a_part_is_uploaded_in_parts() {
+    let Some(gw) = Versitygw::start() else { return };
+    // 12 MiB that do not compress: a zip of three 5 MiB parts (the smallest S3 allows).
+    let mut noise = vec![0u8; 12 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = (x >> 24) as u8;
+    }
+    let big = "example.com/fixture/big";
+    let tree = crate::fixtures::Tree::new().with(vec![crate::fixtures::ModuleVersion::new(
+        big,
+        "v1.0.0",
+        Some(&format!("module {big}\n\ngo 1.21\n")),
+        &[
+            ("big.go", b"package big\n".as_slice()),
+            ("noise.bin", noise.as_slice()),
+        ],
+    )]);
+    let up = FakeUpstream::start(tree.clone());
+    let unused = tempfile::tempdir().expect("tempdir");
+    let mut setup = Setup::new(unused.path(), Some(&up.url()));
+    s3_storage(&mut setup, &gw, SECRET_KEY);
+    setup.local_storage = setup.local_storage.map(|t| {
+        t.replace(
+            "prefix = \"goproxy/\"",
+            "prefix = \"goproxy/\", part_size_mb = 5",
+        )
+    });
+    let mg = Modgate::start(setup);
+    let go = GoEnv::new(&mg.url());
+    let queries = vec![format!("{big}@v1.0.0")];
+    let direct = GoEnv::new(&up.url());
+    assert_eq!(
+        sums(&go.download(&queries)),
+        sums(&direct.download(&queries))
+    );
+    let zip = artifact_path(big, "v1.0.0", "zip");
+    let keys = gw.keys();
+    assert!(keys.contains(&format!("goproxy{zip}")), "{keys:?}");
+    // Served back from the bucket by a fresh client, byte for byte.
+    let again = GoEnv::new(&mg.url());
+    again.download(&queries);
+    assert_cache_matches_tree(&again, &tree);
+    assert!(mg.logs().contains("stored module version"), "{}", mg.logs());
+}

@@ -27,6 +27,8 @@ fn hostile_storage(root: &Path, mode: &str, only: Option<&str>) -> String {
 wasm = {wasm}
 config = {{ root = {root}, mode = {mode_q}{only} }}
 grants = {{ dirs = [{root}] }}
+# Generous: the answer checked must be the plugin's, not a timeout on a loaded test machine.
+limits = {{ timeout_ms = 10000 }}
 
 [storage.hostile-{mode}]
 plugin = "hostile-{mode}"
@@ -127,6 +129,7 @@ fn a_commit_the_backend_refuses_leaves_nothing_and_the_next_request_fills() {
 wasm = {wasm}
 config = {{ root = {root}, mode = {mode}, only = "zip", op = "put" }}
 grants = {{ dirs = [{root}] }}
+limits = {{ timeout_ms = 10000 }}
 
 [storage.flaky]
 plugin = "flaky"

@@ -97,7 +97,13 @@ pub struct Fetcher {
     /// The route's git repositories, when one could serve the module, and whether they come
     /// before the upstream proxies.
     pub(super) git: Option<(Arc<crate::gitsource::GitSource>, bool)>,
+    /// Other replicas over the same storage (`[cluster]`).
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
+
+/// The longest a replica waits for another replica's fill of a version before filling it
+/// itself (a replica that dies mid-fill frees its lease after `cluster.lease_ttl` anyway).
+const CLUSTER_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Ctx<'_> {
     /// The fetcher for this request's module and route.
@@ -113,6 +119,7 @@ impl Ctx<'_> {
             store: Arc::clone(self.store),
             module: self.module.clone(),
             git: self.git().map(|g| (g, self.git_first())),
+            cluster: self.app.cluster.clone(),
         }
     }
 
@@ -281,18 +288,22 @@ impl Fetcher {
     }
 
     /// Fetches a whole version (`.info`, `.mod`, `.zip`), checks it and commits it with `.info`
-    /// last, once for all concurrent requests.
+    /// last, once for all concurrent requests (of every replica, with `[cluster]`).
     pub async fn fill_version(self, version: &str) -> Result<(), Error> {
-        let key = format!(
-            "{}\0{}\0{version}",
-            self.store.name(),
-            self.module.escaped()
-        );
+        let key = format!("{}/{}@{version}", self.store.name(), self.module.escaped());
         let version = version.to_owned();
         let flights = Arc::clone(&self.flights);
         flights
             .versions
-            .run(key, move || async move { self.fill(&version).await })
+            .run(key.clone(), move || async move {
+                let Some(cluster) = self.cluster.clone() else {
+                    return self.fill(&version).await;
+                };
+                let committed = || self.store.contains(self.key(&version, ArtifactKind::Info));
+                cluster
+                    .fill_once(&key, CLUSTER_WAIT, committed, || self.fill(&version))
+                    .await
+            })
             .await
     }
 
