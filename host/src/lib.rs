@@ -11,6 +11,7 @@
 //! - [`handler`]: the pipeline route → auth → storage → upstream, and the one place where errors
 //!   become HTTP responses.
 //! - [`storage`]: where artifacts live; backends answer with *plans* and the host moves the bytes.
+//! - [`sumdb`]: the checksum database's formats: log hashes, proofs, tiles.
 //! - [`cluster`]: replicas over one storage: version fills coordinated through Redis.
 //! - [`upstream`]: fetching from upstream GOPROXY servers with the go command's `,`/`|` semantics.
 //! - [`publish`]: private module versions built from a directory and committed to storage.
@@ -27,5 +28,6 @@ pub mod publish;
 pub mod route;
 pub mod server;
 pub mod storage;
+pub mod sumdb;
 pub mod telemetry;
 pub mod upstream;
