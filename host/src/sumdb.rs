@@ -3,6 +3,7 @@
 //! indexes, record and tree proofs, tiles and their paths, and the tree and record texts.
 //! Pure functions; the verifier of upstream answers and modgate's own database build on them.
 
+pub mod client;
 pub mod note;
 pub mod tile;
 pub mod tlog;

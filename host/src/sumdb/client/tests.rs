@@ -1,0 +1,220 @@
+//! A checksum database built in memory with this module's own log and keys, checked the way the
+//! go command checks one: lookups at every size, known trees older and newer than the answer,
+//! a fork, a log that lost records, tampered records and tiles.
+
+use super::*;
+use crate::sumdb::note::Signer;
+use crate::sumdb::tile::tile_indexes;
+use crate::sumdb::tlog::{Hash, format_record, format_tree, stored_hashes_for_record_hash};
+
+/// A database in memory.
+struct Db {
+    stored: Vec<Hash>,
+    records: Vec<Vec<u8>>,
+    signer: Signer,
+}
+
+impl Db {
+    fn new(skey: &str) -> Self {
+        Db {
+            stored: Vec::new(),
+            records: Vec::new(),
+            signer: Signer::parse(skey).expect("signer"),
+        }
+    }
+
+    fn add(&mut self, text: &str) -> i64 {
+        let n = self.records.len() as i64;
+        let stored = self.stored.clone();
+        let mut reader = |idx: &[i64]| -> Result<Vec<Hash>, tlog::Error> {
+            Ok(idx.iter().map(|&x| stored[x as usize]).collect())
+        };
+        let new = stored_hashes_for_record_hash(n, record_hash(text.as_bytes()), &mut reader)
+            .expect("append");
+        self.stored.extend(new);
+        self.records.push(text.as_bytes().to_vec());
+        n
+    }
+
+    fn tree(&self) -> Tree {
+        let n = self.records.len() as i64;
+        let stored = &self.stored;
+        let mut reader = |idx: &[i64]| -> Result<Vec<Hash>, tlog::Error> {
+            Ok(idx.iter().map(|&x| stored[x as usize]).collect())
+        };
+        Tree {
+            n,
+            hash: tree_hash(n, &mut reader).expect("tree hash"),
+        }
+    }
+
+    /// The answer to a lookup of record `id`: the record, then the signed current tree.
+    fn lookup(&self, id: i64) -> Vec<u8> {
+        let mut answer = format_record(id, &self.records[id as usize]).expect("record");
+        let signed = self.signer.sign(&format_tree(self.tree())).expect("sign");
+        answer.extend_from_slice(signed.as_bytes());
+        answer
+    }
+
+    fn tiles(&self, height: u32) -> Tiles<'_> {
+        Tiles {
+            db: self,
+            height,
+            tamper: None,
+            read: Vec::new(),
+        }
+    }
+}
+
+/// Tiles served from a database, optionally with one byte flipped in one tile.
+struct Tiles<'a> {
+    db: &'a Db,
+    height: u32,
+    tamper: Option<Tile>,
+    read: Vec<Tile>,
+}
+
+impl TileReader for Tiles<'_> {
+    fn height(&self) -> u32 {
+        self.height
+    }
+
+    fn read_tiles(&mut self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, String> {
+        self.read.extend_from_slice(tiles);
+        tiles
+            .iter()
+            .map(|t| {
+                let mut data = Vec::new();
+                for x in tile_indexes(*t) {
+                    let h = self
+                        .db
+                        .stored
+                        .get(x as usize)
+                        .ok_or_else(|| format!("no tile {}", t.path()))?;
+                    data.extend_from_slice(&h.0);
+                }
+                if self.tamper == Some(*t) {
+                    data[0] ^= 1;
+                }
+                Ok(data)
+            })
+            .collect()
+    }
+}
+
+const SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+
+fn record(i: i64) -> String {
+    format!("example.com/m{i} v1.0.0 h1:AAAA{i}=\nexample.com/m{i} v1.0.0/go.mod h1:BBBB{i}=\n")
+}
+
+#[test]
+fn lookups_check_at_every_size_and_every_known_tree() {
+    let mut db = Db::new(SKEY);
+    let key = db.signer.verifier();
+    let mut trees = Vec::new();
+    for i in 0..40 {
+        db.add(&record(i));
+        trees.push(db.tree());
+    }
+    for height in [2, 8] {
+        for id in 0..40 {
+            let answer = db.lookup(id);
+            // Nothing known yet, an older tree known, the same tree known.
+            for known in [None, Some(trees[id as usize]), Some(db.tree())] {
+                let got = check_lookup(&key, known, &answer, &mut db.tiles(height))
+                    .unwrap_or_else(|e| panic!("h{height} id {id} known {known:?}: {e}"));
+                assert_eq!(got.id, id);
+                assert_eq!(got.text, record(id).into_bytes());
+                assert_eq!(got.newest, db.tree());
+            }
+        }
+    }
+}
+
+#[test]
+fn an_older_answer_is_checked_against_the_newer_tree_known() {
+    let mut db = Db::new(SKEY);
+    let key = db.signer.verifier();
+    for i in 0..10 {
+        db.add(&record(i));
+    }
+    let old_answer = db.lookup(3);
+    for i in 10..30 {
+        db.add(&record(i));
+    }
+    let newest = db.tree();
+    let got = check_lookup(&key, Some(newest), &old_answer, &mut db.tiles(2)).expect("check");
+    assert_eq!(got.newest, newest, "the newer tree stays the newest known");
+    assert_eq!(got.newest_note, None);
+}
+
+#[test]
+fn a_fork_or_a_shrunk_log_is_a_security_error_naming_both_trees() {
+    let mut honest = Db::new(SKEY);
+    let key = honest.signer.verifier();
+    for i in 0..20 {
+        honest.add(&record(i));
+    }
+    let seen = honest.tree();
+    // The same signer, another history: record 5 differs.
+    let mut fork = Db::new(SKEY);
+    for i in 0..25 {
+        fork.add(&if i == 5 { record(99) } else { record(i) });
+    }
+    let e =
+        check_lookup(&key, Some(seen), &fork.lookup(7), &mut fork.tiles(2)).expect_err("a fork");
+    match &e {
+        CheckError::Security {
+            older_n, newer_n, ..
+        } => assert_eq!((*older_n, *newer_n), (20, 25)),
+        other => panic!("{other}"),
+    }
+    assert!(e.to_string().contains(&seen.hash.to_string()), "{e}");
+    // A log wiped and rebuilt smaller, with other records: not a prefix of what was seen.
+    let mut wiped = Db::new(SKEY);
+    for i in 0..8 {
+        wiped.add(&record(i + 50));
+    }
+    let e =
+        check_lookup(&key, Some(seen), &wiped.lookup(2), &mut honest.tiles(2)).expect_err("shrunk");
+    assert!(matches!(e, CheckError::Security { .. }), "{e}");
+}
+
+#[test]
+fn tampered_records_signatures_and_tiles_are_refused() {
+    let mut db = Db::new(SKEY);
+    let key = db.signer.verifier();
+    for i in 0..30 {
+        db.add(&record(i));
+    }
+    let answer = db.lookup(12);
+    // Another record's text under this id.
+    let text = String::from_utf8(answer.clone()).expect("utf-8");
+    let swapped = text.replacen("h1:AAAA12=", "h1:AAAA13=", 1);
+    let e = check_lookup(&key, None, swapped.as_bytes(), &mut db.tiles(2)).expect_err("swapped");
+    assert!(e.to_string().contains("cannot authenticate"), "{e}");
+    // The tree note signed by someone else.
+    let (_, other_vkey) = Signer::generate("PeterNeumann").expect("key");
+    let other = Verifier::parse(&other_vkey).expect("verifier");
+    assert!(matches!(
+        check_lookup(&other, None, &answer, &mut db.tiles(2)),
+        Err(CheckError::Invalid(_))
+    ));
+    // A tile with a flipped bit, wherever it sits.
+    let mut refused = 0;
+    for tamper in crate::sumdb::tile::new_tiles(2, 0, 30) {
+        let mut tiles = db.tiles(2);
+        tiles.tamper = Some(tamper);
+        match check_lookup(&key, None, &answer, &mut tiles) {
+            Err(CheckError::Tiles(_)) | Err(CheckError::Invalid(_)) => refused += 1,
+            Ok(_) => assert!(
+                !tiles.read.contains(&tamper),
+                "{} was read and accepted",
+                tamper.path()
+            ),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused > 0);
+}
