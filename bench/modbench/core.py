@@ -40,6 +40,8 @@ BIG_MODULE = f"{MODULE_PREFIX}/big"
 VERSION = "v1.0.0"
 INFO_TIME = "2024-01-01T00:00:00Z"
 MIB = 1024 * 1024
+# `--baseline-bin`: the name another modgate build is measured under.
+BASELINE = "modgate (baseline)"
 MB = 1000 * 1000
 
 TARGET_INFO_RATIO = 0.8
@@ -1069,6 +1071,21 @@ def report(res: Results | None, plan: Plan, tree: Tree, args, notes: list[str],
     for r in rows:
         out.append("| " + " | ".join(r) + " |")
     out.append("")
+    if res is not None and res.info.get(BASELINE):
+        out.append(f"Against `{BASELINE}` (`--baseline-bin`), measured in the same rotation: "
+                   "a change must keep modgate's speed (target ≥ 0.97×).")
+        out.append("")
+        out.append("| metric | modgate | baseline | modgate / baseline | target | verdict |")
+        out.append("|---|---:|---:|---:|---|---|")
+        for label, kind, attr in ((f".info req/s ({plan.info_conns} conns)", res.info, "rps"),
+                                  ("100 MB zip MB/s (1 conn)", res.zip1, "mbps"),
+                                  (f"100 MB zip MB/s ({plan.zip_conns} conns)", res.zip32,
+                                   "mbps")):
+            mv, bv = med(kind, "modgate", attr), med(kind, BASELINE, attr)
+            ok = None if mv is None or bv is None else mv >= 0.97 * bv
+            out.append(f"| {label} | {num(mv, '.0f')} | {num(bv, '.0f')} | {fmt_ratio(mv, bv)} "
+                       f"| ≥ 0.97× | {verdict(ok)} |")
+        out.append("")
     out.append("MB = 10⁶ bytes of zip body per second of run time (unfinished downloads "
                "count); latency = wrk's per-request time from send to last byte; ratio = modgate / nginx (for latency "
                "and RSS lower is better). nginx RSS is the sum over master + workers.")
@@ -1138,6 +1155,9 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (tree, configs, logs)")
     ap.add_argument("--goproxy-bin", type=Path,
                     help="also measure this `goproxy` binary, serving the tree as its cache")
+    ap.add_argument("--baseline-bin", type=Path,
+                    help="also measure this modgate build (e.g. main before a change) as "
+                         "\"modgate (baseline)\"")
     args = ap.parse_args()
     args.argv = sys.argv[1:]
 
@@ -1234,6 +1254,16 @@ def main() -> int:
             problems = validate(srv, tree, check_list=False)
             if problems:
                 raise HarnessError("goproxy does not serve the tree byte-for-byte:\n"
+                                   + "\n".join(problems))
+
+        if args.baseline_bin:
+            srv = start_modgate(args.baseline_bin, tree, work / "baseline", plan.server_cpus)
+            srv.name = BASELINE
+            servers.append(srv)
+            log(f"modgate (baseline) up at {srv.base} (pid {srv.proc.pid})")
+            problems = validate(srv, tree)
+            if problems:
+                raise HarnessError("the baseline modgate does not serve the tree:\n"
                                    + "\n".join(problems))
 
         if args.wait_quiet > 0:

@@ -621,6 +621,8 @@ def workload2(args, binary: Path, cache: Path, work: Path, res: Results, runs: i
            "--seconds", str(secs), "--modgate-bin", str(binary), "--wait-quiet", "0"]
     if goproxy:
         cmd += ["--goproxy-bin", str(goproxy)]
+    if args.baseline_bin:
+        cmd += ["--baseline-bin", str(args.baseline_bin.resolve())]
     if args.nice:
         cmd += ["--nice", str(args.nice)]
     p = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent, capture_output=True,
@@ -976,7 +978,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, help="seconds per wrk/zip run (default 10, quick 3)")
     ap.add_argument("--modgate-bin", type=Path, help="use this binary instead of cargo build")
     ap.add_argument("--baseline-bin", type=Path, help="also measure this modgate build (e.g. "
-                    "main before a change) in workloads 1, 3 and 4, as \"modgate (baseline)\"")
+                    "main before a change) in workloads 1, 2, 3 and 4, as \"modgate (baseline)\"")
     ap.add_argument("--athens-src", type=Path, help="a checkout of Athens to build it from "
                     f"(its {ATHENS_VERSION} tag; default $ATHENS_SRC, else the last one built)")
     ap.add_argument("--cache", type=Path, help="peers and upstream cache "
