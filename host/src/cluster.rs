@@ -115,9 +115,12 @@ impl Cluster {
             match self.take(&key).await {
                 Turn::Mine(token) => {
                     self.metrics.cluster_lease("held");
-                    let renewing = self.renew_while_filling(key.clone(), token.clone());
+                    // Stops renewing however the fill ends (a panic included): the lease then
+                    // expires by itself if it is not released below.
+                    let renewing =
+                        AbortOnDrop(self.renew_while_filling(key.clone(), token.clone()));
                     let result = fill().await;
-                    renewing.abort();
+                    drop(renewing);
                     self.release(&key, &token).await;
                     return result;
                 }
@@ -205,6 +208,15 @@ impl Cluster {
         let release = invocation.invoke_async::<i64>(&mut redis);
         // A lease that cannot be released expires by itself.
         let _ = tokio::time::timeout(COMMAND_TIMEOUT, release).await;
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -1054,7 +1054,7 @@ impl Ctx<'_> {
         }
         Ok(self
             .store
-            .direct_url(key)
+            .direct_url(key, head)
             .await?
             .map(|url| respond::redirect(&url, head)))
     }

@@ -446,14 +446,23 @@ impl Store {
         }
     }
 
-    /// A URL a client may fetch `key` from itself: the storage's GET plan when it is a request
-    /// that needs no headers of its own (a presigned URL); `None` otherwise (a file, inline
-    /// bytes).
-    pub async fn direct_url(&self, key: ArtifactKey<'_>) -> Result<Option<String>, Error> {
-        let plan = self.locate(key, Operation::Get).await?;
+    /// A URL a client may fetch `key` from itself (`head`: ask about it with HEAD): the
+    /// storage's plan when it is a request that needs no headers of its own (a presigned URL,
+    /// signed for that method); `None` otherwise (a file, inline bytes).
+    pub async fn direct_url(
+        &self,
+        key: ArtifactKey<'_>,
+        head: bool,
+    ) -> Result<Option<String>, Error> {
+        let (op, method) = if head {
+            (Operation::Head, "HEAD")
+        } else {
+            (Operation::Get, "GET")
+        };
+        let plan = self.locate(key, op).await?;
         Ok(match &*plan {
             Checked::Http(http)
-                if http.request.method == "GET" && http.request.headers.is_empty() =>
+                if http.request.method == method && http.request.headers.is_empty() =>
             {
                 Some(http.request.url.clone())
             }
@@ -474,7 +483,9 @@ impl Store {
                 ];
                 let body = remote::bytes(Bytes::copy_from_slice(data));
                 match self.send(http, body, &extra, remote::SMALL_TIMEOUT).await? {
-                    Outcome::Ok(_) | Outcome::Exists => {}
+                    // Only what this put stored is known to be what storage holds.
+                    Outcome::Ok(_) => self.remember(key, &Bytes::copy_from_slice(data)),
+                    Outcome::Exists => {}
                     Outcome::NotFound => {
                         return Err(self.err(format_args!(
                             "{}: answered a put with a status the plan calls `not-found`",
@@ -482,7 +493,6 @@ impl Store {
                         )));
                     }
                 }
-                self.remember(key, &Bytes::copy_from_slice(data));
                 return Ok(());
             }
             Checked::Inline(_) | Checked::NotFound => {
@@ -503,8 +513,9 @@ impl Store {
         .await;
         written.map_err(|e| self.err(format_args!("write {}: {e}", tmp_path.display())))?;
         drop(file);
-        persist(tmp_path, path).map_err(|e| self.err(e))?;
-        self.remember(key, &Bytes::copy_from_slice(data));
+        if persist(tmp_path, path).map_err(|e| self.err(e))? {
+            self.remember(key, &Bytes::copy_from_slice(data));
+        }
         Ok(())
     }
 
@@ -660,14 +671,24 @@ impl Store {
             return Err(self.err(e));
         }
         let finish = StorageCall::FinishUpload {
-            artifact,
-            upload_id: parts.upload_id,
+            artifact: artifact.clone(),
+            upload_id: parts.upload_id.clone(),
             etags,
         };
-        match self.call(finish).await? {
-            StorageAnswer::Finished(_) => Ok(()),
-            _ => Err(self.refused("answered another call".into())),
+        let finished = match self.call(finish).await {
+            Ok(StorageAnswer::Finished(_)) => return Ok(()),
+            Ok(_) => self.refused("answered another call".into()),
+            Err(e) => e,
+        };
+        // Parts of an upload that was not completed would stay in the bucket.
+        let abort = StorageCall::AbortUpload {
+            artifact,
+            upload_id: parts.upload_id,
+        };
+        if let Err(abort_error) = self.call(abort).await {
+            tracing::warn!(storage = %self.name, "dropping an unfinished upload: {abort_error}");
         }
+        Err(finished)
     }
 
     /// The committed versions of `module`, following the plugin's pages to the end.

@@ -343,6 +343,24 @@ download = "redirect"
         Some("no-store"),
         "a presigned URL is not cached"
     );
+    // HEAD is redirected to a URL signed for HEAD (a GET signature would not do).
+    let h = raw_request(
+        mg.addr(),
+        &format!("HEAD {zip} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"),
+    )
+    .expect("HEAD");
+    assert_eq!(h.status, 302);
+    let head_location = h.header("location").expect("location").to_string();
+    let head_path = &head_location[head_location.find(&format!("/{BUCKET}/")).expect("path")..];
+    let probe = raw_request(
+        gw.addr,
+        &format!(
+            "HEAD {head_path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+            gw.addr.port()
+        ),
+    )
+    .expect("presigned HEAD");
+    assert_eq!(probe.status, 200, "HEAD through the redirect");
     // The presigned URL serves the zip itself.
     let path = &location[location.find(&format!("/{BUCKET}/")).expect("path")..];
     let direct = raw_request(

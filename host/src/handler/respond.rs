@@ -269,7 +269,16 @@ fn remote_body(body: hyper::body::Incoming, start: u64, count: u64) -> ResponseB
                 return None;
             }
             loop {
-                let data = match body.frame().await {
+                let frame =
+                    tokio::time::timeout(crate::storage::remote::IDLE_TIMEOUT, body.frame()).await;
+                let Ok(frame) = frame else {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "storage stopped sending the artifact",
+                    );
+                    return Some((Err(e), (body, 0, 0)));
+                };
+                let data = match frame {
                     None => {
                         let e = std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,

@@ -18,15 +18,16 @@ pub fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile, String> {
 }
 
 /// Renames a temporary file to its final name unless that already exists (artifacts are
-/// immutable: the first complete copy wins). A temporary file on another filesystem (staged
-/// where the final place was not known yet) is copied beside the final name first.
-pub fn persist(tmp: tempfile::TempPath, path: &Path) -> Result<(), String> {
+/// immutable: the first complete copy wins); whether this copy was the one put in place. A
+/// temporary file on another filesystem (staged where the final place was not known yet) is
+/// copied beside the final name first.
+pub fn persist(tmp: tempfile::TempPath, path: &Path) -> Result<bool, String> {
     if path.exists() {
-        return Ok(());
+        return Ok(false);
     }
     let tmp = match tmp.persist_noclobber(path) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Ok(()) => return Ok(true),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
         // EXDEV: another filesystem.
         Err(e) if e.error.raw_os_error() == Some(18) => e.path,
         Err(e) => return Err(format!("rename to {}: {}", path.display(), e.error)),

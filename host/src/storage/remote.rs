@@ -20,8 +20,11 @@ use crate::plugin::storage::{HttpPlan, HttpRequest};
 pub type Body = UnsyncBoxBody<Bytes, io::Error>;
 
 /// How long one small exchange (get or put of `.info`, `.mod`, `.ziphash`; head; delete) may
-/// take, and how long a zip transfer may go without progress being made.
+/// take, reading its answer included.
 pub const SMALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a streamed answer (a zip on its way to a client) may go without a byte.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The most bytes of a small artifact read whole (a go.mod is at most 16 MiB).
 pub const SMALL_LIMIT: usize = 16 << 20;
@@ -57,7 +60,11 @@ impl Remote {
                 hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
             }
         };
-        let connector = builder.https_or_http().enable_http1().build();
+        // Keepalive probes find a store connection that went silent under a long transfer.
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_keepalive(Some(Duration::from_secs(30)));
+        let connector = builder.https_or_http().enable_http1().wrap_connector(http);
         Remote {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
@@ -169,11 +176,11 @@ fn describe_error(e: &hyper_util::client::legacy::Error) -> String {
 /// A status the plan does not expect, with the start of the store's own message.
 async fn refusal(request: &HttpRequest, response: http::Response<Incoming>) -> String {
     let status = response.status();
-    let body = Limited::new(response.into_body(), 4096)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+    let read = Limited::new(response.into_body(), 4096).collect();
+    let body = match tokio::time::timeout(SMALL_TIMEOUT, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        _ => Bytes::new(),
+    };
     let text = String::from_utf8_lossy(&body);
     // An S3 error names itself in <Code>…</Code>; otherwise the first words of the body.
     let detail = text
@@ -263,11 +270,15 @@ pub fn file_part(path: std::path::PathBuf, start: u64, count: u64) -> Body {
     StreamBody::new(stream).boxed_unsync()
 }
 
-/// A response body read whole, refusing more than `limit` bytes.
+/// A response body read whole within [`SMALL_TIMEOUT`], refusing more than `limit` bytes.
 pub async fn read_whole(response: http::Response<Incoming>, limit: usize) -> Result<Bytes, String> {
-    Limited::new(response.into_body(), limit)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| format!("reading the answer: {e}"))
+    let read = Limited::new(response.into_body(), limit).collect();
+    match tokio::time::timeout(SMALL_TIMEOUT, read).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) => Err(format!("reading the answer: {e}")),
+        Err(_) => Err(format!(
+            "reading the answer: not done within {}s",
+            SMALL_TIMEOUT.as_secs()
+        )),
+    }
 }

@@ -46,22 +46,27 @@ pub enum CheckError {
     Tiles(String),
 }
 
-/// A lookup checked: the record's text (`M V h1:…\nM V/go.mod h1:…\n`) and the newest tree
-/// now known (to be kept, and checked against every later one).
+/// A lookup checked: the record's text (`M V h1:…\nM V/go.mod h1:…\n`), its lines about the
+/// module version asked for, and the newest tree now known (to be kept, and checked against
+/// every later one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checked {
     pub id: i64,
     pub text: Vec<u8>,
+    /// The record's `M V h1:…` and `M V/go.mod h1:…` lines for the module version asked for.
+    pub lines: Vec<String>,
     pub newest: Tree,
     /// The signed note of `newest`, when it came with this answer.
     pub newest_note: Option<Vec<u8>>,
 }
 
-/// Checks the answer to `lookup/M@V` signed by `key`, given the newest tree seen before
-/// (`known`, `None` the first time).
+/// Checks the answer to `lookup/<module>@<version>` signed by `key`, given the newest tree seen
+/// before (`known`, `None` the first time). A proven record about another module version is
+/// refused.
 pub fn check_lookup(
     key: &Verifier,
     known: Option<Tree>,
+    (module, version): (&str, &str),
     answer: &[u8],
     tiles: &mut impl TileReader,
 ) -> Result<Checked, CheckError> {
@@ -86,9 +91,22 @@ pub fn check_lookup(
             "cannot authenticate record data in server response".into(),
         ));
     }
+    let zip_prefix = format!("{module} {version} ");
+    let mod_prefix = format!("{module} {version}/go.mod ");
+    let lines: Vec<String> = String::from_utf8_lossy(text)
+        .lines()
+        .filter(|l| l.starts_with(&zip_prefix) || l.starts_with(&mod_prefix))
+        .map(str::to_owned)
+        .collect();
+    if lines.is_empty() {
+        return Err(CheckError::Invalid(format!(
+            "the record answered for {module}@{version} is about something else"
+        )));
+    }
     Ok(Checked {
         id,
         text: text.to_vec(),
+        lines,
         newest,
         newest_note: (newest == tree).then(|| signed.to_vec()),
     })

@@ -80,13 +80,19 @@ impl Backend {
         url: &str,
         headers: &[(String, String)],
     ) -> Result<String, StorageError> {
+        let expires = Duration::from_secs(u64::from(self.settings.presign_seconds));
+        self.presign_for(method, url, headers, expires)
+    }
+
+    fn presign_for(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        expires: Duration,
+    ) -> Result<String, StorageError> {
         self.signing()
-            .presign(
-                method,
-                url,
-                headers,
-                Duration::from_secs(u64::from(self.settings.presign_seconds)),
-            )
+            .presign(method, url, headers, expires)
             .map_err(StorageError::Failed)
     }
 
@@ -202,12 +208,17 @@ impl Storage for StorageS3 {
             _ => return Err(failure("starting a multipart upload", &response)),
         };
         let id = s3::uri_encode(&upload_id, true);
-        let parts = (1..=size.div_ceil(part))
+        // The host sends the parts one after another, allowing each 30 s plus 1 s per MiB:
+        // every part's URL must outlive the whole upload, not just the usual presign time.
+        let count = size.div_ceil(part);
+        let upload_secs = 30 * count + (size >> 20) + u64::from(b.settings.presign_seconds);
+        let expires = Duration::from_secs(upload_secs.min(7 * 86_400));
+        let parts = (1..=count)
             .map(|n| {
                 let part_url = format!("{url}?partNumber={n}&uploadId={id}");
                 Ok(HttpRequest {
                     method: "PUT".into(),
-                    url: b.presign("PUT", &part_url, &[])?,
+                    url: b.presign_for("PUT", &part_url, &[], expires)?,
                     headers: Vec::new(),
                 })
             })

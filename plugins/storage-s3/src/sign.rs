@@ -123,12 +123,14 @@ impl Signing<'_> {
             .build()
             .map_err(|e| format!("signing: {e}"))?
             .into();
-        // SigV4 signs the host header; the host sends the URL's.
-        let host = url
-            .split_once("://")
-            .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default())
-            .unwrap_or_default()
-            .to_string();
+        // SigV4 signs the host header; the host sends the URL's, without a default port (as
+        // HTTP clients do).
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let host = match (scheme, authority.rsplit_once(':')) {
+            ("https", Some((h, "443"))) | ("http", Some((h, "80"))) => h.to_string(),
+            _ => authority.to_string(),
+        };
         let mut all: Vec<(&str, &str)> = vec![("host", host.as_str())];
         all.extend(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         let request = SignableRequest::new(method, url, all.into_iter(), body)
@@ -231,6 +233,34 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
              SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, \
              Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        );
+    }
+
+    #[test]
+    fn a_default_port_is_signed_as_clients_send_the_host() {
+        let keys = example();
+        let s = Signing {
+            keys: &keys,
+            region: "us-east-1",
+            now: example_time(),
+        };
+        let sig = |url: &str| {
+            let signed = s
+                .presign("GET", url, &[], Duration::from_secs(60))
+                .expect("presign");
+            signed
+                .split("X-Amz-Signature=")
+                .nth(1)
+                .expect("signature")
+                .to_string()
+        };
+        assert_eq!(
+            sig("https://examplebucket.s3.amazonaws.com:443/test.txt"),
+            sig("https://examplebucket.s3.amazonaws.com/test.txt")
+        );
+        assert_ne!(
+            sig("https://examplebucket.s3.amazonaws.com:8443/test.txt"),
+            sig("https://examplebucket.s3.amazonaws.com/test.txt")
         );
     }
 

@@ -104,6 +104,10 @@ impl TileReader for Tiles<'_> {
 
 const SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
 
+const M7: (&str, &str) = ("example.com/m7", "v1.0.0");
+const M12: (&str, &str) = ("example.com/m12", "v1.0.0");
+const M52: (&str, &str) = ("example.com/m52", "v1.0.0");
+
 fn record(i: i64) -> String {
     format!("example.com/m{i} v1.0.0 h1:AAAA{i}=\nexample.com/m{i} v1.0.0/go.mod h1:BBBB{i}=\n")
 }
@@ -122,7 +126,8 @@ fn lookups_check_at_every_size_and_every_known_tree() {
             let answer = db.lookup(id);
             // Nothing known yet, an older tree known, the same tree known.
             for known in [None, Some(trees[id as usize]), Some(db.tree())] {
-                let got = check_lookup(&key, known, &answer, &mut db.tiles(height))
+                let mv = (format!("example.com/m{id}"), "v1.0.0");
+                let got = check_lookup(&key, known, (&mv.0, mv.1), &answer, &mut db.tiles(height))
                     .unwrap_or_else(|e| panic!("h{height} id {id} known {known:?}: {e}"));
                 assert_eq!(got.id, id);
                 assert_eq!(got.text, record(id).into_bytes());
@@ -144,7 +149,25 @@ fn an_older_answer_is_checked_against_the_newer_tree_known() {
         db.add(&record(i));
     }
     let newest = db.tree();
-    let got = check_lookup(&key, Some(newest), &old_answer, &mut db.tiles(2)).expect("check");
+    let got = check_lookup(
+        &key,
+        Some(newest),
+        ("example.com/m3", "v1.0.0"),
+        &old_answer,
+        &mut db.tiles(2),
+    )
+    .expect("check");
+    assert_eq!(got.lines.len(), 2);
+    // A genuine record of another module is not an answer about this one.
+    let e = check_lookup(
+        &key,
+        Some(newest),
+        ("example.com/m4", "v1.0.0"),
+        &old_answer,
+        &mut db.tiles(2),
+    )
+    .expect_err("another module's record");
+    assert!(e.to_string().contains("something else"), "{e}");
     assert_eq!(got.newest, newest, "the newer tree stays the newest known");
     assert_eq!(got.newest_note, None);
 }
@@ -162,8 +185,8 @@ fn a_fork_or_a_shrunk_log_is_a_security_error_naming_both_trees() {
     for i in 0..25 {
         fork.add(&if i == 5 { record(99) } else { record(i) });
     }
-    let e =
-        check_lookup(&key, Some(seen), &fork.lookup(7), &mut fork.tiles(2)).expect_err("a fork");
+    let e = check_lookup(&key, Some(seen), M7, &fork.lookup(7), &mut fork.tiles(2))
+        .expect_err("a fork");
     match &e {
         CheckError::Security {
             older_n, newer_n, ..
@@ -176,8 +199,14 @@ fn a_fork_or_a_shrunk_log_is_a_security_error_naming_both_trees() {
     for i in 0..8 {
         wiped.add(&record(i + 50));
     }
-    let e =
-        check_lookup(&key, Some(seen), &wiped.lookup(2), &mut honest.tiles(2)).expect_err("shrunk");
+    let e = check_lookup(
+        &key,
+        Some(seen),
+        M52,
+        &wiped.lookup(2),
+        &mut honest.tiles(2),
+    )
+    .expect_err("shrunk");
     assert!(matches!(e, CheckError::Security { .. }), "{e}");
 }
 
@@ -192,13 +221,14 @@ fn tampered_records_signatures_and_tiles_are_refused() {
     // Another record's text under this id.
     let text = String::from_utf8(answer.clone()).expect("utf-8");
     let swapped = text.replacen("h1:AAAA12=", "h1:AAAA13=", 1);
-    let e = check_lookup(&key, None, swapped.as_bytes(), &mut db.tiles(2)).expect_err("swapped");
+    let e =
+        check_lookup(&key, None, M12, swapped.as_bytes(), &mut db.tiles(2)).expect_err("swapped");
     assert!(e.to_string().contains("cannot authenticate"), "{e}");
     // The tree note signed by someone else.
     let (_, other_vkey) = Signer::generate("PeterNeumann").expect("key");
     let other = Verifier::parse(&other_vkey).expect("verifier");
     assert!(matches!(
-        check_lookup(&other, None, &answer, &mut db.tiles(2)),
+        check_lookup(&other, None, M12, &answer, &mut db.tiles(2)),
         Err(CheckError::Invalid(_))
     ));
     // A tile with a flipped bit, wherever it sits.
@@ -206,7 +236,7 @@ fn tampered_records_signatures_and_tiles_are_refused() {
     for tamper in crate::sumdb::tile::new_tiles(2, 0, 30) {
         let mut tiles = db.tiles(2);
         tiles.tamper = Some(tamper);
-        match check_lookup(&key, None, &answer, &mut tiles) {
+        match check_lookup(&key, None, M12, &answer, &mut tiles) {
             Err(CheckError::Tiles(_)) | Err(CheckError::Invalid(_)) => refused += 1,
             Ok(_) => assert!(
                 !tiles.read.contains(&tamper),
