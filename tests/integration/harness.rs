@@ -16,6 +16,18 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// Waits (up to 20 s) until something accepts connections on `addr`; `what` names it.
+pub fn wait_for_port(addr: std::net::SocketAddr, what: &str) {
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what} did not listen on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A directory shared by every test of this build (cargo's per-target scratch space).
 pub fn shared_dir(name: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fixtures::{LIB, artifact_path, standard_queries, standard_tree};
 use crate::go_client::sums;
@@ -45,14 +45,7 @@ impl RedisServer {
             .spawn()
             .expect("start redis-server");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "redis-server did not listen on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::harness::wait_for_port(addr, "redis-server");
         Some(RedisServer {
             child: Some(child),
             addr,

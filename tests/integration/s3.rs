@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use crate::fixtures::{LIB, artifact_path, standard_tree};
 use crate::go_client::{assert_cache_matches_tree, sums};
@@ -72,14 +72,7 @@ impl Versitygw {
             .spawn()
             .expect("start versitygw");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "versitygw did not listen on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::harness::wait_for_port(addr, "versitygw");
         let gw = Versitygw {
             child,
             addr,
@@ -166,9 +159,14 @@ impl Drop for Versitygw {
 
 /// `[storage.local]` on the bucket, with the credentials in the environment.
 pub fn s3_storage(setup: &mut Setup, gw: &Versitygw, secret: &str) {
+    s3_storage_at(setup, &gw.endpoint(), secret);
+}
+
+/// `[storage.local]` on the bucket at `endpoint` (`prefix = "goproxy/"`), with the credentials
+/// in the environment.
+fn s3_storage_at(setup: &mut Setup, endpoint: &str, secret: &str) {
     setup.local_storage = Some(format!(
-        "plugin = \"storage-s3\"\nconfig = {{ endpoint = \"{}\", bucket = \"{BUCKET}\", prefix = \"goproxy/\" }}",
-        gw.endpoint()
+        "plugin = \"storage-s3\"\nconfig = {{ endpoint = \"{endpoint}\", bucket = \"{BUCKET}\", prefix = \"goproxy/\" }}"
     ));
     setup.env = vec![
         ("S3_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
@@ -290,14 +288,11 @@ fn download_redirect_sends_clients_to_the_bucket_after_auth() {
     let mut setup = Setup::new(unused.path(), Some(&up.url()));
     // The bucket by another name than modgate's own address: the go command then sends its
     // credentials for modgate to modgate only, never along a redirect.
-    setup.local_storage = Some(format!(
-        "plugin = \"storage-s3\"\nconfig = {{ endpoint = \"http://localhost:{}\", bucket = \"{BUCKET}\" }}",
-        gw.addr.port()
-    ));
-    setup.env = vec![
-        ("S3_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
-        ("S3_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
-    ];
+    s3_storage_at(
+        &mut setup,
+        &format!("http://localhost:{}", gw.addr.port()),
+        SECRET_KEY,
+    );
     setup.catch_all_extra = "download = \"redirect\"".into();
     let token = "redirect-test-token";
     let sha = {

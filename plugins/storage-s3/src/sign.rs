@@ -165,6 +165,15 @@ mod tests {
         }
     }
 
+    /// Signing as in AWS's examples: us-east-1, at their time.
+    fn signing(keys: &Keys) -> Signing<'_> {
+        Signing {
+            keys,
+            region: "us-east-1",
+            now: example_time(),
+        }
+    }
+
     /// 2013-05-24T00:00:00Z, the time of AWS's S3 SigV4 examples.
     fn example_time() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600)
@@ -175,11 +184,7 @@ mod tests {
         // Amazon S3 API Reference, "Authenticating Requests: Using Query Parameters (AWS
         // Signature Version 4)", the GET example.
         let keys = example();
-        let s = Signing {
-            keys: &keys,
-            region: "us-east-1",
-            now: example_time(),
-        };
+        let s = signing(&keys);
         let url = s
             .presign(
                 "GET",
@@ -210,11 +215,7 @@ mod tests {
         // Amazon S3 API Reference, "Signature Calculations for the Authorization Header:
         // Transferring Payload in a Single Chunk", the GET Object example (with a Range).
         let keys = example();
-        let s = Signing {
-            keys: &keys,
-            region: "us-east-1",
-            now: example_time(),
-        };
+        let s = signing(&keys);
         let headers = s
             .headers(
                 "GET",
@@ -239,11 +240,7 @@ mod tests {
     #[test]
     fn a_default_port_is_signed_as_clients_send_the_host() {
         let keys = example();
-        let s = Signing {
-            keys: &keys,
-            region: "us-east-1",
-            now: example_time(),
-        };
+        let s = signing(&keys);
         let sig = |url: &str| {
             let signed = s
                 .presign("GET", url, &[], Duration::from_secs(60))
@@ -267,11 +264,7 @@ mod tests {
     #[test]
     fn a_signed_if_none_match_is_in_the_signed_headers() {
         let keys = example();
-        let s = Signing {
-            keys: &keys,
-            region: "us-east-1",
-            now: example_time(),
-        };
+        let s = signing(&keys);
         let url = s
             .presign(
                 "PUT",
