@@ -322,6 +322,26 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Carries out a PUT plan with `body` of `len` bytes: whether this put stored the object
+    /// (`false`: someone else had written it first).
+    async fn put(
+        &self,
+        plan: &wit::HttpPlan,
+        body: remote::Body,
+        len: u64,
+        timeout: std::time::Duration,
+    ) -> Result<bool, Error> {
+        let extra = [remote::content_length(len), remote::octet_stream()];
+        match self.send(plan, body, &extra, timeout).await? {
+            Outcome::Ok(_) => Ok(true),
+            Outcome::Exists => Ok(false),
+            Outcome::NotFound => Err(self.err(format_args!(
+                "{}: answered a put with a status the plan calls `not-found`",
+                remote::describe(&plan.request)
+            ))),
+        }
+    }
+
     /// A GET plan's answer: the response when found.
     async fn get(
         &self,
@@ -477,21 +497,11 @@ impl Store {
         let path = match &*plan {
             Checked::File(path) => path,
             Checked::Http(http) => {
-                let extra = [
-                    remote::content_length(data.len() as u64),
-                    remote::octet_stream(),
-                ];
                 let body = remote::bytes(Bytes::copy_from_slice(data));
-                match self.send(http, body, &extra, remote::SMALL_TIMEOUT).await? {
-                    // Only what this put stored is known to be what storage holds.
-                    Outcome::Ok(_) => self.remember(key, &Bytes::copy_from_slice(data)),
-                    Outcome::Exists => {}
-                    Outcome::NotFound => {
-                        return Err(self.err(format_args!(
-                            "{}: answered a put with a status the plan calls `not-found`",
-                            remote::describe(&http.request)
-                        )));
-                    }
+                let len = data.len() as u64;
+                // Only what this put stored is known to be what storage holds.
+                if self.put(http, body, len, remote::SMALL_TIMEOUT).await? {
+                    self.remember(key, &Bytes::copy_from_slice(data));
                 }
                 return Ok(());
             }
@@ -600,17 +610,8 @@ impl Store {
                     .map_err(|e| self.err(e))?;
             }
             Checked::Http(http) => {
-                let extra = [remote::content_length(size), remote::octet_stream()];
                 let body = remote::file_part(staged.zip.to_path_buf(), 0, size);
-                match self.send(&http, body, &extra, zip_timeout(size)).await? {
-                    Outcome::Ok(_) | Outcome::Exists => {}
-                    Outcome::NotFound => {
-                        return Err(self.err(format_args!(
-                            "{}: answered a put with a status the plan calls `not-found`",
-                            remote::describe(&http.request)
-                        )));
-                    }
-                }
+                self.put(&http, body, size, zip_timeout(size)).await?;
             }
             Checked::Inline(_) | Checked::NotFound => {
                 return Err(self.refused("no place to put the zip".into()));

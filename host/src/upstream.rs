@@ -149,6 +149,38 @@ pub fn redact(url: &str) -> String {
 }
 
 /// The host (and port) of `url`, without user information: how errors name a source.
+/// A TLS connector builder trusting the system's root certificates; without any, one that
+/// trusts nothing (so `https` to `what` fails, as the log line says) rather than no client.
+pub fn https_builder(
+    what: &str,
+) -> hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes> {
+    match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "no system root certificates; {what} will fail");
+            let config = rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+        }
+    }
+}
+
+/// The `host:port` an absolute `http://` or `https://` URL reaches (host in lower case, the
+/// scheme's default port when none is given): what plugin grants (`grants.hosts`) name.
+pub fn authority(uri: &Uri) -> Result<String, String> {
+    let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+        return Err("not an absolute URL".into());
+    };
+    let port = match (uri.port_u16(), scheme) {
+        (Some(p), "http" | "https") => p,
+        (None, "http") => 80,
+        (None, "https") => 443,
+        _ => return Err(format!("scheme {scheme} (http or https)")),
+    };
+    Ok(format!("{}:{port}", host.to_ascii_lowercase()))
+}
+
 pub fn host_of(url: &str) -> String {
     match url.parse::<Uri>() {
         Ok(uri) => match (uri.host(), uri.port_u16()) {
@@ -239,17 +271,7 @@ pub struct UpstreamClient {
 impl UpstreamClient {
     /// A client trusting the system's root certificates (`SSL_CERT_FILE`/`SSL_CERT_DIR` apply).
     pub fn new() -> Self {
-        let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "no system root certificates; https upstreams will fail");
-                let config = rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-            }
-        };
-        let connector = builder
+        let connector = https_builder("https upstreams")
             .https_or_http()
             .enable_http1()
             .enable_http2()

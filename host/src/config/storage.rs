@@ -222,27 +222,14 @@ impl S3Settings {
             .endpoint
             .parse()
             .map_err(|e| format!("{:?}: {e}", self.endpoint))?;
-        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
-            return Err(format!("{:?} is not an absolute URL", self.endpoint));
-        };
+        let authority =
+            crate::upstream::authority(&uri).map_err(|m| format!("{:?}: {m}", self.endpoint))?;
         if uri.path() != "/" && !uri.path().is_empty() {
             return Err(format!("{:?} must have no path", self.endpoint));
         }
-        let port = match (uri.port_u16(), scheme) {
-            (Some(p), "http" | "https") => p,
-            (None, "http") => 80,
-            (None, "https") => 443,
-            _ => {
-                return Err(format!(
-                    "{:?}: scheme {scheme} (http or https)",
-                    self.endpoint
-                ));
-            }
-        };
-        let host = host.to_ascii_lowercase();
         Ok(match self.addressing.as_str() {
-            "path" => format!("{host}:{port}"),
-            "virtual" => format!("{}.{host}:{port}", self.bucket),
+            "path" => authority,
+            "virtual" => format!("{}.{authority}", self.bucket),
             other => return Err(format!("addressing {other:?} is not `path` or `virtual`")),
         })
     }

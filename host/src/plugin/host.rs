@@ -307,16 +307,8 @@ impl http::Host for State {
             .url
             .parse()
             .map_err(|e| http::Error::InvalidRequest(format!("url: {e}")))?;
-        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
-            return Err(http::Error::InvalidRequest("url must be absolute".into()));
-        };
-        let port = match (uri.port_u16(), scheme) {
-            (Some(p), _) => p,
-            (None, "http") => 80,
-            (None, "https") => 443,
-            _ => return Err(http::Error::InvalidRequest(format!("scheme {scheme}"))),
-        };
-        let authority = format!("{}:{port}", host.to_ascii_lowercase());
+        let authority = crate::upstream::authority(&uri)
+            .map_err(|m| http::Error::InvalidRequest(format!("url: {m}")))?;
         if !self.shared.hosts.contains(&authority) {
             return Err(http::Error::NotGranted(authority));
         }

@@ -119,16 +119,8 @@ impl Grants {
     /// `url`'s `host:port`, if granted.
     pub fn check_url(&self, url: &str) -> Result<(), String> {
         let uri: http::Uri = url.parse().map_err(|e| format!("url {url:?}: {e}"))?;
-        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
-            return Err(format!("url {url:?} is not absolute"));
-        };
-        let port = match (uri.port_u16(), scheme) {
-            (Some(p), "http" | "https") => p,
-            (None, "http") => 80,
-            (None, "https") => 443,
-            _ => return Err(format!("url {url:?}: scheme {scheme} (http or https)")),
-        };
-        let authority = format!("{}:{port}", host.to_ascii_lowercase());
+        let authority =
+            crate::upstream::authority(&uri).map_err(|m| format!("url {url:?}: {m}"))?;
         if !self.hosts.contains(&authority) {
             return Err(format!("url to {authority}, which is not in grants.hosts"));
         }

@@ -51,15 +51,7 @@ pub struct Remote {
 impl Remote {
     /// A client trusting the system's root certificates.
     pub fn new() -> Self {
-        let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(b) => b,
-            Err(_) => {
-                let config = rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-            }
-        };
+        let builder = crate::upstream::https_builder("https storage");
         // Keepalive probes find a store connection that went silent under a long transfer.
         let mut http = HttpConnector::new();
         http.enforce_http(false);

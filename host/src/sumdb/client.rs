@@ -183,7 +183,7 @@ impl<R: TileReader> HashReader for TileHashReader<'_, R> {
         let mut tiles: Vec<Tile> = Vec::new();
 
         // The tiles that make up the signed tree's hash come first.
-        let stx = sub_tree_indexes(n);
+        let stx = tlog::sub_tree_index(0, n, Vec::new());
         let mut stx_order = Vec::with_capacity(stx.len());
         for &x in &stx {
             let (tile, _, _) = tile_for_index(h, x);
@@ -274,23 +274,6 @@ impl<R: TileReader> HashReader for TileHashReader<'_, R> {
             .map(|(&x, j)| hash_from_tile(tiles[j], &data[j], x).map_err(err))
             .collect()
     }
-}
-
-/// The stored-hash indexes of the complete subtrees a tree of `n` records is made of.
-fn sub_tree_indexes(n: i64) -> Vec<i64> {
-    let mut out = Vec::new();
-    let mut lo = 0;
-    while lo < n {
-        let mut k = 1;
-        let mut level = 0;
-        while (k << 1) < n - lo + 1 {
-            k <<= 1;
-            level += 1;
-        }
-        out.push(stored_hash_index(level, lo >> level));
-        lo += k;
-    }
-    out
 }
 
 #[cfg(test)]

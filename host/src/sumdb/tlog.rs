@@ -173,7 +173,9 @@ pub fn tree_hash(n: i64, r: &mut impl HashReader) -> Result<Hash, Error> {
     Ok(hash)
 }
 
-fn sub_tree_index(mut lo: i64, hi: i64, mut need: Vec<i64>) -> Vec<i64> {
+/// The stored-hash indexes of the complete subtrees records `[lo, hi)` are made of, appended
+/// to `need` (RFC 6962 §2.1).
+pub fn sub_tree_index(mut lo: i64, hi: i64, mut need: Vec<i64>) -> Vec<i64> {
     while lo < hi {
         let (k, level) = maxpow2(hi - lo + 1);
         need.push(stored_hash_index(level, lo >> level));
