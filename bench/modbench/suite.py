@@ -9,6 +9,8 @@ Writes docs/benchmarks.md. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import base64
+import functools
 import hashlib
 import http.server
 import json
@@ -65,11 +67,14 @@ GRAPH_IMPORTS = [
 # `--baseline-bin`: another modgate build measured beside this one (a change must keep its
 # speed: within 3 %).
 BASELINE = "modgate (baseline)"
+# Workload 4 only: modgate with checksum-database verification off (`sumdb = "off"`), beside
+# the default (verification on against the hermetic upstream's copy of the public database).
+SUMDB_OFF = "modgate (sumdb off)"
 
 TARGETS = {
     ("w1", BASELINE): 0.97, ("w3", BASELINE): 0.97,
     ("w1", "nginx"): 1.0, ("w1", "athens"): 3.0, ("w1", "goproxy"): 1.5,
-    ("w4", "athens"): 3.0, ("w4", "goproxy"): 1.5,
+    ("w4", "athens"): 3.0, ("w4", "goproxy"): 1.5, ("w4", SUMDB_OFF): 0.91,
     ("w3", "file://"): 1 / 1.2,
 }
 
@@ -237,6 +242,7 @@ def build_graph(cache: Path) -> Graph:
             run(["go", "mod", "download", *queries[i:i + 50]], cwd=src, env=env)
         marker.write_text(json.dumps({"modules": n}))
     tree = modcache / "cache" / "download"
+    sumdb_latest(tree)
     mods = sorted(p for p in tree.rglob("*.mod") if "/@v/" in str(p))
     zips = [p for p in tree.rglob("*.zip") if "/@v/" in str(p)]
     g = Graph(src, tree, json.loads(marker.read_text())["modules"], len(mods), len(zips),
@@ -248,6 +254,48 @@ def build_graph(cache: Path) -> Graph:
             g.urls.append(rel[:-4] + ".info")
         g.urls.append(rel)
     return g
+
+
+def partial_tile(f: Path) -> bytes | None:
+    """A checksum-database hash tile `…/NNN.p/W` the go command never fetched, cut from a
+    wider copy of the same tile it did fetch (a tile's first W hashes never change), as the
+    database itself serves any width up to its current one."""
+    if not f.parent.name.endswith(".p") or not f.name.isdigit() or not f.parent.is_dir():
+        return None
+    want = int(f.name) * 32
+    index = f.parent.name.removesuffix(".p")
+    candidates = [f.parent.parent / index] + sorted(
+        (p for p in f.parent.iterdir() if p.name.isdigit() and int(p.name) * 32 > want),
+        key=lambda p: int(p.name))
+    for c in candidates:
+        if c.is_file():
+            data = c.read_bytes()
+            if len(data) >= want:
+                return data[:want]
+    return None
+
+
+def sumdb_latest(tree: Path) -> None:
+    """Serves `sumdb/sum.golang.org/latest`: the newest signed tree among the cached lookups
+    (the go command keeps its own `latest` outside the module cache)."""
+    db = tree / "sumdb" / "sum.golang.org"
+    if not (db / "lookup").is_dir() or (db / "latest").exists():
+        return
+    best, note = -1, b""
+    for f in (db / "lookup").rglob("*"):
+        if not f.is_file():
+            continue
+        data = f.read_bytes()
+        i = data.find(b"\n\n")
+        if i < 0:
+            continue
+        signed = data[i + 2:]
+        lines = signed.split(b"\n")
+        if len(lines) > 2 and lines[0] == b"go.sum database tree" and lines[1].isdigit():
+            if int(lines[1]) > best:
+                best, note = int(lines[1]), signed
+    if best >= 0:
+        (db / "latest").write_bytes(note)
 
 
 class Upstream:
@@ -262,6 +310,10 @@ class Upstream:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle on, the body waits for the
+            # client's delayed ACK of the headers (40 ms on Linux) on every kept-alive
+            # request. Real proxies (nginx, Go's net/http) set TCP_NODELAY.
+            disable_nagle_algorithm = True
 
             def log_message(self, *a):
                 pass
@@ -277,15 +329,20 @@ class Upstream:
                         upstream.counts["repeated"] = upstream.counts.get("repeated", 0) + 1
                     upstream.seen.add(path)
                 f = (upstream.root / path.lstrip("/")).resolve()
-                if (upstream.root not in f.parents or not f.is_file()
-                        or f.suffix in (".lock", ".partial")):
+                data = None
+                if (upstream.root in f.parents and not f.is_file()
+                        and "/sumdb/" in path and "/tile/" in path):
+                    data = partial_tile(f)
+                if data is None and (upstream.root not in f.parents or not f.is_file()
+                                     or f.suffix in (".lock", ".partial")):
                     body = b"not found\n"
                     self.send_response(404)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
                     return
-                data = f.read_bytes()
+                if data is None:
+                    data = f.read_bytes()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -355,7 +412,7 @@ config = {{ root = {json.dumps(str(d / 'storage'))} }}
 [upstream.hermetic]
 goproxy = "{upstream}"
 
-{w5_routes(plugins)}""")
+{w5_routes(plugins, sumdb_off=name == SUMDB_OFF)}""")
         cmd, ready = [str(binary), "serve", "--config", str(conf)], "/healthz"
     elif name == "goproxy":
         # GOPROXY = the hermetic upstream only; the checksum DB is not proxied (offline).
@@ -416,11 +473,25 @@ def w5_certificate(work: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def w5_routes(plugins: str | None) -> str:
+def w5_routes(plugins: str | None, sumdb_off: bool = False) -> str:
     """The modgate `[[route]]`s (and `[plugins.*]`) for a workload-5 variant."""
     plain = '[[route]]\nmatch = ["*"]\nstorage = "local"\nsources = ["hermetic"]\n'
+    if sumdb_off:
+        plain += 'sumdb = "off"\n'
     if plugins is None:
         return plain
+    # Workload 9: warm `list`/`@latest` (kept for 10 minutes) without and with policies,
+    # whose verdicts are remembered for as long.
+    w9 = '[cache]\nlist_ttl = "10m"\n\n'
+    if plugins == "w9-none":
+        return w9 + plain
+    if plugins == "w9-policies":
+        return (w9 + '[plugins.cooldown]\nplugin = "policy-cooldown"\n'
+                'config = { min_age = "1d" }\nlimits = { memo_ttl_ms = 600000 }\n\n'
+                '[plugins.filter]\nplugin = "policy-filter"\n'
+                'config = { rules = [ { modules = "example.com/never", action = "deny" } ] }\n'
+                'limits = { memo_ttl_ms = 600000 }\n\n'
+                + plain + 'policies = ["cooldown", "filter"]\n')
     # "-nomemo": the same plugins with `limits.memo_ttl_ms = 0`, so every request calls them
     # (what each call into the sandbox costs, without remembered answers).
     plugins, nomemo = plugins.removesuffix("-nomemo"), plugins.endswith("-nomemo")
@@ -432,6 +503,14 @@ def w5_routes(plugins: str | None) -> str:
     if plugins == "auth":
         return tokens + plain.replace('sources = ["hermetic"]\n',
                                       'sources = ["hermetic"]\nauth = ["tokens"]\n')
+    if plugins.startswith("jwt-"):
+        jwks, _ = w5_jwt(plugins.removeprefix("jwt-"))
+        # memo off whatever the suffix: every request's token is verified.
+        return ('[plugins.jwt]\nplugin = "auth-jwt"\nlimits = { memo_ttl_ms = 0 }\n'
+                f'config = {{ issuers = ["bench"], audience = "modgate", jwks = {json.dumps(jwks)}, '
+                'rules = [ { scopes = ["read"], modules = ["*"] } ] }\n\n'
+                + plain.replace('sources = ["hermetic"]\n',
+                                'sources = ["hermetic"]\nauth = ["jwt"]\n'))
     if plugins == "router":
         return (tokens + '[plugins.tenants]\nplugin = "router-prefix"\n'
                 'config = { by_host = { "127.0.0.1" = "main" } }\n' + limits + '\n'
@@ -439,6 +518,119 @@ def w5_routes(plugins: str | None) -> str:
                 '[[route]]\nname = "main"\nstorage = "local"\nsources = ["hermetic"]\n'
                 'auth = ["tokens"]\n')
     raise ValueError(plugins)
+
+
+W5_JWT_TOKENS = 2000
+
+
+@functools.lru_cache(maxsize=None)
+def w5_jwt(alg: str) -> tuple[str, tuple[str, ...]]:
+    """A throw-away signing key for `alg` (ES256 or RS256): its JWKS (JSON text) and
+    W5_JWT_TOKENS distinct tokens it signed (a new `sub` and `jti` each), valid for a day."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    def b64(b: bytes) -> str:
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+    def uint(n: int, size: int | None = None) -> str:
+        return b64(n.to_bytes(size or (n.bit_length() + 7) // 8, "big"))
+
+    if alg == "ES256":
+        key = ec.generate_private_key(ec.SECP256R1())
+        pub = key.public_key().public_numbers()
+        jwk = {"kty": "EC", "crv": "P-256", "x": uint(pub.x, 32), "y": uint(pub.y, 32)}
+
+        def sign(data: bytes) -> bytes:
+            r, s_ = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(32, "big") + s_.to_bytes(32, "big")
+    elif alg == "RS256":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pub = key.public_key().public_numbers()
+        jwk = {"kty": "RSA", "n": uint(pub.n), "e": uint(pub.e)}
+
+        def sign(data: bytes) -> bytes:
+            return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise ValueError(alg)
+    jwk["kid"] = f"bench-{alg.lower()}"
+    header = b64(json.dumps({"alg": alg, "kid": jwk["kid"]}).encode())
+    exp = int(time.time()) + 86400
+    tokens = []
+    for i in range(W5_JWT_TOKENS):
+        claims = {"iss": "bench", "aud": "modgate", "sub": f"client-{i}", "jti": str(i),
+                  "exp": exp}
+        signing_input = f"{header}.{b64(json.dumps(claims).encode())}"
+        tokens.append(f"{signing_input}.{b64(sign(signing_input.encode()))}")
+    return json.dumps({"keys": [jwk]}), tuple(tokens)
+
+
+def fill_urls(srv: Server, urls: list[str], authorization: str):
+    """GET every URL once with `authorization`: fills the server's storage and fails (raises)
+    if the credential is refused."""
+    import urllib.request
+    for u in urls:
+        req = urllib.request.Request(srv.base + u, headers={"Authorization": authorization})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            r.read()
+
+
+# wrk: the URLs of workload 1 (args[1]) and, per request, the next token of args[2].
+WRK_LUA_TOKENS = r"""
+local paths, tokens = {}, {}
+local idx, tok = 0, 0
+function init(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  for line in io.lines(args[2]) do tokens[#tokens + 1] = line end
+  idx, tok = math.random(#paths), math.random(#tokens)
+end
+function request()
+  idx = idx % #paths + 1
+  tok = tok % #tokens + 1
+  return wrk.format("GET", paths[idx], {["Authorization"] = "Bearer " .. tokens[tok]})
+end
+""" + core.WRK_LUA_DONE
+
+W5_JWT_VARIANTS = [("modgate+auth-jwt ES256, a new token per request", "jwt-ES256"),
+                   ("modgate+auth-jwt RS256, a new token per request", "jwt-RS256")]
+
+
+def workload5_jwt(servers: list[Server], binary: Path, up: Upstream, work: Path,
+                  urlfile: Path, runs: int, secs: float, res: Results):
+    """Workload 1 with auth-jwt checking a different token on every request (2000 tokens in
+    rotation, memo off: no answer is remembered, every request pays a signature check),
+    against modgate without plugins in the same rounds (issue 23)."""
+    log("workload 5: auth-jwt, a new token per request (memo off)")
+    script = work / "tokens.lua"
+    script.write_text(WRK_LUA_TOKENS)
+    plain = next(s for s in servers if s.name == "modgate")
+    row = [plain]
+    tokfiles = {}
+    for name, plugins in W5_JWT_VARIANTS:
+        _, tokens = w5_jwt(plugins.removeprefix("jwt-"))
+        tokfiles[name] = work / f"w5-{plugins}.txt"
+        tokfiles[name].write_text("\n".join(tokens) + "\n")
+        srv = start_proxy("modgate", binary, up.url, work, plugins)
+        srv.name = name
+        servers.append(srv)
+        row.append(srv)
+        fill_urls(srv, urlfile.read_text().split(), f"Bearer {tokens[0]}")
+    # The plain server ignores the header; it rotates over the first variant's tokens.
+    tokfiles["modgate"] = tokfiles[W5_JWT_VARIANTS[0][0]]
+    for srv in row:
+        core.run_wrk(srv.base + "/", 64, 2, 2, script, [str(urlfile), str(tokfiles[srv.name])],
+                     None)
+    for i in range(runs):
+        for srv in rotate(row, i):
+            with CpuMeter(row, srv) as m:
+                r = core.run_wrk(srv.base + "/", 64, 2, secs, script,
+                                 [str(urlfile), str(tokfiles[srv.name])], None)
+            r.server_cpu_s, r.foreign_pct = m.server_cpu_s, m.foreign_pct
+            res.w5_jwt.setdefault(srv.name, []).append(r)
+            log(f"  {srv.name} run {i + 1}: {r.rps:.0f} req/s p50 {r.p50_us / 1000:.2f} ms "
+                f"p99 {r.p99_us / 1000:.2f} ms"
+                + (f" ERRORS {r.errors}" if r.error_count else ""))
 
 
 # ---------------------------------------------------------------------------
@@ -470,7 +662,8 @@ def go_download(graph: Graph, proxy: str, work: Path, servers: list[Server],
     d = Path(tempfile.mkdtemp(prefix="modgate-bench-client-",
                               dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else work))
     for f in ("go.mod", "go.sum", "main.go"):
-        shutil.copy(graph.src / f, d / f)
+        if not (f == "go.sum" and (extra_env or {}).get("W8_NO_GO_SUM")):
+            shutil.copy(graph.src / f, d / f)
     env = go_env(GOPROXY=proxy, GOMODCACHE=str(d / "modcache"), GOSUMDB="off",
                  GONOSUMDB="", GOPRIVATE="", GONOPROXY="",
                  GOFLAGS="-mod=mod -modcacherw")   # writable: rm -rf is quick
@@ -505,8 +698,11 @@ class Results:
     w5: dict = field(default_factory=dict)    # modgate variant -> [WrkResult]
     w5_calls: dict = field(default_factory=dict)   # (variant, plugin) -> (p50 s, p99 s, calls)
     w5_go: dict = field(default_factory=dict)  # modgate variant over https -> [Download]
+    w5_jwt: dict = field(default_factory=dict)  # variant (a token per request) -> [WrkResult]
     w6: list = field(default_factory=list)     # isolation.Row per faulty plugin
     w7: object = None                          # s3.W7: storage-s3 against storage-fs
+    w8: dict = field(default_factory=dict)    # "modgate" / "upstream (direct)" -> [Download]
+    w9: dict = field(default_factory=dict)    # variant -> [WrkResult]
     notes: list = field(default_factory=list)
 
 
@@ -547,12 +743,74 @@ def workload4(graph, up: Upstream, bins: dict, work: Path, runs: int, res: Resul
             if srv.proc.poll() is not None:
                 res.notes.append(f"**{name} exited during the cold download**: "
                                  f"{tail(srv.log_path.read_text(errors='replace'), 3)}")
-            if i == runs - 1 and srv.proc.poll() is None:
+            if i == runs - 1 and srv.proc.poll() is None and name != SUMDB_OFF:
                 warm[name] = srv
             else:
                 srv.stop()
                 shutil.rmtree(srv.dir, ignore_errors=True)
     return warm
+
+
+W9_VARIANTS = [("modgate, no policies", "w9-none"),
+               ("modgate+policy-cooldown+policy-filter", "w9-policies")]
+
+
+def workload9(graph, binary: Path, up: Upstream, work: Path, runs: int, secs: float,
+              res: Results):
+    """Warm `list` and `@latest` of every module of the graph, without and with upstream
+    policies on the route (their verdicts remembered): req/s and latency with wrk."""
+    import urllib.request
+    modules = sorted({u.split("/@v/", 1)[0] for u in graph.urls})
+    urls = [f"{m}/@v/list" for m in modules] + [f"{m}/@latest" for m in modules]
+    log(f"workload 9: warm list and @latest, {len(urls)} URLs, without and with policies")
+    urlfile = work / "w9-urls.txt"
+    urlfile.write_text("\n".join(urls) + "\n")
+    script = work / "rotate.lua"
+    script.write_text(core.WRK_LUA_ROTATE)
+    servers = []
+    try:
+        for name, plugins in W9_VARIANTS:
+            srv = start_proxy("modgate", binary, up.url, work, plugins)
+            srv.name = name
+            servers.append(srv)
+            for u in urls:      # warm: lists cached, verdicts remembered
+                try:
+                    with urllib.request.urlopen(srv.base + u, timeout=60) as r:
+                        r.read()
+                except urllib.error.HTTPError:
+                    pass        # a module without a release has no @latest (404): as upstream
+        wrk_rounds(servers, script, urlfile, runs, secs, res.w9, [])
+    finally:
+        for srv in servers:
+            srv.stop()
+
+
+def workload8(graph, binary: Path, up: Upstream, work: Path, runs: int, res: Results):
+    """Cold, with the go command's own checksum checks on (GOSUMDB=sum.golang.org, no go.sum:
+    every version is looked up), through modgate (which verifies too, and serves the client's
+    lookups and tiles from the same cache) and straight at the upstream."""
+    log("workload 8: cold go mod download all, client GOSUMDB on, through modgate and direct")
+    db = graph.tree / "sumdb" / "sum.golang.org"
+    (db / "supported").touch()
+    direct = "upstream (direct)"
+    for i in range(runs):
+        for name in rotate(["modgate", direct], i):
+            gopath = Path(tempfile.mkdtemp(prefix="modgate-bench-gopath-", dir=work))
+            env = {"GOSUMDB": "sum.golang.org", "GOPATH": str(gopath), "W8_NO_GO_SUM": "1"}
+            srv = None if name == direct else start_proxy("modgate", binary, up.url, work)
+            up.take()
+            d = go_download(graph, up.url if srv is None else srv.base, work,
+                            [] if srv is None else [srv], env)
+            d.upstream = up.take()
+            res.w8.setdefault(name, []).append(d)
+            if not d.ok:
+                res.notes.append(f"workload 8 through {name} failed: `{d.error}`")
+            log(f"  {name} run {i + 1}: {d.secs:.1f}s, upstream {requests(d.upstream)} "
+                f"requests ({d.upstream.get('other', 0)} sumdb), {'ok' if d.ok else 'FAILED ' + d.error}")
+            if srv is not None:
+                srv.stop()
+                shutil.rmtree(srv.dir, ignore_errors=True)
+            shutil.rmtree(gopath, ignore_errors=True)
 
 
 def workload3(graph, targets: dict, work: Path, runs: int, servers: list, res: Results):
@@ -694,11 +952,9 @@ def workload5(graph, binary: Path, up: Upstream, work: Path, runs: int, secs: fl
             srv = start_proxy("modgate", binary, up.url, work, plugins)
             srv.name = name
             servers.append(srv)
-            for u in graph.urls:     # fill its storage (and check the token is accepted)
-                req = urllib.request.Request(srv.base + u, headers=dict([auth[1].split(": ")]))
-                with urllib.request.urlopen(req, timeout=60) as r:
-                    r.read()
+            fill_urls(srv, graph.urls, f"Bearer {W5_TOKEN}")
         wrk_rounds(servers, script, urlfile, runs, secs, res.w5, auth)
+        workload5_jwt(servers, binary, up, work, urlfile, runs, secs, res)
         # Workload 3 with auth-token: `go mod download all` over HTTPS (the go command sends
         # `.netrc` credentials only over HTTPS), warm, against the same server without plugins.
         cert, key = w5_certificate(work)
@@ -867,6 +1123,22 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
                      f"{p99 - median([x.p99_us for x in m5]) / 1000:+.3f} ms vs no plugins")
         o.append(f"| 5 warm .info/.mod with plugins, 64 conns | p50 / p99 ms | {name} | "
                  f"{p50:.2f} / {p99:.2f} | {added} | | |")
+    def kept_rows(table: dict, base: str, workload: str, of: str, target: float, goal: str):
+        """Rows of req/s (p50 / p99) per variant, as a share of `base`'s in the same rounds."""
+        for name, rs in table.items():
+            r = None if name == base else speed_ratio(rs, table.get(base, []), "rps", False)
+            p50 = median([x.p50_us for x in rs]) / 1000
+            p99 = median([x.p99_us for x in rs]) / 1000
+            o.append(f"| {workload} | req/s (p50 / p99 ms) | {name} | "
+                     f"{spread([x.rps for x in rs], '.0f')} ({p50:.2f} / {p99:.2f}) | "
+                     f"{'' if r is None else f'{r:.2f}× of {of}'} | "
+                     f"{'' if r is None else goal} | {verdict(r, target) if r is not None else ''} |")
+
+    kept_rows(res.w5_jwt, "modgate",
+              "5 warm .info/.mod, auth-jwt, a new token per request (memo off), 64 conns",
+              "no plugins", 0.5, "≥ 0.5×")
+    kept_rows(res.w9, W9_VARIANTS[0][0], "9 warm list + @latest, 64 conns", "no policies",
+              0.95, "≥ 0.95× (≤ 5 % drop)")
     g5 = res.w5_go.get("modgate (https)", [])
     for name, rs in res.w5_go.items():
         r = None if name == "modgate (https)" else speed_ratio(rs, g5, "secs", True)
@@ -878,6 +1150,16 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
     if res.w7 is not None:
         from . import s3
         o += s3.report_rows(res.w7)
+    if res.w8:
+        m8, d8 = res.w8.get("modgate", []), res.w8.get("upstream (direct)", [])
+        for name, rs in res.w8.items():
+            r = None if name == "modgate" else speed_ratio(m8, rs, "secs", True)
+            up = ", ".join(f"{requests(x.upstream)} ({x.upstream.get('other', 0)} sumdb)"
+                           for x in rs)
+            o.append(f"| 8 cold `go mod download all`, client GOSUMDB on, no go.sum | wall s | "
+                     f"{name} | {spread([x.secs for x in rs], '.2f')}{failed(rs)} | "
+                     f"{'' if r is None else f'modgate/direct {r:.2f}×'} | ≥ 0.95 (≤ 1.05× direct) | "
+                     f"upstream requests: {up} |")
     if res.w5_calls:
         o.append("")
         o.append("## Workload 5: time inside each plugin call")
@@ -983,7 +1265,7 @@ def main() -> int:
                     f"(its {ATHENS_VERSION} tag; default $ATHENS_SRC, else the last one built)")
     ap.add_argument("--cache", type=Path, help="peers and upstream cache "
                     "(default $XDG_CACHE_HOME/modgate-bench)")
-    ap.add_argument("--only", default="1,2,3,4,5,6,7",
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9",
                     help="workloads to run (default 1,2,3,4,5,6,7)")
     ap.add_argument("--wait-quiet", type=float, help="wait up to N s for a quiet machine "
                     "(default 120, quick 0); fails (exit 3) if it never gets quiet, "
@@ -1037,6 +1319,8 @@ def main() -> int:
         bins = {"modgate": binary, **{n: p.binary for n, p in peers.items() if p.binary}}
         if args.baseline_bin:
             bins[BASELINE] = args.baseline_bin.resolve()
+        if "4" in only:
+            bins[SUMDB_OFF] = binary
         warm = {}
         if only & {"1", "3", "4"}:
             warm = workload4(graph, up, bins, work, runs if "4" in only else 1, res)
@@ -1068,6 +1352,10 @@ def main() -> int:
         if "7" in only:
             from . import s3
             res.w7 = s3.workload7(binary, work, runs, secs)
+        if "8" in only:
+            workload8(graph, binary, up, work, runs, res)
+        if "9" in only:
+            workload9(graph, binary, up, work, runs, secs, res)
         if "2" in only:
             workload2(args, binary, cache, work, res, runs, secs, peers["goproxy"].binary)
         md = report(args, res, graph, peers,

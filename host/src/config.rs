@@ -19,11 +19,14 @@ use crate::upstream::{SourceEntry, SourceList};
 mod git;
 mod goproxy;
 mod publish;
+mod secret;
 mod storage;
+mod sumdb;
 
 pub use git::{GitFile, GitRoute, GitSettings};
 pub use goproxy::GoproxyOrigin;
 pub use publish::{PublishFile, Uploads};
+pub use sumdb::{GosumdbFile, RouteSumdb, SumdbRoute};
 
 /// The configuration modgate runs with when no file is given: fs storage in `./modgate-data`,
 /// every module routed to it, fetched through the upstream named by `GOPROXY`: the variable, else
@@ -138,6 +141,9 @@ pub struct FileConfig {
     pub admin: Option<AdminFile>,
     /// Replicas sharing storage: fills coordinated through Redis; absent: in-process only.
     pub cluster: Option<ClusterFile>,
+    /// The checksum database versions from upstream proxies are verified against.
+    #[serde(default)]
+    pub gosumdb: GosumdbFile,
 }
 
 /// `[cluster]`: replicas over one storage.
@@ -193,7 +199,7 @@ pub struct GrantsFile {
     #[serde(default)]
     pub hosts: Vec<String>,
     /// Names of secrets the plugin may read; values come from environment variables of the
-    /// same name.
+    /// same name, or from the file named by `NAME_FILE` (mode 0600 or stricter).
     #[serde(default)]
     pub secrets: Vec<String>,
     /// Directories a storage plugin may name in its plans.
@@ -387,22 +393,39 @@ pub struct RouteFile {
     /// Who may upload versions (`PUT`): `auth` (default), `open` or `off`.
     #[serde(default)]
     pub uploads: Uploads,
-    /// How zips reach clients: `sync` (default) or `redirect`.
+    /// What a miss does and how zips reach clients: `sync` (default), `async`, `redirect` or
+    /// `none`.
     #[serde(default)]
     pub download: Download,
+    /// `[plugins.NAME]` upstream policies asked, in order, about versions not yet stored
+    /// before they are fetched (the first deny wins).
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// Whether versions from the route's upstream proxies are checked against `[gosumdb]`:
+    /// `verify` (the default when the route has proxies) or `off`.
+    pub sumdb: Option<RouteSumdb>,
+    /// Modules never checked against the checksum database (GONOSUMDB-style patterns).
+    #[serde(default)]
+    pub nosumdb: Vec<String>,
 }
 
-/// `[[route]] download`: how a route's zips reach clients.
+/// `[[route]] download`: what a miss does, and how a route's zips reach clients.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Download {
-    /// modgate serves every artifact itself (filling misses first).
+    /// A miss is fetched, checked and stored, then served; modgate serves every artifact.
     #[default]
     Sync,
-    /// A zip the storage can presign is answered with a short-lived `302` to the object store
-    /// (after auth, and after filling a miss); `.info`, `.mod` and `list` are served as usual.
-    /// Storage that cannot presign (a directory) serves zips itself.
+    /// A miss answers 404 at once (the go command falls through to its next GOPROXY entry)
+    /// while the version is filled in the background; later requests are served from storage.
+    Async,
+    /// A zip miss answers a `302` to the upstream's URL for it (after auth and policies) while
+    /// the version is filled in the background; a stored zip whose storage can presign gets a
+    /// short-lived `302` to the object store, else it is served. `.info`, `.mod` and `list` are
+    /// answered by modgate.
     Redirect,
+    /// Storage only: nothing is ever fetched (as a route without sources).
+    None,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,6 +452,8 @@ pub struct Config {
     pub goproxy: Option<GoproxyOrigin>,
     /// `[cluster]`
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// `[gosumdb]`
+    pub gosumdb: crate::sumdb::gosumdb::Settings,
 }
 
 /// Resolved `[admin]`.
@@ -676,7 +701,15 @@ fn resolve(
                 ),
             ));
         }
-        upstreams.insert(name.as_str(), list.entries);
+        let entries = list
+            .entries
+            .into_iter()
+            .map(|e| SourceEntry {
+                name: name.clone(),
+                ..e
+            })
+            .collect();
+        upstreams.insert(name.as_str(), entries);
     }
 
     let mut plugins = Vec::new();
@@ -725,12 +758,14 @@ fn resolve(
                 ));
             }
         }
-        let secret_values = p
-            .grants
-            .secrets
-            .iter()
-            .filter_map(|n| env(n).map(|v| (n.clone(), v)))
-            .collect();
+        let mut secret_values = std::collections::BTreeMap::new();
+        for n in &p.grants.secrets {
+            if let Some(v) =
+                secret::lookup(n, env).map_err(|m| invalid(&key("grants.secrets"), m))?
+            {
+                secret_values.insert(n.clone(), v);
+            }
+        }
         plugins.push(crate::plugin::PluginSpec {
             name: name.clone(),
             source,
@@ -786,6 +821,9 @@ fn resolve(
                 ("storage", r.storage.is_some()),
                 ("sources", !r.sources.is_empty()),
                 ("auth", !r.auth.is_empty()),
+                ("policies", !r.policies.is_empty()),
+                ("sumdb", r.sumdb.is_some()),
+                ("nosumdb", !r.nosumdb.is_empty()),
             ] {
                 if set {
                     return Err(invalid(
@@ -858,6 +896,11 @@ fn resolve(
         for a in &r.auth {
             plugin_table("auth", a)?;
         }
+        for p in &r.policies {
+            plugin_table("policies", p)?;
+        }
+        let sumdb = sumdb::resolve_route(r.sumdb, &r.nosumdb, !entries.is_empty(), &key)
+            .map_err(|(k, m)| invalid(&k, m))?;
         routes.push(Entry::Serve(Route {
             index: i,
             name: r.name.clone(),
@@ -865,9 +908,11 @@ fn resolve(
             storage: storage_name.clone(),
             sources: SourceList { entries },
             auth: r.auth.clone(),
+            policies: r.policies.clone(),
             git,
             uploads: r.uploads,
             download: r.download,
+            sumdb,
         }));
     }
     let admin = match &file.admin {
@@ -912,6 +957,8 @@ fn resolve(
         }
     };
 
+    let gosumdb = sumdb::resolve(&file.gosumdb, &relative).map_err(|(k, m)| invalid(&k, m))?;
+
     Ok(Config {
         origin,
         server,
@@ -927,6 +974,7 @@ fn resolve(
         publish: file.publish.clone(),
         goproxy: None,
         cluster,
+        gosumdb,
     })
 }
 

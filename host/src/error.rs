@@ -91,6 +91,13 @@ pub enum Error {
         reason: String,
     },
     /// The storage backend failed → 500.
+    /// An upstream artifact could not be verified against the checksum database (its hash
+    /// differs from the record, the database has no record, or it could not be reached).
+    #[error("{what}: {reason}")]
+    Unverified { what: String, reason: String },
+    /// The checksum database misbehaved: nothing new is admitted until an operator acts.
+    #[error("{0}")]
+    SumdbHalted(String),
     #[error("storage {storage}: {message}")]
     Storage { storage: String, message: String },
     /// Anything else that is our fault → 500.
@@ -113,9 +120,11 @@ impl Error {
             | Error::Refused { .. }
             | Error::Denied { .. } => Fault::Client,
             Error::Plugin { .. } => Fault::Plugin,
-            Error::Upstream { .. } | Error::UpstreamTimeout { .. } | Error::BadArtifact { .. } => {
-                Fault::Upstream
-            }
+            Error::Upstream { .. }
+            | Error::UpstreamTimeout { .. }
+            | Error::BadArtifact { .. }
+            | Error::Unverified { .. }
+            | Error::SumdbHalted(_) => Fault::Upstream,
             Error::Storage { .. } => Fault::Storage,
             Error::Internal(_) => Fault::Internal,
         }
@@ -134,7 +143,10 @@ impl Error {
             Error::NotAllowedHere(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Denied { status, .. } | Error::Refused { status, .. } => *status,
             Error::Plugin { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Upstream { .. } | Error::BadArtifact { .. } => StatusCode::BAD_GATEWAY,
+            Error::Upstream { .. } | Error::BadArtifact { .. } | Error::Unverified { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            Error::SumdbHalted(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Error::Storage { .. } | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coderepo::CodeRepo;
-pub(crate) use coderepo::module_path;
+pub(crate) use coderepo::{module_path, retract_intervals};
 pub use repo::Credentials;
 use repo::{Location, Repo};
 
@@ -37,10 +37,12 @@ pub struct RepoMapping {
     /// Module path of the repository root (`corp.example/lib`); modules below it live in
     /// subdirectories named by the rest of their path.
     pub module_prefix: String,
-    /// `https://`, `http://`, `git://`, `file://` URL or a local path.
+    /// `https://`, `http://`, `ssh://`, `git://`, `file://` URL, an scp-like `user@host:path`
+    /// or a local path.
     pub url: String,
     /// Basic credentials for an https remote (never sent over plain http; a remote that asks
-    /// for credentials when none are configured is a fetch failure, never a prompt).
+    /// for credentials when none are configured is a fetch failure, never a prompt), or the
+    /// key and known hosts of an ssh remote.
     pub credentials: Option<Credentials>,
 }
 
@@ -58,7 +60,7 @@ pub struct RepoMapping {
 pub struct RepoTemplate {
     /// URL (or local path) with `{module}` and/or `{path}`.
     pub url: String,
-    /// Basic credentials for an https remote.
+    /// Basic credentials for an https remote, or the key and known hosts of an ssh remote.
     pub credentials: Option<Credentials>,
     /// Path elements of every repository root (host included), when fixed.
     pub root_elements: Option<usize>,
@@ -216,15 +218,22 @@ impl GitCache {
     /// The state of the repository at `url`, created on first use. (Credentials for a plain
     /// http remote are refused by the transport with a message saying so, and by config
     /// resolution before that.)
+    ///
+    /// One clone per remote *and credentials*: two routes naming one remote with different
+    /// credentials never read what the other's credentials fetched, nor fetch with them.
     fn state(&self, url: &str, credentials: Option<&Credentials>) -> Arc<RepoState> {
+        let key = match credentials {
+            None => url.to_owned(),
+            Some(c) => format!("{url}\0{}", c.fingerprint()),
+        };
         let mut repos = self.repos.lock().unwrap_or_else(|p| p.into_inner());
-        let state = repos.entry(url.to_owned()).or_insert_with(|| {
+        let state = repos.entry(key.clone()).or_insert_with(|| {
             let location = if let Some(p) = url.strip_prefix("file://") {
                 Location::Local(PathBuf::from(p))
-            } else if url.contains("://") {
+            } else if url.contains("://") || is_scp_like(url) {
                 Location::Remote {
                     url: url.to_owned(),
-                    cache: self.dir.join(cache_name(url)),
+                    cache: self.dir.join(cache_name(&key)),
                 }
             } else {
                 Location::Local(PathBuf::from(url))
@@ -601,6 +610,20 @@ fn is_not_found_message(message: &str) -> bool {
     ]
     .iter()
     .any(|needle| message.contains(needle))
+}
+
+/// Whether `url` is an scp-like ssh address (`git@host:team/repo.git`), by git's own rule: a
+/// colon, and no slash before it (`url_is_local_not_ssh`).
+pub fn is_scp_like(url: &str) -> bool {
+    !url.contains("://")
+        && url
+            .find(':')
+            .is_some_and(|colon| url.find('/').is_none_or(|slash| colon < slash))
+}
+
+/// Whether `url` is reached over ssh (`ssh://…` or scp-like).
+pub fn is_ssh(url: &str) -> bool {
+    url.starts_with("ssh://") || is_scp_like(url)
 }
 
 /// A stable directory name for a remote's bare clone.

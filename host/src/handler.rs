@@ -7,6 +7,7 @@
 mod fill;
 mod git;
 mod parsed;
+mod policy;
 mod respond;
 mod upload;
 
@@ -211,6 +212,10 @@ impl Gateway {
                     .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
                 Ok(r)
             }
+            path if path.starts_with("/admin/policy/") => {
+                let module = &path["/admin/policy/".len()..];
+                Box::pin(app.policy_audit(module, &asking)).await
+            }
             other => Err(Error::NotFound(format!("{other}: no such admin endpoint"))),
         }
     }
@@ -255,6 +260,13 @@ fn check_plugin_kinds(config: &Config, plugins: &PluginSet) -> Result<(), Error>
         if let Some(name) = r.auth.iter().find(|n| !plugins.is_authorizer(n)) {
             return wrong(format!("route[{}].auth", r.index), name, "an authorizer");
         }
+        if let Some(name) = r.policies.iter().find(|n| !plugins.is_policy(n)) {
+            return Err(Error::Internal(format!(
+                "{}: `route[{}].policies`: plugin {name:?} is not an upstream policy (it does \
+                 not export `judge`)",
+                config.origin, r.index
+            )));
+        }
     }
     if let Some(name) = config
         .admin
@@ -285,6 +297,8 @@ struct PluginRefs {
     auth: Vec<Box<[PluginId]>>,
     /// The `router` of the router route at each position in the file.
     router: Vec<Option<PluginId>>,
+    /// The `policies` of the serving route at each position in the file.
+    policies: Vec<Box<[PluginId]>>,
     /// `[admin] auth`.
     admin: Box<[PluginId]>,
 }
@@ -308,6 +322,7 @@ fn resolve_plugins(config: &Config, plugins: &PluginSet) -> Result<PluginRefs, E
     let mut refs = PluginRefs {
         auth: vec![Box::default(); slots],
         router: vec![None; slots],
+        policies: vec![Box::default(); slots],
         admin: match &config.admin {
             Some(admin) => ids(&admin.auth)?,
             None => Box::default(),
@@ -315,6 +330,7 @@ fn resolve_plugins(config: &Config, plugins: &PluginSet) -> Result<PluginRefs, E
     };
     for r in config.routes.iter() {
         refs.auth[r.index] = ids(&r.auth)?;
+        refs.policies[r.index] = ids(&r.policies)?;
     }
     for d in config.routes.dispatches() {
         refs.router[d.index] = Some(find(&d.router)?);
@@ -368,6 +384,9 @@ pub struct App {
     max_upload_bytes: u64,
     /// Replicas over the same storage (`[cluster]`).
     cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The checksum database upstream versions are verified against (`None`: no route
+    /// verifies).
+    gosumdb: Option<Arc<crate::sumdb::gosumdb::Gosumdb>>,
 }
 
 impl App {
@@ -412,6 +431,12 @@ impl App {
             .as_ref()
             .map(|c| crate::cluster::Cluster::new(c, Arc::clone(&metrics)))
             .transpose()?;
+        let verifies = config.routes.iter().any(|r| r.sumdb.verify);
+        let gosumdb = verifies
+            .then(|| crate::sumdb::gosumdb::Gosumdb::open(&config.gosumdb))
+            .transpose()
+            .map_err(|e| Error::Internal(format!("gosumdb {}: {e}", config.gosumdb.name)))?
+            .map(Arc::new);
         Ok(Self {
             metrics,
             routes: config.routes.clone(),
@@ -427,6 +452,7 @@ impl App {
             uploads: Arc::default(),
             max_upload_bytes: config.publish.max_upload_bytes,
             cluster,
+            gosumdb,
         })
     }
 
@@ -571,17 +597,13 @@ impl App {
         authz.allowed = self
             .authorize(&route.auth, self.auth_ids(route), &facts)
             .await?;
-        let store = self.stores.get(&route.storage).ok_or_else(|| {
-            Error::Internal(format!(
-                "route[{}] names unknown storage {}",
-                route.index, route.storage
-            ))
-        })?;
+        let store = self.store_of(route)?;
         let ctx = Ctx {
             app: self,
             route,
             store,
             module: &module,
+            facts: Some(&facts),
         };
         // Only the warm `.info`/`.mod` answers run in place; the other endpoints' futures are
         // boxed, so the future every request moves around stays small (it was 4 KiB).
@@ -607,8 +629,10 @@ impl App {
     /// Checksum database requests (`/sumdb/<name>/supported`, `lookup/…`, `tile/…`) are passed
     /// to the upstreams of the route that matches the database's name, so clients that reach
     /// the database only through their proxy can verify what they download. The go command
-    /// checks the database's signatures itself; modgate only forwards. A 404 for `supported`
-    /// (no route or no upstream) tells the client to contact the database directly.
+    /// checks the database's signatures itself. For the `[gosumdb]` database, modgate answers
+    /// `supported` itself and serves lookups and tiles from the cache its own verification
+    /// uses (full tiles kept, lookups for minutes). A 404 for `supported` (no route or no
+    /// upstream) tells the client to contact the database directly.
     async fn sumdb(
         &self,
         name: &str,
@@ -634,22 +658,32 @@ impl App {
         if route.sources.is_offline() {
             return Err(not_proxied());
         }
-        let store = self.stores.get(&route.storage).ok_or_else(|| {
-            Error::Internal(format!(
-                "route[{}] names unknown storage {}",
-                route.index, route.storage
-            ))
-        })?;
-        let module = ModulePath::parse(name).map_err(|_| not_proxied())?;
-        let ctx = Ctx {
-            app: self,
-            route,
-            store,
-            module: &module,
+        let store = self.store_of(route)?;
+        let body = match &self.gosumdb {
+            Some(db) if db.name() == name && rest == "supported" => {
+                // Answered here: the go command then sends all its checksum-database
+                // requests to this proxy, and they share the verifier's cache.
+                return Ok(respond::text(StatusCode::OK, "", head));
+            }
+            Some(db) if db.name() == name => {
+                let via = fill::SumdbVia::new(&self.client, &route.sources, &self.metrics, name);
+                db.serve(rest, &via)
+                    .await
+                    .map_err(|e| fill::upstream_error(format!("sumdb/{name}/{rest}"), e))?
+            }
+            _ => {
+                let module = ModulePath::parse(name).map_err(|_| not_proxied())?;
+                let ctx = Ctx {
+                    app: self,
+                    route,
+                    store,
+                    module: &module,
+                    facts: None,
+                };
+                ctx.fetch_changing(&format!("sumdb/{name}/{rest}"), fill::MAX_SUMDB)
+                    .await?
+            }
         };
-        let body = ctx
-            .fetch_changing(&format!("sumdb/{name}/{rest}"), fill::MAX_SUMDB)
-            .await?;
         // Tiles never change once published (a partial tile is named by its width); lookups
         // carry the latest signed tree head.
         let fresh = if rest.starts_with("tile/") {
@@ -911,6 +945,16 @@ impl App {
     }
 
     /// The auth plugins of `route` (as found when the pipeline was built).
+    /// The storage `route` keeps its artifacts in (config resolution checked it exists).
+    fn store_of(&self, route: &Route) -> Result<&Arc<Store>, Error> {
+        self.stores.get(&route.storage).ok_or_else(|| {
+            Error::Internal(format!(
+                "route[{}] names unknown storage {}",
+                route.index, route.storage
+            ))
+        })
+    }
+
     fn auth_ids(&self, route: &Route) -> &[PluginId] {
         self.plugin_refs
             .auth
@@ -939,6 +983,8 @@ struct Ctx<'a> {
     route: &'a Route,
     store: &'a Arc<Store>,
     module: &'a ModulePath,
+    /// The request's facts, for the route's upstream policies.
+    facts: Option<&'a Facts<'a>>,
 }
 
 impl Ctx<'_> {
@@ -951,10 +997,32 @@ impl Ctx<'_> {
     }
 
     fn offline_miss(&self, what: &str) -> Error {
+        let why = if self.route.download == crate::config::Download::None {
+            "serves storage only (download = \"none\")"
+        } else {
+            "has no upstream"
+        };
         Error::NotFound(format!(
-            "{what}: not stored, and route[{}] has no upstream",
+            "{what}: not stored, and route[{}] {why}",
             self.route.index
         ))
+    }
+
+    /// `download = "async"`: the version is filled in the background and the client told to
+    /// look elsewhere for now (a 404 makes the go command try its next GOPROXY entry).
+    async fn fill_later(&self, version: &str, ext: &str) -> Result<Error, Error> {
+        let admitted = self.admit(version).await?;
+        let fetcher = self.fetcher().with_sources(admitted.sources);
+        let v = version.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = fetcher.fill_version(&v).await {
+                tracing::info!(version = v, error = %e, "background fill failed");
+            }
+        });
+        Ok(Error::NotFound(format!(
+            "{}: not stored yet; fetching it in the background (download = \"async\")",
+            artifact_path(self.module, version, ext)
+        )))
     }
 
     async fn go_mod(&self, version: &str, head: bool) -> Result<Response<ResponseBody>, Error> {
@@ -968,7 +1036,14 @@ impl Ctx<'_> {
             None if self.offline() => {
                 return Err(self.offline_miss(&artifact_path(self.module, version, "mod")));
             }
-            None => Box::pin(self.fetcher().fetch_mod(version)).await?,
+            None if self.route.download == crate::config::Download::Async => {
+                return Err(self.fill_later(version, "mod").await?);
+            }
+            None => {
+                let admitted = self.admit(version).await?;
+                let fetcher = self.fetcher().with_sources(admitted.sources);
+                Box::pin(fetcher.fetch_mod(version)).await?
+            }
         };
         Ok(respond::bytes(
             body,
@@ -989,7 +1064,14 @@ impl Ctx<'_> {
             None if self.offline() => {
                 return Err(self.offline_miss(&artifact_path(self.module, version, "info")));
             }
-            None => Box::pin(self.fetcher().fetch_info(version)).await?,
+            None if self.route.download == crate::config::Download::Async => {
+                return Err(self.fill_later(version, "info").await?);
+            }
+            None => {
+                let admitted = self.admit(version).await?;
+                let fetcher = self.fetcher().with_sources(admitted.sources);
+                Box::pin(fetcher.fetch_info(version)).await?
+            }
         };
         Ok(respond::bytes(
             body,
@@ -1017,7 +1099,10 @@ impl Ctx<'_> {
             if self.offline() {
                 return Err(self.offline_miss(&artifact_path(self.module, version, "zip")));
             }
-            self.fetcher().fill_version(version).await?;
+            if self.route.download == crate::config::Download::Async {
+                return Err(self.fill_later(version, "zip").await?);
+            }
+            self.fill(version).await?;
             artifact = self.store.open(key).await?;
         }
         let artifact = artifact.ok_or_else(|| {
@@ -1036,6 +1121,15 @@ impl Ctx<'_> {
         respond::zip(artifact, hash.as_deref(), headers, head).await
     }
 
+    /// Fills `version`, not committed, after the route's policies admit it.
+    async fn fill(&self, version: &str) -> Result<(), Error> {
+        let admitted = self.admit(version).await?;
+        self.fetcher()
+            .with_sources(admitted.sources)
+            .fill_version(version)
+            .await
+    }
+
     /// `download = "redirect"`: a `302` to where the storage lets the client fetch the zip
     /// itself (filling a miss first), or `None` when the storage gives no such URL.
     async fn redirect_zip(
@@ -1050,7 +1144,19 @@ impl Ctx<'_> {
             if self.offline() {
                 return Err(self.offline_miss(&artifact_path(self.module, version, "zip")));
             }
-            self.fetcher().fill_version(version).await?;
+            let admitted = self.admit(version).await?;
+            let fetcher = self.fetcher().with_sources(admitted.sources);
+            // Straight to the upstream that has the version, while storage fills.
+            if let Some(url) = Box::pin(fetcher.clone().upstream_zip_url(version)).await? {
+                let v = version.to_owned();
+                tokio::spawn(async move {
+                    if let Err(e) = fetcher.fill_version(&v).await {
+                        tracing::info!(version = v, error = %e, "background fill failed");
+                    }
+                });
+                return Ok(Some(respond::redirect(&url, head)));
+            }
+            fetcher.fill_version(version).await?;
         }
         Ok(self
             .store
@@ -1081,6 +1187,10 @@ impl Ctx<'_> {
                 }
                 Err(e) => return Err(e),
             }
+        };
+        let from_sources = match from_sources {
+            Some(lines) => Some(self.admitted_lines(lines, &stored).await?),
+            None => None,
         };
         let mut lines = match from_sources {
             // Stored pseudo-versions stay out: the go command would take the newest for
@@ -1128,6 +1238,15 @@ impl Ctx<'_> {
             None
         } else {
             match self.source_latest(&what).await {
+                Ok(body) if self.has_policies() => {
+                    let body = Box::pin(self.admitted_latest(body)).await?;
+                    return Ok(respond::bytes(
+                        body,
+                        ContentType::Json,
+                        Freshness::Short(self.app.cache.list_ttl),
+                        head,
+                    ));
+                }
                 Ok(body) => {
                     return Ok(respond::bytes(
                         body,
@@ -1176,6 +1295,15 @@ impl Ctx<'_> {
             )));
         }
         let body = self.source_query(query).await?;
+        if self.has_policies()
+            && let Some(v) = policy::version_of(&body)
+            && !self
+                .store
+                .contains(self.key(&v, ArtifactKind::Info))
+                .await?
+        {
+            self.admit(&v).await?;
+        }
         Ok(respond::bytes(
             body,
             ContentType::Json,

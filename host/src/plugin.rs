@@ -37,11 +37,13 @@
 
 mod bindings;
 mod budget;
+pub mod crypto;
 pub mod embedded;
 #[cfg(test)]
-mod first_party_tests;
+pub(crate) mod first_party_tests;
 mod host;
 mod memo;
+pub mod policy;
 mod pool;
 pub mod storage;
 #[cfg(test)]
@@ -405,14 +407,17 @@ struct Loaded {
     authorizer: Option<bindings::authorizer::AuthorizerPre<State>>,
     router: Option<bindings::router::RouterPre<State>>,
     storage: Option<bindings::storage::StoragePre<State>>,
+    policy: Option<bindings::policy::UpstreamPolicyPre<State>>,
     idle_authorizers: Idle<bindings::authorizer::Authorizer>,
     idle_routers: Idle<bindings::router::Router>,
     idle_storage: Idle<bindings::storage::Storage>,
+    idle_policies: Idle<bindings::policy::UpstreamPolicy>,
     /// `grants.dirs`, as configured.
     dirs: Vec<PathBuf>,
     /// Answers the plugin asked the host to remember, per world.
     memo_authorize: memo::Memo<Decision>,
     memo_route: memo::Memo<Option<String>>,
+    memo_judge: memo::Memo<policy::Verdict>,
     counters: Counters,
     /// Calls at once and waiting (`limits.max_concurrent`, `limits.max_queue`).
     budget: budget::Budget,
@@ -528,11 +533,12 @@ impl PluginSet {
                 .map_err(|e| load(format!("imports something the host does not offer: {e:#}")))?;
             let authorizer = bindings::authorizer::AuthorizerPre::new(pre.clone()).ok();
             let router = bindings::router::RouterPre::new(pre.clone()).ok();
-            let storage = bindings::storage::StoragePre::new(pre).ok();
-            if authorizer.is_none() && router.is_none() && storage.is_none() {
+            let storage = bindings::storage::StoragePre::new(pre.clone()).ok();
+            let policy = bindings::policy::UpstreamPolicyPre::new(pre).ok();
+            if authorizer.is_none() && router.is_none() && storage.is_none() && policy.is_none() {
                 return Err(load(
-                    "exports none of `authorize` (authorizer), `route` (router) and `locate` \
-                     (storage)"
+                    "exports none of `authorize` (authorizer), `route` (router), `locate` \
+                     (storage) and `judge` (upstream-policy)"
                         .into(),
                 ));
             }
@@ -555,6 +561,7 @@ impl PluginSet {
                     .collect(),
                 secrets,
                 kv: Mutex::default(),
+                keys: crypto::KeyCache::default(),
                 http: engine.http.clone(),
             });
             let loaded = Loaded {
@@ -563,12 +570,15 @@ impl PluginSet {
                 authorizer,
                 router,
                 storage,
+                policy,
                 idle_authorizers: Idle::new(idle_cap),
                 idle_routers: Idle::new(idle_cap),
                 idle_storage: Idle::new(idle_cap),
+                idle_policies: Idle::new(idle_cap),
                 dirs: spec.grants.dirs.clone(),
                 memo_authorize: memo::Memo::new(spec.limits.memo_ttl),
                 memo_route: memo::Memo::new(spec.limits.memo_ttl),
+                memo_judge: memo::Memo::new(spec.limits.memo_ttl),
                 counters: Counters::default(),
                 budget: budget::Budget::new(spec.limits.max_concurrent, spec.limits.max_queue),
                 slow: pool::Slow::new(built),
@@ -794,6 +804,11 @@ impl PluginSet {
     /// Whether `name` is configured and exports the `storage` world.
     pub fn is_storage(&self, name: &str) -> bool {
         self.by_name(name).is_some_and(|p| p.storage.is_some())
+    }
+
+    /// Whether `name` is configured and exports the `upstream-policy` world.
+    pub fn is_policy(&self, name: &str) -> bool {
+        self.by_name(name).is_some_and(|p| p.policy.is_some())
     }
 
     /// Plugin `id`'s name.

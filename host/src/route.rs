@@ -84,12 +84,16 @@ pub struct Route {
     pub sources: SourceList,
     /// Authorizer plugins asked in order (empty: no authentication).
     pub auth: Vec<String>,
+    /// Upstream-policy plugins asked in order about versions not yet stored.
+    pub policies: Vec<String>,
     /// Git repositories serving this route's modules, and their place among `sources`.
     pub git: Option<crate::config::GitRoute>,
     /// Who may upload versions into the route's storage.
     pub uploads: crate::config::Uploads,
     /// How zips reach clients.
     pub download: crate::config::Download,
+    /// Whether versions from the upstream proxies are checked against the checksum database.
+    pub sumdb: crate::config::SumdbRoute,
 }
 
 impl Route {
@@ -346,9 +350,11 @@ mod tests {
             storage: format!("s{i}"),
             sources: SourceList::default(),
             auth: Vec::new(),
+            policies: Vec::new(),
             git: None,
             uploads: crate::config::Uploads::default(),
             download: crate::config::Download::default(),
+            sumdb: crate::config::SumdbRoute::default(),
         })
     }
 

@@ -572,16 +572,36 @@ impl Store {
             version,
             kind,
         };
-        if let Some(go_mod) = &staged.go_mod
-            && !self.contains(key(ArtifactKind::Mod)).await?
-        {
-            self.put_small(key(ArtifactKind::Mod), go_mod).await?;
-        }
-        self.put_small(key(ArtifactKind::ZipHash), staged.zip_hash.as_bytes())
-            .await?;
-        let zip = key(ArtifactKind::Zip);
-        let size = std::fs::metadata(&staged.zip)
-            .map_err(|e| self.err(format_args!("stat {}: {e}", staged.zip.display())))?
+        // Everything before `.info` at once (each write is synced on its own); `.info` last.
+        let StagedVersion {
+            zip: zip_file,
+            zip_hash,
+            go_mod,
+            info,
+            ..
+        } = staged;
+        let go_mod = async {
+            if let Some(go_mod) = &go_mod
+                && !self.contains(key(ArtifactKind::Mod)).await?
+            {
+                self.put_small(key(ArtifactKind::Mod), go_mod).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        let zip_hash = self.put_small(key(ArtifactKind::ZipHash), zip_hash.as_bytes());
+        let zip = self.commit_zip(key(ArtifactKind::Zip), zip_file);
+        tokio::try_join!(go_mod, zip_hash, zip)?;
+        self.put_small(key(ArtifactKind::Info), &info).await
+    }
+
+    /// Writes a staged version's zip where the plugin says (a file, one request or parts).
+    async fn commit_zip(
+        &self,
+        zip: ArtifactKey<'_>,
+        file: tempfile::TempPath,
+    ) -> Result<(), Error> {
+        let size = std::fs::metadata(&file)
+            .map_err(|e| self.err(format_args!("stat {}: {e}", file.display())))?
             .len();
         let upload = self
             .call(StorageCall::BeginUpload(Self::wit_artifact(zip)?, size))
@@ -592,8 +612,7 @@ impl Store {
                 .check(plan, Operation::Put, true)
                 .map_err(|reason| self.refused(reason))?,
             StorageAnswer::Upload(wit::Upload::Parts(parts)) => {
-                self.upload_parts(zip, &staged.zip, size, parts).await?;
-                return self.put_small(key(ArtifactKind::Info), &staged.info).await;
+                return self.upload_parts(zip, &file, size, parts).await;
             }
             _ => return Err(self.refused("answered another call".into())),
         };
@@ -603,21 +622,20 @@ impl Store {
                 tokio::fs::create_dir_all(dir)
                     .await
                     .map_err(|e| self.err(format_args!("create {}: {e}", dir.display())))?;
-                let zip_tmp = staged.zip;
                 let target = path.clone();
-                tokio::task::spawn_blocking(move || persist(zip_tmp, &target))
+                tokio::task::spawn_blocking(move || persist(file, &target))
                     .await?
                     .map_err(|e| self.err(e))?;
             }
             Checked::Http(http) => {
-                let body = remote::file_part(staged.zip.to_path_buf(), 0, size);
+                let body = remote::file_part(file.to_path_buf(), 0, size);
                 self.put(&http, body, size, zip_timeout(size)).await?;
             }
             Checked::Inline(_) | Checked::NotFound => {
                 return Err(self.refused("no place to put the zip".into()));
             }
         }
-        self.put_small(key(ArtifactKind::Info), &staged.info).await
+        Ok(())
     }
 
     /// Sends a staged zip in the parts the plugin planned, then has the plugin complete the

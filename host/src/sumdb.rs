@@ -4,6 +4,8 @@
 //! Pure functions; the verifier of upstream answers and modgate's own database build on them.
 
 pub mod client;
+pub mod gosumdb;
+pub mod memlog;
 pub mod note;
 pub mod tile;
 pub mod tlog;

@@ -163,6 +163,7 @@ pub struct Metrics {
     plugin_queue: Family<PluginLabels, Gauge>,
     cluster_leases: Family<OutcomeLabels, Counter>,
     cluster_degraded: Counter,
+    sumdb_checks: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -297,8 +298,15 @@ impl Metrics {
             "Version fills done without a lease because Redis could not be reached",
             cluster_degraded.clone(),
         );
+        let sumdb_checks = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "sumdb_checks",
+            "Versions from upstream proxies checked against the checksum database: ok, mismatch (not stored), not_found, error (could not verify), halted",
+            sumdb_checks.clone(),
+        );
         Self {
             registry,
+            sumdb_checks,
             cluster_leases,
             cluster_degraded,
             plugin_calls,
@@ -370,6 +378,14 @@ impl Metrics {
     /// A version fill coordinated through the cluster: `held`, `waited` or `gave_up_waiting`.
     pub fn cluster_lease(&self, outcome: &'static str) {
         self.cluster_leases
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// A checksum-database check of an upstream artifact: `ok`, `mismatch`, `not_found`,
+    /// `error` or `halted`.
+    pub fn sumdb_check(&self, outcome: &'static str) {
+        self.sumdb_checks
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
@@ -717,7 +733,17 @@ mod tests {
 
     #[test]
     fn per_thread_histogram_renders_as_prometheus_clients_own() {
-        let values = [0.0005, 0.001, 0.003, 0.2, 0.2, 7.5, 400.0];
+        // Dyadic values: their sum is exact whatever order the threads add them in (with
+        // 0.0005 and 0.2 the last digit of `_sum` depended on the order).
+        let values = [
+            0.000732421875,
+            0.0009765625,
+            0.0029296875,
+            0.1875,
+            0.1875,
+            7.5,
+            400.0,
+        ];
         let reference = request_histogram();
         let local = LocalHistogram::new(&REQUEST_BUCKETS);
         for v in values {

@@ -18,6 +18,9 @@ use crate::telemetry::Metrics;
 /// One upstream proxy in a source list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceEntry {
+    /// The `[upstream.NAME]` it comes from (empty outside a configuration), by which upstream
+    /// policies order a route's sources.
+    pub name: String,
     /// Base URL without a trailing slash, e.g. `https://proxy.corp.example/go`.
     pub base: String,
     /// `|` after this entry: fall through to the next one on any error, not only 404/410.
@@ -76,6 +79,7 @@ impl SourceList {
                 return Err(format!("`{item}`: a proxy URL cannot have a query"));
             }
             entries.push(SourceEntry {
+                name: String::new(),
                 base: url.trim_end_matches('/').to_owned(),
                 fallthrough_on_error: sep == b'|',
                 timeout,

@@ -4,10 +4,12 @@
 //! request with the [`RequestFacts`] it knows, and the plugin answers: an [`Authorizer`] returns a
 //! [`Decision`] (allow, deny or abstain), a [`Router`] returns a route name. A
 //! [`storage::Storage`] backend says where a route's artifacts live, with plans the host carries
-//! out. The plugin runs in a
+//! out; a [`policy::Policy`] decides which module versions may come in from upstream. The
+//! plugin runs in a
 //! sandbox: no files, no network, no environment. What it may reach is granted per plugin in the
 //! modgate TOML file and used through this crate's host interfaces: [`mod@log`], [`config`], [`kv`],
-//! [`secrets`] and [`http`]; [`memo`] lets modgate reuse an answer instead of asking again.
+//! [`secrets`] and [`http`]; [`memo`] lets modgate reuse an answer instead of asking again;
+//! [`crypto`] computes digests, HMACs and signature checks natively in the host.
 //!
 //! A whole plugin:
 //!
@@ -40,10 +42,12 @@
 
 pub mod bindings;
 pub mod config;
+pub mod crypto;
 pub mod http;
 pub mod kv;
 pub mod log;
 pub mod memo;
+pub mod policy;
 pub mod secrets;
 pub mod storage;
 mod types;

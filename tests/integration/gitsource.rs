@@ -513,14 +513,38 @@ async fn new_tags_appear_after_the_fetch_ttl() {
 /// A smart-HTTP git server for tests: `git http-backend` run as CGI per request, one request
 /// per connection; with `require_auth`, only for Basic credentials `user:secret`.
 fn http_git_server(root: &Path, require_auth: bool) -> u16 {
+    git_http_server(root, require_auth, None)
+}
+
+/// [`http_git_server`] over TLS with `tls`'s certificate, always asking for `user:secret`.
+pub(crate) fn https_git_server(root: &Path, tls: std::sync::Arc<rustls::ServerConfig>) -> u16 {
+    git_http_server(root, true, Some(tls))
+}
+
+fn git_http_server(
+    root: &Path,
+    require_auth: bool,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> u16 {
     use std::io::{BufRead as _, BufReader, Read as _, Write as _};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let root = root.to_path_buf();
+    trait Stream: std::io::Read + std::io::Write {}
+    impl<T: std::io::Read + std::io::Write> Stream for T {}
     std::thread::spawn(move || {
         for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let Ok(tcp) = conn else { return };
+            let mut conn: Box<dyn Stream> = match &tls {
+                None => Box::new(tcp),
+                Some(config) => {
+                    let Ok(server) = rustls::ServerConnection::new(config.clone()) else {
+                        continue;
+                    };
+                    Box::new(rustls::StreamOwned::new(server, tcp))
+                }
+            };
+            let mut reader = BufReader::new(&mut conn);
             let mut line = String::new();
             if reader.read_line(&mut line).is_err() {
                 continue;
@@ -563,6 +587,7 @@ fn http_git_server(root: &Path, require_auth: bool) -> u16 {
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode("user:secret")
             );
+            drop(reader);
             if require_auth && header("authorization").as_deref() != Some(want.as_str()) {
                 let _ = conn.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                 continue;
@@ -627,6 +652,7 @@ fn http_git_server(root: &Path, require_auth: bool) -> u16 {
                 .as_bytes(),
             );
             let _ = conn.write_all(payload);
+            let _ = conn.flush();
         }
     });
     port
@@ -706,7 +732,7 @@ async fn http_remotes_are_fetched_and_credentials_stay_off_plain_http() {
     assert!(matches!(e, GitError::Fetch(_)), "{e:?}");
     // Configured credentials are never sent over plain http (only https), like the go
     // command's .netrc rule.
-    let creds = modgate::gitsource::Credentials {
+    let creds = modgate::gitsource::Credentials::Basic {
         username: "user".into(),
         password: "secret".into(),
     };

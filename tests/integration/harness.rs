@@ -86,6 +86,15 @@ pub struct Setup {
     pub env: Vec<(String, String)>,
     /// More keys of the catch-all `[[route]]` (TOML lines).
     pub catch_all_extra: String,
+    /// Routes with upstream proxies verify against `[gosumdb]` (modgate's default); off
+    /// unless a test sets it, as fixture modules are in no checksum database.
+    pub sumdb: bool,
+    /// Plugin timing as a production server has it: threads at `SCHED_IDLE` and each plugin's
+    /// own (or the default 50 ms) deadline. Off unless a test is about that timing: the suite
+    /// shares two cores between many servers and go commands, where a call can wait longer
+    /// than 50 ms for a CPU, so elsewhere plugin threads run at normal priority and a plugin
+    /// without a `limits.timeout_ms` of its own gets 5 s (a test that sets one keeps it).
+    pub production_plugin_timing: bool,
 }
 
 impl Setup {
@@ -102,6 +111,8 @@ impl Setup {
             local_storage: None,
             env: Vec::new(),
             catch_all_extra: String::new(),
+            sumdb: false,
+            production_plugin_timing: false,
         }
     }
 
@@ -110,6 +121,9 @@ impl Setup {
         let q = |s: &str| toml::Value::String(s.to_string()).to_string();
         let p = |p: &Path| q(p.to_str().expect("utf-8 path"));
         let mut s = format!("[server]\nlisten = \"127.0.0.1:{port}\"\naccess_log = true\n");
+        if !self.production_plugin_timing {
+            s += "plugin_priority = \"normal\"\n";
+        }
         if let Some((cert, key)) = &self.tls {
             s += &format!("tls = {{ cert = {}, key = {} }}\n", p(cert), p(key));
         }
@@ -139,13 +153,49 @@ impl Setup {
             }
             None => "[]",
         };
-        s += &self.extra_toml.replace("SOURCES", sources);
+        let sources = if self.sumdb {
+            sources.to_owned()
+        } else {
+            format!("{sources}\nsumdb = \"off\"")
+        };
+        s += &self.extra_toml.replace("SOURCES", &sources);
         s += &format!(
             "\n[[route]]\nmatch = [\"*\"]\nstorage = \"local\"\nsources = {sources}\n{}\n",
             self.catch_all_extra
         );
-        s
+        if self.production_plugin_timing {
+            s
+        } else {
+            with_test_deadlines(s)
+        }
     }
+}
+
+/// `config` with `limits.timeout_ms = 5000` in every `[plugins.NAME]` that sets no deadline of
+/// its own (see [`Setup::production_plugin_timing`]); text that does not parse is returned as
+/// it is, for the config loader to refuse.
+fn with_test_deadlines(config: String) -> String {
+    let Ok(mut doc) = config.parse::<toml::Table>() else {
+        return config;
+    };
+    let plugins = doc.get_mut("plugins").and_then(toml::Value::as_table_mut);
+    for plugin in plugins
+        .into_iter()
+        .flat_map(|t| t.iter_mut().map(|(_, v)| v))
+    {
+        let Some(plugin) = plugin.as_table_mut() else {
+            continue;
+        };
+        let limits = plugin
+            .entry("limits")
+            .or_insert_with(|| toml::Table::new().into());
+        if let Some(limits) = limits.as_table_mut() {
+            limits
+                .entry("timeout_ms")
+                .or_insert(toml::Value::Integer(5000));
+        }
+    }
+    toml::to_string(&doc).expect("a parsed config serializes")
 }
 
 /// A running modgate process. Killed (and its logs shown, if the test is failing) on drop.
@@ -698,4 +748,13 @@ pub fn snapshot(root: &Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// What a command printed, stdout then stderr.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

@@ -201,6 +201,8 @@ fn a_looping_allocating_or_trapping_plugin_does_not_stall_other_routes() {
     let up = FakeUpstream::start(standard_tree());
     let storage = tempfile::tempdir().expect("tempdir");
     let mut setup = Setup::new(storage.path(), Some(&up.url()));
+    // The priority and the 50 ms default are this test's subject.
+    setup.production_plugin_timing = true;
     setup.extra_toml = format!(
         r#"
 [plugins.spin]

@@ -5,7 +5,7 @@
 //! - `fixtures`: fixture modules and GOPROXY trees (and hostile zips), built in Rust.
 //! - `upstream`: the fake upstream GOPROXY server with request counts and failure knobs.
 //! - the rest, one area each: `protocol`, `go_client`, `fallthrough`, `singleflight`, `crash`,
-//!   `hostile`, `isolation`, `tls`, `transparency`, `xmod_zip`, `zipbuild`, `gitsource`, `go_auth`, `reload`, `publish`, and
+//!   `hostile`, `isolation`, `tls`, `transparency`, `xmod_zip`, `zipbuild`, `gitsource`, `gitssh`, `go_auth`, `reload`, `publish`, and
 //!   `bench_harness` (the benchmark harness's Python unit tests), `custom_auth_example` (runs `examples/custom-auth/README.md` as its reader would).
 //!
 //! The harness checks itself without modgate: `go_client::fixture_tree_is_valid_for_the_go_command`
@@ -16,14 +16,17 @@ mod bench_harness;
 mod cli;
 mod crash;
 mod custom_auth_example;
+mod download;
 mod fallthrough;
 mod fixtures;
 mod gitsource;
+mod gitssh;
 mod go_auth;
 mod go_client;
 mod harness;
 mod hostile;
 mod isolation;
+mod policy;
 mod private;
 mod protocol;
 mod publish;
@@ -33,6 +36,7 @@ mod routing;
 mod s3;
 mod singleflight;
 mod storage;
+mod sumdb;
 mod tls;
 mod transparency;
 mod upstream;

@@ -320,13 +320,39 @@ download = "redirect"
     let r = get(&mg, &zip);
     assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
     assert!(r.header("location").is_none());
-    // With them: filled into the bucket, then a 302 to a presigned URL of the bucket.
-    let r = raw_request(
-        mg.addr(),
-        &format!("GET {zip} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"),
-    )
-    .expect("request");
+    // With them, a miss: a 302 to the upstream that has the version, while modgate fills the
+    // bucket in the background.
+    let authorized = || {
+        raw_request(
+            mg.addr(),
+            &format!("GET {zip} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"),
+        )
+        .expect("request")
+    };
+    let r = authorized();
     assert_eq!(r.status, 302, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("{}{zip}", up.url()).as_str())
+    );
+    // Once stored: a 302 to a presigned URL of the bucket.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let r = loop {
+        let r = authorized();
+        assert_eq!(r.status, 302, "{}", String::from_utf8_lossy(&r.body));
+        if !r
+            .header("location")
+            .is_some_and(|l| l.starts_with(&up.url()))
+        {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never filled: {}",
+            mg.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let location = r.header("location").expect("location").to_string();
     assert!(
         location.starts_with(&format!("http://localhost:{}/{BUCKET}/", gw.addr.port()))

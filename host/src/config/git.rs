@@ -53,7 +53,7 @@ pub struct GitRoute {
 }
 
 /// Keys of an inline `{ git = … }` source.
-const GIT_KEYS: &str = "git, module, root_elements, username, secret";
+const GIT_KEYS: &str = "git, module, root_elements, username, secret, known_hosts";
 
 /// What [`resolve_sources`] needs from the rest of the configuration.
 pub(super) struct SourceContext<'a> {
@@ -161,43 +161,94 @@ fn resolve_git(
     })?;
     let url = resolve_url(&url, cx.base_dir).map_err(|m| (field("git"), m))?;
     let templated = url.contains("{path}") || url.contains("{module}");
-    let credentials = match string("secret")? {
-        None => {
-            if table.contains_key("username") {
-                return Err((
-                    field("username"),
-                    "only used with `secret` (the password or token)".into(),
-                ));
-            }
-            None
+    let ssh = crate::gitsource::is_ssh(&url);
+    let secret = match string("secret")? {
+        None => None,
+        Some(name) if !super::secret::is_name(&name) => {
+            return Err((
+                field("secret"),
+                format!("`{name}` is not an environment variable name"),
+            ));
         }
-        Some(secret) => {
-            if !url.starts_with("https://") {
+        Some(name) => {
+            let value = super::secret::lookup(&name, cx.env)
+                .map_err(|m| (field("secret"), m))?
+                .ok_or_else(|| {
+                    (
+                        field("secret"),
+                        format!("neither {name} nor {name}_FILE is set in the environment"),
+                    )
+                })?;
+            Some((name, value))
+        }
+    };
+    let known_hosts = string("known_hosts")?;
+    let credentials = if ssh {
+        if table.contains_key("username") {
+            return Err((
+                field("username"),
+                "not used with ssh: the user is part of the address (ssh://git@host/… or git@host:…)".into(),
+            ));
+        }
+        let Some((name, key)) = secret else {
+            return Err((
+                field("secret"),
+                "missing: an ssh source needs the deploy key (the name of the secret holding it)"
+                    .into(),
+            ));
+        };
+        if !(key.trim_start().starts_with("-----BEGIN ") && key.contains(" PRIVATE KEY-----")) {
+            return Err((
+                field("secret"),
+                format!("{name} does not hold a private key (OpenSSH or PEM text)"),
+            ));
+        }
+        let known_hosts = known_hosts.ok_or_else(|| {
+            (
+                field("known_hosts"),
+                "missing: an ssh source needs a known_hosts file with its server's host key (host keys are never trusted on first use; `ssh-keyscan -p PORT HOST` prints them)".into(),
+            )
+        })?;
+        let path = cx.base_dir.join(&known_hosts);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| (field("known_hosts"), format!("{}: {e}", path.display())))?;
+        if !text
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        {
+            return Err((
+                field("known_hosts"),
+                format!("{}: no host keys in it", path.display()),
+            ));
+        }
+        Some(Credentials::Ssh {
+            key,
+            known_hosts: path,
+        })
+    } else {
+        if known_hosts.is_some() {
+            return Err((field("known_hosts"), "only used with ssh sources".into()));
+        }
+        match secret {
+            None => {
+                if table.contains_key("username") {
+                    return Err((
+                        field("username"),
+                        "only used with `secret` (the password or token)".into(),
+                    ));
+                }
+                None
+            }
+            Some(_) if !url.starts_with("https://") => {
                 return Err((
                     field("secret"),
-                    "credentials are only ever sent to https:// remotes".into(),
+                    "credentials are only ever sent to https:// and ssh remotes".into(),
                 ));
             }
-            if secret.is_empty()
-                || !secret
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                return Err((
-                    field("secret"),
-                    format!("`{secret}` is not an environment variable name"),
-                ));
-            }
-            let password = (cx.env)(&secret).filter(|v| !v.is_empty()).ok_or_else(|| {
-                (
-                    field("secret"),
-                    format!("environment variable {secret} is not set"),
-                )
-            })?;
-            Some(Credentials {
+            Some((_, password)) => Some(Credentials::Basic {
                 username: string("username")?.unwrap_or_else(|| "modgate".into()),
                 password,
-            })
+            }),
         }
     };
     let root_elements = match table.get("root_elements") {
@@ -255,14 +306,17 @@ fn resolve_git(
 /// Checks a repository URL's scheme; a local path is made absolute against the config's
 /// directory.
 fn resolve_url(url: &str, base_dir: &Path) -> Result<String, String> {
+    const SCHEMES: &str = "https, http, ssh, git, file, an scp-like user@host:path or a local path";
     if url.is_empty() {
         return Err("empty URL".into());
     }
     if let Some((scheme, rest)) = url.split_once("://") {
         return match scheme {
-            "https" | "http" | "git" => {
+            "https" | "http" | "git" | "ssh" => {
                 if rest.is_empty() || rest.starts_with('/') {
                     Err(format!("`{url}` has no host"))
+                } else if scheme == "ssh" && !rest.contains('/') {
+                    Err(format!("`{url}` has no repository path"))
                 } else {
                     Ok(url.to_owned())
                 }
@@ -270,14 +324,20 @@ fn resolve_url(url: &str, base_dir: &Path) -> Result<String, String> {
             "file" if rest.starts_with('/') => Ok(url.to_owned()),
             "file" => Err(format!("`{url}`: a file:// URL needs an absolute path")),
             other => Err(format!(
-                "`{url}`: scheme {other} is not supported (https, http, git, file or a local path)"
+                "`{url}`: scheme {other} is not supported ({SCHEMES})"
             )),
         };
     }
-    if url.contains(':') && !url.starts_with('/') && !url.starts_with('.') {
-        return Err(format!(
-            "`{url}`: scp-like ssh addresses are not supported (https, http, git, file or a local path)"
-        ));
+    if crate::gitsource::is_scp_like(url) {
+        let (host, path) = url.split_once(':').unwrap_or_default();
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        return if host.is_empty() || host.starts_with('-') {
+            Err(format!("`{url}` has no host"))
+        } else if path.is_empty() {
+            Err(format!("`{url}` has no repository path"))
+        } else {
+            Ok(url.to_owned())
+        };
     }
     let p = Path::new(url);
     Ok(if p.is_absolute() {
@@ -299,8 +359,19 @@ mod tests {
             resolve_url("repos/{module}", base).as_deref(),
             Ok("/etc/modgate/repos/{module}")
         );
-        assert!(resolve_url("ssh://git.corp.example/x.git", base).is_err());
-        assert!(resolve_url("git@git.corp.example:x.git", base).is_err());
+        assert!(resolve_url("ssh://git@git.corp.example:2222/x.git", base).is_ok());
+        assert!(resolve_url("git@git.corp.example:{path}.git", base).is_ok());
+        assert!(resolve_url("git.corp.example:x.git", base).is_ok());
+        assert!(resolve_url("ssh://git.corp.example", base).is_err());
+        assert!(resolve_url("git@:x.git", base).is_err());
+        assert!(resolve_url("git@host:", base).is_err());
+        assert!(resolve_url("-oProxyCommand=x:y", base).is_err());
+        assert!(resolve_url("svn://host/x", base).is_err());
+        // A relative path with a colon after a slash is a path, as for git.
+        assert_eq!(
+            resolve_url("./a:b", base).as_deref(),
+            Ok("/etc/modgate/./a:b")
+        );
         assert!(resolve_url("file://relative/x", base).is_err());
         assert!(resolve_url("https:///x", base).is_err());
     }

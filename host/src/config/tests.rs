@@ -253,8 +253,11 @@ fn git_sources_resolve_in_order() {
     assert_eq!(git.templates.len(), 1);
     let creds = git.templates[0].credentials.as_ref().expect("credentials");
     assert_eq!(
-        (creds.username.as_str(), creds.password.as_str()),
-        ("modgate", "t0ken")
+        creds,
+        &crate::gitsource::Credentials::Basic {
+            username: "modgate".into(),
+            password: "t0ken".into()
+        }
     );
     assert_eq!(git.mappings[0].module_prefix, "corp.example/mono");
     assert_eq!(route.sources.entries.len(), 1);
@@ -281,7 +284,9 @@ fn git_source_errors_name_the_key() {
         &[],
     );
     assert!(
-        e.contains("`route[0].sources[0].secret`: environment variable GIT_TOKEN is not set"),
+        e.contains(
+            "`route[0].sources[0].secret`: neither GIT_TOKEN nor GIT_TOKEN_FILE is set in the environment"
+        ),
         "{e}"
     );
     let e = err(
@@ -308,10 +313,10 @@ fn git_source_errors_name_the_key() {
     );
     assert!(e.contains("not matched by the route's `match`"), "{e}");
     let e = err(
-        r#"[{ git = "ssh://git.corp.example/x.git", module = "corp.example/x" }]"#,
+        r#"[{ git = "svn://git.corp.example/x", module = "corp.example/x" }]"#,
         &[],
     );
-    assert!(e.contains("scheme ssh is not supported"), "{e}");
+    assert!(e.contains("scheme svn is not supported"), "{e}");
     let e = err(r#"["nowhere"]"#, &[]);
     assert!(
         e.contains("`route[0].sources`: no [upstream.nowhere] table"),
@@ -364,5 +369,158 @@ fn an_upstream_at_the_servers_own_address_is_refused() {
     for other in ["http://127.0.0.1:8081", "http://proxy.corp.example:8080"] {
         Config::load_with_env(None, |k| (k == "GOPROXY").then(|| other.to_owned()))
             .unwrap_or_else(|e| panic!("{other}: {e}"));
+    }
+}
+
+#[test]
+fn checksum_database_settings_resolve_and_bad_ones_name_the_key() {
+    let c = load_str(MINIMAL, &[("GOPROXY", "http://127.0.0.1:1")]).expect("loads");
+    assert_eq!(c.gosumdb.name, "sum.golang.org");
+    assert!(c.gosumdb.key.starts_with("sum.golang.org+033de0ae+"));
+    assert!(c.gosumdb.dir.ends_with("modgate-sumdb"));
+    let routes: Vec<_> = c.routes.iter().collect();
+    // Verification is on where there are proxies, and only there.
+    assert!(!routes[0].sumdb.verifies("corp.example/x"));
+    assert!(routes[1].sumdb.verifies("github.com/x/y"));
+
+    let (_, vkey) = crate::sumdb::note::Signer::generate("sum.corp.example").expect("key");
+    let text = format!(
+        "[gosumdb]\ndb = \"{vkey}\"\ndir = \"state\"\n{MINIMAL}nosumdb = [\"partner.example/*,b.example\"]\n"
+    );
+    let c = load_str(&text, &[("GOPROXY", "http://127.0.0.1:1")]).expect("loads");
+    assert_eq!(c.gosumdb.name, "sum.corp.example");
+    let route = c.routes.iter().nth(1).expect("second route");
+    assert!(!route.sumdb.verifies("partner.example/x"));
+    assert!(!route.sumdb.verifies("b.example/y"));
+    assert!(route.sumdb.verifies("c.example/y"));
+    let off = load_str(
+        &format!("{MINIMAL}sumdb = \"off\"\n"),
+        &[("GOPROXY", "http://127.0.0.1:1")],
+    )
+    .expect("loads");
+    assert!(!off.routes.iter().nth(1).expect("route").sumdb.verify);
+
+    for (text, key) in [
+        (
+            format!("[gosumdb]\ndb = \"sum.corp.example\"\n{MINIMAL}"),
+            "gosumdb.db",
+        ),
+        (
+            format!("[gosumdb]\ndb = \"{vkey} https://x\"\n{MINIMAL}"),
+            "gosumdb.db",
+        ),
+        (
+            format!("[gosumdb]\ndb = \"a+b+c\"\n{MINIMAL}"),
+            "gosumdb.db",
+        ),
+        (
+            MINIMAL.replace(
+                "storage = \"local\"\n\n[[route]]",
+                "storage = \"local\"\nsumdb = \"verify\"\n\n[[route]]",
+            ),
+            "route[0].sumdb",
+        ),
+        (format!("{MINIMAL}sumdb = \"maybe\"\n"), "sumdb"),
+        (
+            format!("{MINIMAL}nosumdb = [\"[a-\"]\n"),
+            "route[1].nosumdb",
+        ),
+    ] {
+        let msg = load_str(&text, &[("GOPROXY", "http://127.0.0.1:1")])
+            .expect_err(key)
+            .to_string();
+        assert!(msg.contains(key), "{key}: {msg}");
+    }
+}
+
+const TEST_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n-----END OPENSSH PRIVATE KEY-----\n";
+
+#[test]
+fn ssh_sources_take_a_key_secret_and_known_hosts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let known = dir.path().join("known_hosts");
+    std::fs::write(
+        &known,
+        "git.corp.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA\n",
+    )
+    .expect("write");
+    let known = known.display().to_string();
+    for url in [
+        "ssh://git@git.corp.example:2222/{path}.git",
+        "git@git.corp.example:{path}.git",
+    ] {
+        let c = load_str(
+            &git_route(&format!(
+                r#"[{{ git = "{url}", secret = "DEPLOY_KEY", known_hosts = "{known}" }}]"#
+            )),
+            &[("DEPLOY_KEY", TEST_KEY)],
+        )
+        .expect("loads");
+        let route = c.routes.route("corp.example/x").expect("route");
+        let t = &route.git.as_ref().expect("git").templates[0];
+        assert_eq!(t.url, url);
+        match t.credentials.as_ref().expect("credentials") {
+            crate::gitsource::Credentials::Ssh { key, known_hosts } => {
+                assert_eq!(key, TEST_KEY);
+                assert_eq!(known_hosts.display().to_string(), known);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    let err = |source: &str, env: &[(&str, &str)]| {
+        load_str(&git_route(&format!("[{source}]")), env)
+            .expect_err("must be refused")
+            .to_string()
+    };
+    let key = &[("DEPLOY_KEY", TEST_KEY)];
+    let url = "ssh://git@git.corp.example/{path}.git";
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: Vec<(String, Env<'_>, &str)> = vec![
+        (
+            format!(r#"{{ git = "{url}", known_hosts = "{known}" }}"#),
+            key,
+            "`route[0].sources[0].secret`: missing: an ssh source needs the deploy key",
+        ),
+        (
+            format!(r#"{{ git = "{url}", secret = "DEPLOY_KEY" }}"#),
+            key,
+            "`route[0].sources[0].known_hosts`: missing: an ssh source needs a known_hosts file",
+        ),
+        (
+            format!(r#"{{ git = "{url}", secret = "DEPLOY_KEY", known_hosts = "{known}" }}"#),
+            &[("DEPLOY_KEY", "hunter2")],
+            "`route[0].sources[0].secret`: DEPLOY_KEY does not hold a private key",
+        ),
+        (
+            format!(
+                r#"{{ git = "{url}", secret = "DEPLOY_KEY", known_hosts = "/nonexistent/kh" }}"#
+            ),
+            key,
+            "`route[0].sources[0].known_hosts`: /nonexistent/kh: No such file",
+        ),
+        (
+            format!(
+                r#"{{ git = "{url}", secret = "DEPLOY_KEY", known_hosts = "{known}", username = "git" }}"#
+            ),
+            key,
+            "`route[0].sources[0].username`: not used with ssh",
+        ),
+        (
+            format!(
+                r#"{{ git = "https://git.corp.example/{{path}}.git", known_hosts = "{known}" }}"#
+            ),
+            key,
+            "`route[0].sources[0].known_hosts`: only used with ssh sources",
+        ),
+        (
+            format!(r#"{{ git = "{url}", secret = "DEPLOY-KEY", known_hosts = "{known}" }}"#),
+            key,
+            "`route[0].sources[0].secret`: `DEPLOY-KEY` is not an environment variable name",
+        ),
+    ];
+    for (source, env, want) in cases {
+        let e = err(&source, env);
+        assert!(e.contains(want), "{source}: {e}");
     }
 }

@@ -555,7 +555,7 @@ pub(crate) fn module_path(data: &[u8]) -> String {
 /// The `retract` directives of a go.mod as `[low, high]` intervals (a single version is
 /// `[v, v]`), read leniently like `modfile.ParseLax`: `retract v`, `retract [lo, hi]` and
 /// `retract ( … )` blocks, quotes and `//` comments.
-pub(super) fn retract_intervals(data: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn retract_intervals(data: &[u8]) -> Vec<(String, String)> {
     let text = String::from_utf8_lossy(data);
     let mut out = Vec::new();
     let mut in_block = false;

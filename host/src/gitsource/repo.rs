@@ -243,20 +243,60 @@ fn peel_to_commit(repo: &gix::Repository, id: gix::ObjectId) -> Option<gix::Obje
     Some(object.peel_to_commit().ok()?.id)
 }
 
-/// HTTP(S) basic credentials for a remote.
+/// How modgate authenticates to a remote.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// User name.
-    pub username: String,
-    /// Password or token.
-    pub password: String,
+pub enum Credentials {
+    /// HTTP Basic, sent to https remotes only.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password or token.
+        password: String,
+    },
+    /// A private key for an ssh remote, whose host key must be in `known_hosts`.
+    Ssh {
+        /// The key, as OpenSSH or PEM text.
+        key: String,
+        /// A known_hosts file (OpenSSH's format).
+        known_hosts: PathBuf,
+    },
+}
+
+impl Credentials {
+    /// A digest telling credentials apart without holding them.
+    pub(super) fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        match self {
+            Self::Basic { username, password } => {
+                h.update(b"basic\0");
+                h.update(username.as_bytes());
+                h.update(b"\0");
+                h.update(password.as_bytes());
+            }
+            Self::Ssh { key, known_hosts } => {
+                h.update(b"ssh\0");
+                h.update(key.trim().as_bytes());
+                h.update(b"\0");
+                h.update(known_hosts.as_os_str().as_encoded_bytes());
+            }
+        }
+        hex::encode(&h.finalize()[..16])
+    }
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
+        match self {
+            Self::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .finish_non_exhaustive(),
+            Self::Ssh { known_hosts, .. } => f
+                .debug_struct("Ssh")
+                .field("known_hosts", known_hosts)
+                .finish_non_exhaustive(),
+        }
     }
 }
 
@@ -265,7 +305,8 @@ pub(super) enum Location {
     /// A local repository (plain path or `file://`), read in place: nothing to clone, and
     /// fetching from it would need the `git upload-pack` program.
     Local(PathBuf),
-    /// A remote (`https://`, `http://`, `git://`), mirrored into a bare clone at `cache`.
+    /// A remote (`https://`, `http://`, `ssh://` or scp-like, `git://`), mirrored into a bare
+    /// clone at `cache`.
     Remote { url: String, cache: PathBuf },
 }
 
@@ -291,7 +332,7 @@ pub(super) fn fetch(
 }
 
 fn fetch_into(url: &str, cache: &Path, credentials: Option<&Credentials>) -> Result<(), GitError> {
-    let repo = if cache.join("HEAD").exists() {
+    let mut repo = if cache.join("HEAD").exists() {
         gix::open_opts(cache, gix::open::Options::isolated())
             .map_err(|e| GitError::internal(format!("opening cache {}: {e}", cache.display())))?
     } else {
@@ -302,9 +343,34 @@ fn fetch_into(url: &str, cache: &Path, credentials: Option<&Credentials>) -> Res
         let _ = std::fs::remove_dir_all(cache);
         gix::init_bare(cache).map_err(|e| GitError::internal(format!("creating cache: {e}")))?
     };
+    let ssh = match credentials {
+        Some(Credentials::Ssh { key, known_hosts }) => {
+            let session = SshSession::new(key, known_hosts)?;
+            let mut config = repo.config_snapshot_mut();
+            config
+                .set_value(
+                    &gix::config::tree::Core::SSH_COMMAND,
+                    session.command.as_str(),
+                )
+                .and_then(|_| config.set_value(&gix::config::tree::Ssh::VARIANT, "ssh"))
+                .map_err(GitError::internal)?;
+            config.commit().map_err(GitError::internal)?;
+            Some(session)
+        }
+        _ if super::is_ssh(url) => {
+            return Err(GitError::fetch(format!(
+                "fetching {url}: an ssh remote needs a key and known_hosts"
+            )));
+        }
+        _ => None,
+    };
     // The whole cause chain: gix's top-level messages ("Transport handshake failed") alone
-    // do not say what went wrong.
+    // do not say what went wrong; for ssh, what ssh and the remote printed.
     let fetch_err = |e: &dyn std::error::Error| {
+        // What ssh or the remote said is the cause; gix only saw the connection end.
+        if let Some(said) = ssh.as_ref().and_then(SshSession::said) {
+            return GitError::fetch(format!("fetching {url}: ssh: {said}"));
+        }
         let mut msg = format!("fetching {url}: {e}");
         let mut cause = e.source();
         while let Some(c) = cause {
@@ -330,21 +396,23 @@ fn fetch_into(url: &str, cache: &Path, credentials: Option<&Credentials>) -> Res
         .connect(gix::remote::Direction::Fetch)
         .map_err(|e| fetch_err(&e))?;
     let connection = match credentials.cloned() {
-        Some(c) => connection.with_credentials(move |action| match action {
-            gix::credentials::helper::Action::Get(ctx) => {
-                Ok(Some(gix::credentials::protocol::Outcome {
-                    identity: gix::sec::identity::Account {
-                        username: c.username.clone(),
-                        password: c.password.clone(),
-                        oauth_refresh_token: None,
-                    },
-                    next: ctx.into(),
-                }))
-            }
-            _ => Ok(None),
-        }),
+        Some(Credentials::Basic { username, password }) => {
+            connection.with_credentials(move |action| match action {
+                gix::credentials::helper::Action::Get(ctx) => {
+                    Ok(Some(gix::credentials::protocol::Outcome {
+                        identity: gix::sec::identity::Account {
+                            username: username.clone(),
+                            password: password.clone(),
+                            oauth_refresh_token: None,
+                        },
+                        next: ctx.into(),
+                    }))
+                }
+                _ => Ok(None),
+            })
+        }
         // Never prompt and never run credential helpers named by some git configuration.
-        None => connection.with_credentials(|_| Ok(None)),
+        _ => connection.with_credentials(|_| Ok(None)),
     };
     connection
         .prepare_fetch(gix::progress::Discard, Default::default())
@@ -352,4 +420,87 @@ fn fetch_into(url: &str, cache: &Path, credentials: Option<&Credentials>) -> Res
         .receive(gix::progress::Discard, &AtomicBool::new(false))
         .map_err(|e| fetch_err(&e))?;
     Ok(())
+}
+
+/// One fetch's ssh client settings: the OpenSSH client run with a config file of its own (no
+/// user or system ssh configuration, no agent, no prompts), the deploy key in a file only the
+/// process can read, host keys checked strictly against the configured `known_hosts`, and what
+/// ssh and the remote print to stderr kept for the error message. All removed when dropped.
+struct SshSession {
+    dir: tempfile::TempDir,
+    /// `core.sshCommand`: run through `sh -c`, as git runs it.
+    command: String,
+}
+
+impl SshSession {
+    /// How long ssh waits for the TCP connection, and for a silent server, before giving up.
+    const TIMEOUT_SECS: u32 = 15;
+
+    fn new(key: &str, known_hosts: &Path) -> Result<Self, GitError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // tempfile makes the directory 0700 and files 0600, as ssh demands of a key.
+        let dir = tempfile::Builder::new()
+            .prefix("modgate-ssh-")
+            .tempdir()
+            .map_err(GitError::internal)?;
+        let key_path = dir.path().join("key");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_path)
+            .map_err(GitError::internal)?;
+        let mut key = key.trim().to_owned();
+        key.push('\n');
+        file.write_all(key.as_bytes()).map_err(GitError::internal)?;
+        let config_path = dir.path().join("config");
+        let quoted = |p: &Path| format!("\"{}\"", p.display());
+        let config = format!(
+            "Host *\n\
+             \tIdentityFile {key}\n\
+             \tIdentitiesOnly yes\n\
+             \tIdentityAgent none\n\
+             \tPreferredAuthentications publickey\n\
+             \tBatchMode yes\n\
+             \tUserKnownHostsFile {known}\n\
+             \tGlobalKnownHostsFile /dev/null\n\
+             \tStrictHostKeyChecking yes\n\
+             \tUpdateHostKeys no\n\
+             \tConnectTimeout {t}\n\
+             \tServerAliveInterval {t}\n\
+             \tServerAliveCountMax 2\n\
+             \tControlMaster no\n\
+             \tControlPath none\n\
+             \tForwardAgent no\n\
+             \tForwardX11 no\n\
+             \tClearAllForwardings yes\n\
+             \tLogLevel ERROR\n",
+            key = quoted(&key_path),
+            known = quoted(known_hosts),
+            t = Self::TIMEOUT_SECS,
+        );
+        std::fs::write(&config_path, config).map_err(GitError::internal)?;
+        let shell = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+        let command = format!(
+            "ssh -F {} 2>>{}",
+            shell(&config_path),
+            shell(&dir.path().join("stderr"))
+        );
+        Ok(Self { dir, command })
+    }
+
+    /// The last two lines ssh and the remote printed (where ssh says why: "Permission denied
+    /// (publickey).", "Host key verification failed.", git's "does not appear to be a git
+    /// repository"), on one line of at most 300 characters, if anything; banners left out.
+    fn said(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.dir.path().join("stderr")).ok()?;
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('@'))
+            .collect();
+        let line = lines[lines.len().saturating_sub(2)..].join("; ");
+        (!line.is_empty()).then(|| line.chars().take(300).collect())
+    }
 }

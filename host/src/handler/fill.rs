@@ -14,9 +14,10 @@ use crate::goproxy::path::ModulePath;
 use crate::goproxy::zipcheck;
 use crate::storage::verify::{GoMod, verify};
 use crate::storage::{ArtifactKey, ArtifactKind, Store};
+use crate::sumdb::gosumdb::{self, Gosumdb, Record, VerifyError};
 use crate::telemetry::Metrics;
 use crate::upstream::singleflight::SingleFlight;
-use crate::upstream::{FetchError, Fetched, SourceList, UpstreamClient};
+use crate::upstream::{FetchError, Fetched, SourceList, UpstreamClient, redact};
 
 use super::{Ctx, TtlCache, artifact_path};
 
@@ -99,6 +100,9 @@ pub struct Fetcher {
     pub(super) git: Option<(Arc<crate::gitsource::GitSource>, bool)>,
     /// Other replicas over the same storage (`[cluster]`).
     cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The checksum database versions from the proxies are checked against (`None`: not
+    /// checked, for this route or this module).
+    sumdb: Option<Arc<Gosumdb>>,
 }
 
 /// The longest a replica waits for another replica's fill of a version before filling it
@@ -120,6 +124,11 @@ impl Ctx<'_> {
             module: self.module.clone(),
             git: self.git().map(|g| (g, self.git_first())),
             cluster: self.app.cluster.clone(),
+            sumdb: self
+                .app
+                .gosumdb
+                .clone()
+                .filter(|_| self.route.sumdb.verifies(self.module.as_str())),
         }
     }
 
@@ -144,6 +153,45 @@ impl Ctx<'_> {
 }
 
 impl Fetcher {
+    /// The same fetcher, taking versions from `sources` (an upstream policy's plan) instead
+    /// of the route's.
+    pub(super) fn with_sources(mut self, sources: Option<SourceList>) -> Self {
+        if let Some(s) = sources {
+            self.sources = s;
+        }
+        self
+    }
+
+    /// The URL of `version`'s zip at the upstream proxy that serves the version (the one that
+    /// answers its `.info`), for a client to fetch itself; `None` when that URL carries
+    /// credentials (they must not reach clients) or no proxy serves it.
+    pub(super) async fn upstream_zip_url(self, version: &str) -> Result<Option<String>, Error> {
+        if self.sources.is_offline() {
+            return Ok(None);
+        }
+        let info = self.rel(version, "info")?;
+        let (_, url) = match self.fetch_small(&info, MAX_INFO, None).await {
+            Ok(found) => found,
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(entry) = served_by(&self.sources, &url).map(|i| &self.sources.entries[i]) else {
+            return Ok(None);
+        };
+        let has_userinfo = entry
+            .base
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.split('/').next().is_some_and(|a| a.contains('@')));
+        if has_userinfo {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "{}/{}",
+            entry.base,
+            self.rel(version, "zip")?
+        )))
+    }
+
     /// True when the route has no upstream proxies.
     pub(super) fn sources_offline(&self) -> bool {
         self.sources.is_offline()
@@ -238,23 +286,149 @@ impl Fetcher {
         Ok((fetched.body, fetched.url))
     }
 
-    /// Fetches and checks a version's go.mod without storing it.
-    async fn fetch_checked_mod(&self, version: &str) -> Result<Bytes, Error> {
+    /// Fetches and checks a version's go.mod without storing it, from the route's sources or
+    /// only from `from` on (after a source whose answer the checksum database contradicted).
+    /// Returns it with the URL it came from.
+    async fn fetch_checked_mod(
+        &self,
+        version: &str,
+        from: Option<&SourceList>,
+    ) -> Result<(Bytes, String), Error> {
         let what = self.rel(version, "mod")?;
-        let (body, url) = self.fetch_small(&what, MAX_GO_MOD, None).await?;
+        let (body, url) = match from {
+            None => self.fetch_small(&what, MAX_GO_MOD, None).await?,
+            Some(sources) => {
+                let f = self
+                    .client
+                    .fetch_bytes(sources, &what, MAX_GO_MOD, &self.metrics)
+                    .await
+                    .map_err(|e| upstream_error(what.clone(), e))?;
+                (f.body, f.url)
+            }
+        };
         zipcheck::check_go_mod(&body).map_err(|e| self.rejected(what, &url, e.to_string()))?;
-        Ok(body)
+        Ok((body, url))
     }
 
     /// Fetches, checks and stores a version's go.mod from the upstream proxies (the go command
     /// reads many go.mod files whose zips it never needs, so a go.mod is worth keeping on its
-    /// own).
+    /// own). With verification on, it is stored only once its hash matches the checksum
+    /// database's record (a source contradicted by the record makes way for the next one).
     pub(super) async fn fetch_mod_proxy(&self, version: &str) -> Result<Bytes, Error> {
-        let body = self.fetch_checked_mod(version).await?;
+        let expected = self.expected(version);
+        let (mut body, mut url) = self.fetch_checked_mod(version, None).await?;
+        if let Some(task) = expected {
+            let record = self.record(task).await?;
+            let mut sources = self.sources.clone();
+            while let Err((mismatch, _)) = self.matches(version, &record, Some((&body, &url)), None)
+            {
+                let Some(rest) = self.after(&sources, &url) else {
+                    return Err(mismatch);
+                };
+                tracing::warn!(module = %self.module, version, error = %mismatch, "trying the next upstream");
+                (body, url) = self.fetch_checked_mod(version, Some(&rest)).await?;
+                sources = rest;
+            }
+        }
         self.store
             .put_small(self.key(version, ArtifactKind::Mod), &body)
             .await?;
         Ok(body)
+    }
+
+    /// The checksum database's record of `version`, looked up in a task of its own (it runs
+    /// while the version downloads); `None` when the version is not checked.
+    fn expected(
+        &self,
+        version: &str,
+    ) -> Option<tokio::task::JoinHandle<Result<Record, VerifyError>>> {
+        let db = self.sumdb.clone()?;
+        let lookup = format!(
+            "{}@{}",
+            self.module.escaped(),
+            escape_version(version).ok()?
+        );
+        let source: Arc<dyn gosumdb::Source> = Arc::new(SumdbVia::new(
+            &self.client,
+            &self.sources,
+            &self.metrics,
+            db.name(),
+        ));
+        let (module, version) = (self.module.as_str().to_owned(), version.to_owned());
+        Some(tokio::spawn(async move {
+            db.record(&module, &version, lookup, source).await
+        }))
+    }
+
+    /// The record a lookup task found, or the error a client gets when there is none.
+    async fn record(
+        &self,
+        task: tokio::task::JoinHandle<Result<Record, VerifyError>>,
+    ) -> Result<Record, Error> {
+        let result = task.await.unwrap_or_else(|e| Err(e.into()));
+        result.map_err(|e| {
+            let outcome = match &e {
+                VerifyError::NotFound { .. } => "not_found",
+                VerifyError::Halted(_) => "halted",
+                _ => "error",
+            };
+            self.metrics.sumdb_check(outcome);
+            match e {
+                VerifyError::Halted(why) => Error::SumdbHalted(why),
+                e => Error::Unverified {
+                    what: self.module.to_string(),
+                    reason: format!("cannot verify: {e}; not admitted"),
+                },
+            }
+        })
+    }
+
+    /// Whether a downloaded go.mod (`mod`: its bytes and URL) and zip (`zip`: its `h1:` and
+    /// URL) hash as the record says; else the error and the URL of the contradicted answer.
+    fn matches(
+        &self,
+        version: &str,
+        record: &Record,
+        go_mod: Option<(&Bytes, &str)>,
+        zip: Option<(&str, &str)>,
+    ) -> Result<(), (Error, String)> {
+        let checks = [
+            go_mod.map(|(data, url)| {
+                let got = crate::goproxy::hash::hash_go_mod(data);
+                ("go.mod", got, record.go_mod.as_deref(), url)
+            }),
+            zip.map(|(h1, url)| ("zip", h1.to_owned(), record.zip.as_deref(), url)),
+        ];
+        for (file, got, want, url) in checks.into_iter().flatten() {
+            if want == Some(got.as_str()) {
+                continue;
+            }
+            self.metrics.sumdb_check("mismatch");
+            let db = self.sumdb.as_ref().map_or("", |d| d.name());
+            let reason = match want {
+                Some(want) => format!(
+                    "verifying {file}: checksum mismatch: {} served {got}, checksum database                      {db} has {want}; not stored",
+                    crate::upstream::host_of(url)
+                ),
+                None => format!(
+                    "verifying {file}: checksum database {db} has no {file} hash for this                      version; not stored"
+                ),
+            };
+            let e = Error::Unverified {
+                what: format!("{}@{version}", self.module),
+                reason,
+            };
+            return Err((e, url.to_owned()));
+        }
+        self.metrics.sumdb_check("ok");
+        Ok(())
+    }
+
+    /// The sources after the one that served `url` (`None`: it was the last).
+    fn after(&self, sources: &SourceList, url: &str) -> Option<SourceList> {
+        let i = served_by(sources, url)?;
+        let rest: Vec<_> = sources.entries[i + 1..].to_vec();
+        (!rest.is_empty()).then_some(SourceList { entries: rest })
     }
 
     /// Fetches and checks a version's `.info` from the upstream proxies, then [`Fetcher::keep_info`].
@@ -307,8 +481,13 @@ impl Fetcher {
             .await
     }
 
-    /// [`Fetcher::fill`] from the upstream proxies.
+    /// [`Fetcher::fill`] from the upstream proxies. With verification on, the checksum
+    /// database's record is looked up while the version downloads, and a go.mod or zip that
+    /// hashes otherwise is not stored: the next source in the list is tried, and when none is
+    /// left the client gets the mismatch, naming both hashes.
     pub(super) async fn fill_proxy(&self, version: &str) -> Result<(), Error> {
+        let mut expected = self.expected(version);
+        let mut record: Option<Record> = None;
         let zip_key = self.key(version, ArtifactKind::Zip);
         let info_key = self.key(version, ArtifactKind::Info);
         // `.info` and `.mod` first: cheap, and a not-found ends the fill before the download.
@@ -319,50 +498,195 @@ impl Fetcher {
             Some(info) => info,
             None => self.fetch_info_proxy(version).await?,
         };
-        let go_mod = if self
-            .store
-            .contains(self.key(version, ArtifactKind::Mod))
-            .await?
-        {
-            None
-        } else {
-            Some(self.fetch_checked_mod(version).await?)
-        };
-        if self.store.contains(zip_key).await? {
-            if let Some(go_mod) = &go_mod {
-                self.store
-                    .put_small(self.key(version, ArtifactKind::Mod), go_mod)
-                    .await?;
+        // After a source the database contradicted: the sources after it.
+        let mut from: Option<SourceList> = None;
+        loop {
+            let mod_stored = self
+                .store
+                .contains(self.key(version, ArtifactKind::Mod))
+                .await?;
+            let zip_stored = self.store.contains(zip_key).await?;
+            // The go.mod and the zip at once: a cold fill waits for one round trip, not two.
+            let (go_mod, download) = tokio::try_join!(
+                async {
+                    match mod_stored {
+                        true => Ok(None),
+                        false => self
+                            .fetch_checked_mod(version, from.as_ref())
+                            .await
+                            .map(Some),
+                    }
+                },
+                async {
+                    match zip_stored {
+                        true => Ok(None),
+                        false => self.download_zip(version, from.as_ref()).await.map(Some),
+                    }
+                },
+            )?;
+            if let Some(task) = expected.take() {
+                record = Some(self.record(task).await?);
             }
-            return self.store.put_small(info_key, &info).await;
+            let (error, url) = match self
+                .admit(version, record.as_ref(), go_mod, download, &info)
+                .await?
+            {
+                Admitted::Stored => return Ok(()),
+                Admitted::Contradicted(e, url) => (e, url),
+            };
+            let sources = from.as_ref().unwrap_or(&self.sources);
+            let Some(rest) = self.after(sources, &url) else {
+                return Err(error);
+            };
+            tracing::warn!(module = %self.module, version, %error, "trying the next upstream");
+            from = Some(rest);
         }
+    }
 
+    /// Downloads `version`'s zip into staging, from the route's sources or only from `from`.
+    async fn download_zip(
+        &self,
+        version: &str,
+        from: Option<&SourceList>,
+    ) -> Result<Downloaded, Error> {
         let what = self.what(version, "zip");
         let rel = self.rel(version, "zip")?;
         let (mut file, tmp) = self.store.zip_staging(&self.module, version).await?;
         let fetched = self
             .client
-            .fetch_to_file(&self.sources, &rel, MAX_ZIP, &mut file, &self.metrics)
+            .fetch_to_file(
+                from.unwrap_or(&self.sources),
+                &rel,
+                MAX_ZIP,
+                &mut file,
+                &self.metrics,
+            )
             .await
             .map_err(|e| upstream_error(what.clone(), e))?;
-        let storage_err =
-            |e: std::io::Error| Error::storage(self.store.name(), format_args!("{what}: {e}"));
-        file.flush().await.map_err(storage_err)?;
-        file.sync_all().await.map_err(storage_err)?;
-        drop(file);
+        file.flush()
+            .await
+            .map_err(|e| Error::storage(self.store.name(), format_args!("{what}: {e}")))?;
+        // Synced while it is checked (Fetcher::admit), before it is committed.
+        Ok((tmp, fetched, file))
+    }
 
-        let staged = verify(&self.module, version, tmp, GoMod::Upstream(go_mod), info)
-            .await?
-            .map_err(|e| self.rejected(what, &fetched.url, e.to_string()))?;
+    /// Checks what was downloaded (the go.mod, the zip; `None`: already stored) and commits the
+    /// version, unless the checksum database's `record` contradicts it.
+    async fn admit(
+        &self,
+        version: &str,
+        record: Option<&Record>,
+        go_mod: Option<(Bytes, String)>,
+        download: Option<Downloaded>,
+        info: &Bytes,
+    ) -> Result<Admitted, Error> {
+        if let (Some(r), Some((data, url))) = (record, &go_mod)
+            && let Err((e, url)) = self.matches(version, r, Some((data, url)), None)
+        {
+            return Ok(Admitted::Contradicted(e, url));
+        }
+        let go_mod = go_mod.map(|(data, _)| data);
+        let Some((tmp, fetched, file)) = download else {
+            if let Some(go_mod) = &go_mod {
+                self.store
+                    .put_small(self.key(version, ArtifactKind::Mod), go_mod)
+                    .await?;
+            }
+            self.store
+                .put_small(self.key(version, ArtifactKind::Info), info)
+                .await?;
+            return Ok(Admitted::Stored);
+        };
+        let what = self.what(version, "zip");
+        let sync = async {
+            file.sync_all()
+                .await
+                .map_err(|e| Error::storage(self.store.name(), format_args!("{what}: {e}")))
+        };
+        let check = verify(
+            &self.module,
+            version,
+            tmp,
+            GoMod::Upstream(go_mod),
+            info.clone(),
+        );
+        // A rejected zip is the answer even if its sync failed too (it is not kept anyway).
+        let (checked, synced) = tokio::join!(check, sync);
+        let staged =
+            checked?.map_err(|e| self.rejected(what.clone(), &fetched.url, e.to_string()))?;
+        synced?;
+        if let Some(r) = record
+            && let Err((e, url)) =
+                self.matches(version, r, None, Some((&staged.zip_hash, &fetched.url)))
+        {
+            return Ok(Admitted::Contradicted(e, url));
+        }
         tracing::info!(module = %self.module, version, url = %fetched.url, bytes = fetched.body,
             files = staged.files, hash = %staged.zip_hash, "stored module version");
-        self.store.commit(&self.module, version, staged).await
+        self.store.commit(&self.module, version, staged).await?;
+        Ok(Admitted::Stored)
+    }
+}
+
+/// The position in `sources` of the one whose (redacted) answer URL `url` is.
+fn served_by(sources: &SourceList, url: &str) -> Option<usize> {
+    sources
+        .entries
+        .iter()
+        .position(|e| url.starts_with(&redact(&e.base)))
+}
+
+/// A zip downloaded into staging: the file (written, not yet synced), where it came from, and
+/// the handle it was written through.
+type Downloaded = (tempfile::TempPath, Fetched<u64>, tokio::fs::File);
+
+/// How [`Fetcher::admit`] ended.
+enum Admitted {
+    Stored,
+    /// The checksum database contradicts the answer from this URL: nothing was stored.
+    Contradicted(Error, String),
+}
+
+/// A route's upstream proxies, as the checksum database client reaches the database.
+pub(super) struct SumdbVia {
+    client: UpstreamClient,
+    sources: SourceList,
+    metrics: Arc<Metrics>,
+    name: String,
+}
+
+impl SumdbVia {
+    pub(super) fn new(
+        client: &UpstreamClient,
+        sources: &SourceList,
+        metrics: &Arc<Metrics>,
+        name: &str,
+    ) -> Self {
+        SumdbVia {
+            client: client.clone(),
+            sources: sources.clone(),
+            metrics: Arc::clone(metrics),
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl gosumdb::Source for SumdbVia {
+    fn get<'a>(&'a self, rest: &'a str) -> gosumdb::BoxFuture<'a, Result<Bytes, FetchError>> {
+        Box::pin(async move {
+            let rel = format!("sumdb/{}/{rest}", self.name);
+            let f = self
+                .client
+                .fetch_bytes(&self.sources, &rel, MAX_SUMDB, &self.metrics)
+                .await?;
+            Ok(f.body)
+        })
     }
 }
 
 /// Turns a fetch failure into the pipeline's error for `what` (the path the client asked for,
 /// `module/@v/file`): a not-found or a refusal keeps the upstream's status and reason.
-fn upstream_error(what: String, e: FetchError) -> Error {
+pub(super) fn upstream_error(what: String, e: FetchError) -> Error {
     match e {
         FetchError::NotFound { reason: Some(r) } => Error::NotFound(format!("{what}: {r}")),
         FetchError::NotFound { reason: None } => {

@@ -131,7 +131,8 @@ impl Ctx<'_> {
 
     /// No source could answer for this module: serve from storage only.
     pub(super) fn offline(&self) -> bool {
-        self.route.sources.is_offline() && self.git().is_none()
+        (self.route.sources.is_offline() && self.git().is_none())
+            || self.route.download == crate::config::Download::None
     }
 
     /// The versions the sources know (`list`, named `what` in errors), from the first that

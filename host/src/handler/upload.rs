@@ -100,12 +100,7 @@ impl App {
             }
             Uploads::Open => {}
         }
-        let store = self.stores.get(&route.storage).ok_or_else(|| {
-            Error::Internal(format!(
-                "route[{}] names unknown storage {}",
-                route.index, route.storage
-            ))
-        })?;
+        let store = self.store_of(route)?;
         let limit = self.max_upload_bytes;
         let what = super::artifact_path(&module, &version, "zip");
         let too_large = || {

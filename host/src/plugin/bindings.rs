@@ -20,6 +20,9 @@ pub mod authorizer {
             default: trappable,
         },
         exports: { default: async },
+        with: {
+            "modgate:plugin/crypto.public-key": crate::plugin::crypto::PublicKey,
+        },
     });
 }
 
@@ -37,6 +40,7 @@ pub mod router {
             "modgate:plugin/secrets": super::authorizer::modgate::plugin::secrets,
             "modgate:plugin/http": super::authorizer::modgate::plugin::http,
             "modgate:plugin/memo": super::authorizer::modgate::plugin::memo,
+            "modgate:plugin/crypto": super::authorizer::modgate::plugin::crypto,
         },
     });
 }
@@ -55,9 +59,30 @@ pub mod storage {
             "modgate:plugin/secrets": super::authorizer::modgate::plugin::secrets,
             "modgate:plugin/http": super::authorizer::modgate::plugin::http,
             "modgate:plugin/memo": super::authorizer::modgate::plugin::memo,
+            "modgate:plugin/crypto": super::authorizer::modgate::plugin::crypto,
         },
     });
 }
 
-pub use authorizer::modgate::plugin::{config, http, kv, log, memo, secrets, types};
+/// The `upstream-policy` world.
+pub mod policy {
+    wasmtime::component::bindgen!({
+        path: "../plugin-sdk/wit",
+        world: "upstream-policy",
+        exports: { default: async },
+        with: {
+            "modgate:plugin/types": super::authorizer::modgate::plugin::types,
+            "modgate:plugin/log": super::authorizer::modgate::plugin::log,
+            "modgate:plugin/config": super::authorizer::modgate::plugin::config,
+            "modgate:plugin/kv": super::authorizer::modgate::plugin::kv,
+            "modgate:plugin/secrets": super::authorizer::modgate::plugin::secrets,
+            "modgate:plugin/http": super::authorizer::modgate::plugin::http,
+            "modgate:plugin/memo": super::authorizer::modgate::plugin::memo,
+            "modgate:plugin/crypto": super::authorizer::modgate::plugin::crypto,
+        },
+    });
+}
+
+pub use authorizer::modgate::plugin::{config, crypto, http, kv, log, memo, secrets, types};
+pub use policy::modgate::plugin::policy_types;
 pub use storage::modgate::plugin::storage_types;

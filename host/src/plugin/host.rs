@@ -1,5 +1,6 @@
 //! The host interfaces a plugin may import (`log`, `config`, `kv`, `secrets`, `http`), each
-//! enforcing the plugin's grants, and the per-call store state they live in.
+//! enforcing the plugin's grants, and the per-call store state they live in (`crypto` is in
+//! `crypto.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,8 @@ pub struct Shared {
     pub secrets: BTreeMap<String, Option<String>>,
     pub kv: Mutex<Kv>,
     pub http: Option<HttpClient>,
+    /// Keys the plugin's instances have read through `crypto`.
+    pub keys: super::crypto::KeyCache,
 }
 
 impl Shared {
@@ -161,6 +164,8 @@ pub struct State {
     pub log_truncated: bool,
     /// What the plugin said this call's answer depends on (`memo.remember`), with its TTL in ms.
     pub remembered: Option<(memo::DependsOn, u32)>,
+    /// `crypto` public keys the instance holds (capped).
+    pub crypto_keys: u32,
 }
 
 impl State {
@@ -187,6 +192,7 @@ impl State {
             log_bytes: 0,
             log_truncated: false,
             remembered: None,
+            crypto_keys: 0,
         }
     }
 

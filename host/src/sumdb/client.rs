@@ -174,61 +174,94 @@ fn tile_parent(mut t: Tile, k: u32, n: i64) -> Option<Tile> {
     Some(t)
 }
 
+/// The tiles [`TileHashReader`] reads to give the stored hashes at `indexes` of the tree of `n`
+/// records, with tile height `h`: to fetch them all at once before a check.
+pub fn tiles_for(h: u32, n: i64, indexes: &[i64]) -> Vec<Tile> {
+    plan_tiles(h, n, indexes).map_or_else(|_| Vec::new(), |p| p.tiles)
+}
+
+/// Which tiles to read for `indexes` in the tree of `n` records, and where each hash is.
+struct TilePlan {
+    tiles: Vec<Tile>,
+    order: HashMap<Tile, usize>,
+    /// The stored hashes making up the tree's hash, and the tile of each.
+    stx: Vec<i64>,
+    stx_order: Vec<usize>,
+    /// The tile of each index asked for.
+    index_order: Vec<usize>,
+}
+
+fn plan_tiles(h: u32, n: i64, indexes: &[i64]) -> Result<TilePlan, tlog::Error> {
+    let err = |m: String| tlog::Error::Read(m);
+    let mut order: HashMap<Tile, usize> = HashMap::new();
+    let mut tiles: Vec<Tile> = Vec::new();
+
+    // The tiles that make up the signed tree's hash come first.
+    let stx = tlog::sub_tree_index(0, n, Vec::new());
+    let mut stx_order = Vec::with_capacity(stx.len());
+    for &x in &stx {
+        let (tile, _, _) = tile_for_index(h, x);
+        let tile = tile_parent(tile, 0, n).ok_or_else(|| err("bad tile math".into()))?;
+        let j = *order.entry(tile).or_insert_with(|| {
+            tiles.push(tile);
+            tiles.len() - 1
+        });
+        stx_order.push(j);
+    }
+    // Then each index's tile and the parents that vouch for it.
+    let mut index_order = Vec::with_capacity(indexes.len());
+    for &x in indexes {
+        if x >= stored_hash_index(0, n) {
+            return Err(err("indexes not in tree".into()));
+        }
+        let (tile, _, _) = tile_for_index(h, x);
+        let mut k = 0;
+        let found = loop {
+            let p = tile_parent(tile, k, n)
+                .ok_or_else(|| err(format!("no tile of tree {n} holds index {x}")))?;
+            if let Some(&j) = order.get(&p) {
+                break j;
+            }
+            k += 1;
+        };
+        if k == 0 {
+            index_order.push(found);
+            continue;
+        }
+        let mut own = 0;
+        for kk in (0..k).rev() {
+            let p = tile_parent(tile, kk, n).ok_or_else(|| err("bad tile math".into()))?;
+            if p.w != 1 << p.h {
+                return Err(err(format!("bad tile math: {n} {x} {}", p.path())));
+            }
+            order.insert(p, tiles.len());
+            if kk == 0 {
+                own = tiles.len();
+            }
+            tiles.push(p);
+        }
+        index_order.push(own);
+    }
+    Ok(TilePlan {
+        tiles,
+        order,
+        stx,
+        stx_order,
+        index_order,
+    })
+}
+
 impl<R: TileReader> HashReader for TileHashReader<'_, R> {
     fn read_hashes(&mut self, indexes: &[i64]) -> Result<Vec<tlog::Hash>, tlog::Error> {
         let err = |m: String| tlog::Error::Read(m);
-        let h = self.tiles.height();
         let n = self.tree.n;
-        let mut order: HashMap<Tile, usize> = HashMap::new();
-        let mut tiles: Vec<Tile> = Vec::new();
-
-        // The tiles that make up the signed tree's hash come first.
-        let stx = tlog::sub_tree_index(0, n, Vec::new());
-        let mut stx_order = Vec::with_capacity(stx.len());
-        for &x in &stx {
-            let (tile, _, _) = tile_for_index(h, x);
-            let tile = tile_parent(tile, 0, n).ok_or_else(|| err("bad tile math".into()))?;
-            let j = *order.entry(tile).or_insert_with(|| {
-                tiles.push(tile);
-                tiles.len() - 1
-            });
-            stx_order.push(j);
-        }
-        // Then each index's tile and the parents that vouch for it.
-        let mut index_order = Vec::with_capacity(indexes.len());
-        for &x in indexes {
-            if x >= stored_hash_index(0, n) {
-                return Err(err("indexes not in tree".into()));
-            }
-            let (tile, _, _) = tile_for_index(h, x);
-            let mut k = 0;
-            let found = loop {
-                let p = tile_parent(tile, k, n)
-                    .ok_or_else(|| err(format!("no tile of tree {n} holds index {x}")))?;
-                if let Some(&j) = order.get(&p) {
-                    break j;
-                }
-                k += 1;
-            };
-            if k == 0 {
-                index_order.push(found);
-                continue;
-            }
-            let mut own = 0;
-            for kk in (0..k).rev() {
-                let p = tile_parent(tile, kk, n).ok_or_else(|| err("bad tile math".into()))?;
-                if p.w != 1 << p.h {
-                    return Err(err(format!("bad tile math: {n} {x} {}", p.path())));
-                }
-                order.insert(p, tiles.len());
-                if kk == 0 {
-                    own = tiles.len();
-                }
-                tiles.push(p);
-            }
-            index_order.push(own);
-        }
-
+        let TilePlan {
+            tiles,
+            order,
+            stx,
+            stx_order,
+            index_order,
+        } = plan_tiles(self.tiles.height(), n, indexes)?;
         let data = self.tiles.read_tiles(&tiles).map_err(err)?;
         if data.len() != tiles.len() {
             return Err(err(format!(

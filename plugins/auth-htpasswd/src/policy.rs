@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use auth_core::{Credential, INVALID_CREDENTIALS, ModulePattern, Scope, credential, decide_known};
 use modgate_plugin_sdk::{Decision, RequestFacts};
-use sha2::{Digest, Sha256};
 
 /// The answer without an `Authorization` header (unless `abstain_without_credentials`).
 pub const AUTH_REQUIRED: &str =
@@ -154,9 +153,11 @@ impl Policy {
             return Decision::unauthorized(INVALID_CREDENTIALS);
         };
         let key = cache_key(user, &password);
-        let verified = cache.contains(&key)
+        let verified = key.as_ref().is_some_and(|k| cache.contains(k))
             || (bcrypt::verify(&password, &user.hash).unwrap_or(false) && {
-                cache.insert(&key);
+                if let Some(k) = &key {
+                    cache.insert(k);
+                }
                 true
             });
         if !verified {
@@ -173,18 +174,18 @@ impl Policy {
 }
 
 /// A digest of user, password and the stored hash: a changed hash (new password) misses.
-fn cache_key(user: &User, password: &str) -> String {
-    let mut hasher = Sha256::new();
+/// `None` (nothing remembered) past the host's digest input cap.
+fn cache_key(user: &User, password: &str) -> Option<String> {
+    let mut input = Vec::new();
     for part in [user.name.as_str(), password, user.hash.as_str()] {
-        hasher.update(part.len().to_le_bytes());
-        hasher.update(part.as_bytes());
+        input.extend_from_slice(&part.len().to_le_bytes());
+        input.extend_from_slice(part.as_bytes());
     }
-    let digest: String = hasher
-        .finalize()
+    let digest: String = auth_core::sha256(&input)?
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    format!("verified:{digest}")
+    Some(format!("verified:{digest}"))
 }
 
 #[cfg(test)]

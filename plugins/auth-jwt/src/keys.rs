@@ -1,11 +1,13 @@
 //! Verification keys: JWKs (inline in the config or fetched from a JWKS URL), the HS256 secret,
 //! and the JWKS URL's copy in the host's `kv` cache.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::Value;
 
 /// What the policy needs from the host: the `kv` cache, outbound HTTP and the log. The plugin
 /// implements it with the SDK's host interfaces; unit tests with maps and counters.
@@ -22,6 +24,30 @@ pub trait Host {
     fn debug(&mut self, message: &str);
 }
 
+/// The algorithms this plugin verifies (RFC 7518 §3.1, RFC 8037 §3.1), named as in JOSE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    HS256,
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+/// The algorithms this plugin verifies, by their JOSE names.
+pub const SUPPORTED: [(&str, Algorithm); 4] = [
+    ("HS256", Algorithm::HS256),
+    ("RS256", Algorithm::RS256),
+    ("ES256", Algorithm::ES256),
+    ("EdDSA", Algorithm::EdDSA),
+];
+
+impl Algorithm {
+    /// The algorithm of a JOSE `alg` name this plugin supports.
+    pub fn from_name(name: &str) -> Option<Self> {
+        SUPPORTED.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)
+    }
+}
+
 /// A key that verifies exactly one algorithm: the algorithm comes from the key's type and curve,
 /// never from the token, so an RSA public key can never be used as an HS256 secret.
 pub struct Key {
@@ -29,8 +55,19 @@ pub struct Key {
     pub kid: Option<String>,
     /// The one algorithm this key verifies.
     pub alg: Algorithm,
-    /// The key material.
-    pub key: DecodingKey,
+    verifier: Verifier,
+}
+
+/// The key material, where the checks run: in a plugin the host computes them (`crypto`, at
+/// native speed, the public key read once and held by the host); natively (the policy's tests)
+/// the `jsonwebtoken` crate does.
+enum Verifier {
+    #[cfg(target_arch = "wasm32")]
+    Public(modgate_plugin_sdk::crypto::Key),
+    #[cfg(target_arch = "wasm32")]
+    Secret(Vec<u8>),
+    #[cfg(not(target_arch = "wasm32"))]
+    Native(jsonwebtoken::DecodingKey),
 }
 
 impl std::fmt::Debug for Key {
@@ -39,26 +76,67 @@ impl std::fmt::Debug for Key {
     }
 }
 
-/// The algorithms this plugin verifies, by their JOSE names (RFC 7518 §3.1, RFC 8037 §3.1).
-pub const SUPPORTED: [(&str, Algorithm); 4] = [
-    ("HS256", Algorithm::HS256),
-    ("RS256", Algorithm::RS256),
-    ("ES256", Algorithm::ES256),
-    ("EdDSA", Algorithm::EdDSA),
-];
+impl Key {
+    /// The HS256 key `secret`.
+    pub fn hs256(secret: &[u8]) -> Self {
+        Self {
+            kid: None,
+            alg: Algorithm::HS256,
+            #[cfg(target_arch = "wasm32")]
+            verifier: Verifier::Secret(secret.to_vec()),
+            #[cfg(not(target_arch = "wasm32"))]
+            verifier: Verifier::Native(jsonwebtoken::DecodingKey::from_secret(secret)),
+        }
+    }
+
+    /// Whether `signature` (decoded) is this key's signature of `signing_input` (the token's
+    /// `header.payload`). HMAC tags are compared in constant time.
+    pub fn verify(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+        match &self.verifier {
+            #[cfg(target_arch = "wasm32")]
+            Verifier::Public(key) => key.verify(signing_input, signature).unwrap_or(false),
+            #[cfg(target_arch = "wasm32")]
+            Verifier::Secret(secret) => modgate_plugin_sdk::crypto::hmac_verify(
+                modgate_plugin_sdk::crypto::Hash::Sha256,
+                secret,
+                signing_input,
+                signature,
+            )
+            .unwrap_or(false),
+            #[cfg(not(target_arch = "wasm32"))]
+            Verifier::Native(key) => {
+                let alg = match self.alg {
+                    Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
+                    Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
+                    Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
+                    Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+                };
+                let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
+                jsonwebtoken::crypto::verify(&encoded, signing_input, key, alg).unwrap_or(false)
+            }
+        }
+    }
+}
 
 /// The key in one JWK: RSA → RS256, EC P-256 → ES256, OKP Ed25519 → EdDSA, and `oct` → HS256
 /// only when `symmetric` (a JWKS in the config or from a URL is public: a symmetric key there
 /// would let anyone who can read it mint tokens). A JWK's own `alg`, when present, must agree;
 /// keys marked `"use": "enc"` are not signature keys.
-pub fn from_jwk(value: &serde_json::Value, symmetric: bool) -> Result<Key, String> {
-    let jwk: Jwk = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
-    let alg = match &jwk.algorithm {
-        AlgorithmParameters::RSA(rsa) => {
+pub fn from_jwk(value: &Value, symmetric: bool) -> Result<Key, String> {
+    let jwk = value.as_object().ok_or("a JWK is a JSON object")?;
+    let field = |name: &str| jwk.get(name).and_then(Value::as_str);
+    let b64 = |name: &str| -> Result<Vec<u8>, String> {
+        let text = field(name).ok_or_else(|| format!("missing `{name}`"))?;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let kty = field("kty").ok_or("missing `kty`")?;
+    let alg = match (kty, field("crv")) {
+        ("RSA", _) => {
             // RFC 7518 §3.3: 2048 bits or larger.
-            let modulus = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(rsa.n.trim_end_matches('='))
-                .map_err(|e| format!("n: {e}"))?;
+            let modulus = b64("n")?;
+            b64("e")?;
             let bits = modulus
                 .iter()
                 .position(|&b| b != 0)
@@ -68,47 +146,71 @@ pub fn from_jwk(value: &serde_json::Value, symmetric: bool) -> Result<Key, Strin
             }
             Algorithm::RS256
         }
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
-        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
-            Algorithm::EdDSA
-        }
-        AlgorithmParameters::OctetKey(_) if symmetric => Algorithm::HS256,
-        AlgorithmParameters::OctetKey(_) => {
+        ("EC", Some("P-256")) => Algorithm::ES256,
+        ("OKP", Some("Ed25519")) => Algorithm::EdDSA,
+        ("oct", _) if symmetric => Algorithm::HS256,
+        ("oct", _) => {
             return Err("symmetric (`oct`) keys are refused here: use hs256_secret".into());
         }
         _ => return Err("unsupported key type or curve (RSA, EC P-256, OKP Ed25519)".into()),
     };
-    let agrees = match jwk.common.key_algorithm {
-        None => true,
-        Some(KeyAlgorithm::RS256) => alg == Algorithm::RS256,
-        Some(KeyAlgorithm::ES256) => alg == Algorithm::ES256,
-        Some(KeyAlgorithm::EdDSA) => alg == Algorithm::EdDSA,
-        Some(KeyAlgorithm::HS256) => alg == Algorithm::HS256,
-        Some(_) => false,
-    };
-    if !agrees {
+    if let Some(own) = field("alg")
+        && Algorithm::from_name(own) != Some(alg)
+    {
         return Err(format!(
             "its alg is not {alg:?} (supported: HS256, RS256, ES256, EdDSA)"
         ));
     }
-    if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
+    if matches!(field("use"), Some(u) if u != "sig") {
         return Err("not a signature key (`use` is not `sig`)".into());
     }
     if alg != Algorithm::HS256
         && let Some(private) = ["d", "p", "q", "dp", "dq", "qi"]
             .into_iter()
-            .find(|f| value.get(f).is_some())
+            .find(|f| jwk.get(*f).is_some())
     {
         return Err(format!(
             "holds private key material ({private:?}): publish only the public key"
         ));
     }
-    let key = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
+    let kid = field("kid").map(str::to_owned);
+    if alg == Algorithm::HS256 {
+        return Ok(Key {
+            kid,
+            ..Key::hs256(&b64("k")?)
+        });
+    }
     Ok(Key {
-        kid: jwk.common.key_id,
+        kid,
         alg,
-        key,
+        verifier: verifier(alg, value)?,
     })
+}
+
+#[cfg(target_arch = "wasm32")]
+fn verifier(alg: Algorithm, jwk: &Value) -> Result<Verifier, String> {
+    use modgate_plugin_sdk::crypto;
+    let alg = match alg {
+        Algorithm::RS256 => crypto::Algorithm::Rs256,
+        Algorithm::ES256 => crypto::Algorithm::Es256,
+        Algorithm::EdDSA => crypto::Algorithm::EdDsa,
+        Algorithm::HS256 => return Err("HS256 keys are secrets".into()),
+    };
+    crypto::Key::from_jwk(alg, &jwk.to_string())
+        .map(Verifier::Public)
+        .map_err(|e| match e {
+            crypto::Error::InvalidKey(why) => why,
+            other => format!("{other:?}"),
+        })
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn verifier(_alg: Algorithm, jwk: &Value) -> Result<Verifier, String> {
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(jwk.clone()).map_err(|e| e.to_string())?;
+    jsonwebtoken::DecodingKey::from_jwk(&jwk)
+        .map(Verifier::Native)
+        .map_err(|e| e.to_string())
 }
 
 /// The keys of a JWKS document (`{"keys": [...]}`), as a list of (index, key or why not).
@@ -138,7 +240,7 @@ pub struct Remote {
 /// The remote keys as far as they could be had.
 pub enum RemoteKeys {
     /// Fetched now or recently.
-    Keys(Vec<Key>),
+    Keys(Rc<Vec<Key>>),
     /// No JWKS fetched, and none to fall back on: why.
     Unavailable(String),
 }
@@ -220,8 +322,32 @@ impl Remote {
     }
 
     /// The keys of a JWKS this plugin can use; others (encryption keys, other curves) are
-    /// skipped, as identity providers publish many kinds.
-    fn usable(&self, host: &mut dyn Host, body: &[u8]) -> Vec<Key> {
+    /// skipped, as identity providers publish many kinds. A body read before (the `kv` copy,
+    /// unchanged) gives the keys read then: a JWKS is read once per instance, not per call.
+    fn usable(&self, host: &mut dyn Host, body: &[u8]) -> Rc<Vec<Key>> {
+        /// Per JWKS URL: the body last read and its keys.
+        type Read = HashMap<String, (Vec<u8>, Rc<Vec<Key>>)>;
+        thread_local! {
+            static READ: RefCell<Read> = RefCell::new(HashMap::new());
+        }
+        let known = READ.with(|read| {
+            read.borrow()
+                .get(&self.url)
+                .filter(|(seen, _)| seen == body)
+                .map(|(_, keys)| Rc::clone(keys))
+        });
+        if let Some(keys) = known {
+            return keys;
+        }
+        let keys = Rc::new(self.read(host, body));
+        READ.with(|read| {
+            read.borrow_mut()
+                .insert(self.url.clone(), (body.to_vec(), Rc::clone(&keys)))
+        });
+        keys
+    }
+
+    fn read(&self, host: &mut dyn Host, body: &[u8]) -> Vec<Key> {
         let parsed = serde_json::from_slice(body)
             .map_err(|e| e.to_string())
             .and_then(|json| parse_jwks(&json, false));

@@ -2,7 +2,6 @@
 
 use auth_core::{Credential, INVALID_CREDENTIALS, ModulePattern, Scope, credential, decide_known};
 use modgate_plugin_sdk::{Decision, RequestFacts};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The answer without an `Authorization` header (unless `abstain_without_credentials`).
@@ -132,7 +131,7 @@ impl Policy {
     /// and the loop does not stop early, so timing tells nothing about which bytes or which
     /// entry matched.
     fn find(&self, presented: &str) -> Option<&Token> {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let digest = auth_core::sha256(presented.as_bytes())?;
         let mut found = None;
         for token in &self.tokens {
             if bool::from(token.digest.ct_eq(&digest)) {

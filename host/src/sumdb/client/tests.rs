@@ -3,57 +3,34 @@
 //! a fork, a log that lost records, tampered records and tiles.
 
 use super::*;
+use crate::sumdb::memlog::MemLog;
 use crate::sumdb::note::Signer;
-use crate::sumdb::tile::tile_indexes;
-use crate::sumdb::tlog::{Hash, format_record, format_tree, stored_hashes_for_record_hash};
 
 /// A database in memory.
 struct Db {
-    stored: Vec<Hash>,
-    records: Vec<Vec<u8>>,
+    log: MemLog,
     signer: Signer,
 }
 
 impl Db {
     fn new(skey: &str) -> Self {
         Db {
-            stored: Vec::new(),
-            records: Vec::new(),
+            log: MemLog::new(Signer::parse(skey).expect("signer")),
             signer: Signer::parse(skey).expect("signer"),
         }
     }
 
     fn add(&mut self, text: &str) -> i64 {
-        let n = self.records.len() as i64;
-        let stored = self.stored.clone();
-        let mut reader = |idx: &[i64]| -> Result<Vec<Hash>, tlog::Error> {
-            Ok(idx.iter().map(|&x| stored[x as usize]).collect())
-        };
-        let new = stored_hashes_for_record_hash(n, record_hash(text.as_bytes()), &mut reader)
-            .expect("append");
-        self.stored.extend(new);
-        self.records.push(text.as_bytes().to_vec());
-        n
+        self.log.append(text.as_bytes()).expect("append")
     }
 
     fn tree(&self) -> Tree {
-        let n = self.records.len() as i64;
-        let stored = &self.stored;
-        let mut reader = |idx: &[i64]| -> Result<Vec<Hash>, tlog::Error> {
-            Ok(idx.iter().map(|&x| stored[x as usize]).collect())
-        };
-        Tree {
-            n,
-            hash: tree_hash(n, &mut reader).expect("tree hash"),
-        }
+        self.log.tree()
     }
 
     /// The answer to a lookup of record `id`: the record, then the signed current tree.
     fn lookup(&self, id: i64) -> Vec<u8> {
-        let mut answer = format_record(id, &self.records[id as usize]).expect("record");
-        let signed = self.signer.sign(&format_tree(self.tree())).expect("sign");
-        answer.extend_from_slice(signed.as_bytes());
-        answer
+        self.log.lookup_id(id).expect("a logged record")
     }
 
     fn tiles(&self, height: u32) -> Tiles<'_> {
@@ -84,15 +61,11 @@ impl TileReader for Tiles<'_> {
         tiles
             .iter()
             .map(|t| {
-                let mut data = Vec::new();
-                for x in tile_indexes(*t) {
-                    let h = self
-                        .db
-                        .stored
-                        .get(x as usize)
-                        .ok_or_else(|| format!("no tile {}", t.path()))?;
-                    data.extend_from_slice(&h.0);
-                }
+                let mut data = self
+                    .db
+                    .log
+                    .tile(*t)
+                    .ok_or_else(|| format!("no tile {}", t.path()))?;
                 if self.tamper == Some(*t) {
                     data[0] ^= 1;
                 }

@@ -8,6 +8,7 @@ use modgate_plugin_sdk::Action;
 use serde_json::json;
 
 use super::*;
+use jsonwebtoken::Algorithm;
 
 const NOW: u64 = 1_800_000_000;
 const HS_KEY: &str = "0123456789abcdef0123456789abcdef-hs256";
@@ -683,5 +684,84 @@ fn verified_answers_hold_until_the_token_expires_refusals_are_not_kept() {
         let (d, valid_for) = p.decide_for(&ask(token), &mut h, now);
         assert!(matches!(d, Decision::Deny(_)), "{d:?}");
         assert_eq!(valid_for, None);
+    }
+}
+
+/// What the policy costs per call natively, signature check included (HS256: a fraction of
+/// a microsecond of it): `cargo test --release --manifest-path plugins/Cargo.toml -p auth-jwt
+/// -- --ignored --nocapture bench_`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn bench_decide_natively() {
+    let hs = hs256();
+    let p = policy(json!({}), Some(HS_KEY));
+    let token = sign(&hs, None, &claims(json!({})));
+    let req = request(
+        Some("corp.example/team-a"),
+        Action::Read,
+        Some(&format!("Bearer {token}")),
+    );
+    let mut h = host();
+    for _ in 0..1000 {
+        p.decide(&req, &mut h, NOW);
+    }
+    const N: u32 = 20_000;
+    let started = std::time::Instant::now();
+    for _ in 0..N {
+        std::hint::black_box(p.decide(&req, &mut h, NOW));
+    }
+    println!(
+        "auth-jwt HS256 decide, natively: {:?}",
+        started.elapsed() / N
+    );
+    let time = |label: &str, f: &mut dyn FnMut()| {
+        let started = std::time::Instant::now();
+        for _ in 0..N {
+            f();
+        }
+        println!("  {label}: {:?}", started.elapsed() / N);
+    };
+    time("credential()", &mut || {
+        std::hint::black_box(auth_core::credential(&req).ok());
+    });
+    time("Token::parse", &mut || {
+        std::hint::black_box(Token::parse(&token).ok());
+    });
+    let t = Token::parse(&token).unwrap_or_else(|e| panic!("{e}"));
+    time("claims()", &mut || {
+        std::hint::black_box(t.claims().ok());
+    });
+    let c = t.claims().unwrap_or_else(|e| panic!("{e}"));
+    time("check_claims", &mut || {
+        std::hint::black_box(p.check_claims(c.clone(), NOW).is_ok());
+    });
+    time("remote.keys", &mut || {
+        if let Some(r) = &p.remote {
+            std::hint::black_box(matches!(r.keys(&mut h, NOW, false), RemoteKeys::Keys(_)));
+        }
+    });
+    let key = Key::hs256(HS_KEY.as_bytes());
+    time("verify", &mut || {
+        std::hint::black_box(key.verify(t.signing_input.as_bytes(), &t.signature));
+    });
+    time("decide_for whole", &mut || {
+        std::hint::black_box(p.decide_for(&req, &mut h, NOW));
+    });
+    let ed = ed25519(1, "ed");
+    let p = policy(json!({"jwks": {"keys": [ed.jwk.clone()]}}), None);
+    for (label, extra) in [
+        ("valid", json!({})),
+        ("expired", json!({"exp": NOW - 3600})),
+    ] {
+        let token = sign(&ed, Some("ed"), &claims(extra));
+        let req = request(
+            Some("corp.example/team-a"),
+            Action::Read,
+            Some(&format!("Bearer {token}")),
+        );
+        println!("  EdDSA {label}: {:?}", p.decide(&req, &mut h, NOW));
+        time(&format!("EdDSA {label} decide"), &mut || {
+            std::hint::black_box(p.decide(&req, &mut h, NOW));
+        });
     }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use modgate_plugin_sdk::Action;
+use sha2::{Digest as _, Sha256};
 
 fn sha256_hex(token: &str) -> String {
     Sha256::digest(token.as_bytes())

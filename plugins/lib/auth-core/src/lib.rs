@@ -15,6 +15,21 @@ use modgate_plugin_sdk::{Action, Decision, RequestFacts};
 
 pub use pattern::{ModulePattern, PatternError};
 
+/// SHA-256 of `data`: computed by the host (`crypto`, natively) inside a plugin, by `sha2` where
+/// the policy code runs natively (its tests). `None` past the host's 1 MiB input cap, far above
+/// any credential the host lets through.
+pub fn sha256(data: &[u8]) -> Option<[u8; 32]> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        modgate_plugin_sdk::crypto::sha256(data)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use sha2::Digest as _;
+        Some(sha2::Sha256::digest(data).into())
+    }
+}
+
 /// The answer to a caller whose credentials do not check out. Identical whatever the module, so
 /// an unauthenticated caller learns nothing about which private modules exist (GOPROXY.md §6).
 pub const INVALID_CREDENTIALS: &str = "invalid credentials";
