@@ -53,11 +53,94 @@ enum Command {
         #[arg(long, env = "MODGATE_TOKEN", hide_env_values = true, requires = "to")]
         token: Option<String>,
     },
+    /// Build and try out plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Validate a configuration file (and its TLS files) without serving.
     CheckConfig {
         /// Configuration file (TOML).
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Build the plugin in DIR into a component modgate loads: a Go module (with Go 1.25 or
+    /// later; `GOOS=wasip1` reactor, then made a component in-process) or a Rust crate
+    /// (`cargo build --release --target wasm32-wasip2`). Prints the path, size and world.
+    Build {
+        /// The plugin's directory (its go.mod or Cargo.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Where to write the component (default: DIR/<module name>.wasm for Go, cargo's
+        /// output for Rust).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Run a plugin component under modgate's runtime against requests and print its answers
+    /// ("allow NAME [SCOPES]", "deny STATUS MESSAGE", "abstain", "route NAME", "none"). With
+    /// expected answers (--expect, or `expect` in a cases file), exits 1 when one differs.
+    Test {
+        /// The component (.wasm).
+        wasm: PathBuf,
+        /// A request, `METHOD /path` (e.g. 'GET /corp.example/x/@v/list').
+        #[arg(long, short)]
+        request: Option<String>,
+        /// A header of --request, `Name: value` (repeatable).
+        #[arg(long = "header", short = 'H', value_name = "HEADER")]
+        headers: Vec<String>,
+        /// The answer --request must get, or its beginning ("allow", "deny 401", …).
+        #[arg(long, requires = "request")]
+        expect: Option<String>,
+        /// A TOML file of cases: [config], [secrets] and [[case]] request/headers/expect.
+        #[arg(long, value_name = "FILE")]
+        cases: Option<PathBuf>,
+    },
+}
+
+fn plugin_test(
+    wasm: &Path,
+    request: Option<String>,
+    headers: Vec<String>,
+    expect: Option<String>,
+    cases: Option<&Path>,
+) -> ExitCode {
+    use modgate::plugin::trial;
+    let mut all = match cases.map(trial::Cases::read).transpose() {
+        Ok(cases) => cases.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("modgate plugin test: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    if let Some(request) = request {
+        all.case.push(trial::Case {
+            request,
+            headers,
+            peer: None,
+            expect,
+        });
+    }
+    if all.case.is_empty() {
+        eprintln!("modgate plugin test: nothing to try (give --request or --cases)");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
+    match trial::run(wasm, &all) {
+        Ok(report) => {
+            for line in &report.lines {
+                println!("{line}");
+            }
+            if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("modgate plugin test: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Exit status for an invalid configuration, so scripts can tell it from a runtime failure.
@@ -67,6 +150,31 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Plugin(PluginCommand::Test {
+            wasm,
+            request,
+            headers,
+            expect,
+            cases,
+        }) => plugin_test(&wasm, request, headers, expect, cases.as_deref()),
+        Command::Plugin(PluginCommand::Build { dir, output }) => {
+            match modgate::plugin::build::build(&dir, output.as_deref()) {
+                Ok(built) => {
+                    println!(
+                        "{}: {} plugin, {} bytes, world {}",
+                        built.path.display(),
+                        built.language,
+                        built.size,
+                        built.worlds.join(", ")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("modgate plugin build: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Publish {
             dir,
             module,

@@ -37,6 +37,7 @@
 
 mod bindings;
 mod budget;
+pub mod build;
 pub mod crypto;
 pub mod embedded;
 #[cfg(test)]
@@ -49,6 +50,7 @@ pub mod storage;
 #[cfg(test)]
 mod tests;
 mod ticker;
+pub mod trial;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};

@@ -23,6 +23,7 @@ mod gitsource;
 mod gitssh;
 mod go_auth;
 mod go_client;
+mod go_plugins;
 mod harness;
 mod hostile;
 mod isolation;

@@ -1,0 +1,3 @@
+module modgate.dev/sdk
+
+go 1.25
