@@ -88,6 +88,9 @@ pub fn run(wasm: &Path, cases: &Cases) -> Result<Report, String> {
         .to_string();
     let mut spec = PluginSpec::new(name.clone(), PluginSource::Bytes(component.into()));
     spec.config = cases.config.clone();
+    // Answers are what is tried here, not speed: a first call (instantiation, a Go runtime
+    // starting) on a busy machine may take longer than a production deadline.
+    spec.limits.timeout = std::time::Duration::from_secs(10);
     spec.grants.secrets = cases.secrets.keys().cloned().collect();
     spec.secret_values = cases.secrets.clone();
     let set = PluginSet::build(&[spec], &engine).map_err(|e| e.to_string())?;
