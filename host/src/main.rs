@@ -106,6 +106,13 @@ fn plugin_test(
     cases: Option<&Path>,
 ) -> ExitCode {
     use modgate::plugin::trial;
+    // What the plugin logs (and the host says about it) goes to stderr, readably.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .try_init();
     let mut all = match cases.map(trial::Cases::read).transpose() {
         Ok(cases) => cases.unwrap_or_default(),
         Err(e) => {

@@ -141,6 +141,11 @@ expect = "allow platform"
     let out = text(&tried);
     assert!(tried.status.success(), "plugin test failed: {out}");
     assert_eq!(out.matches("ok   ").count(), 5, "{out}");
+    // The panic's message is in the log, with the stack.
+    assert!(
+        out.contains("panic in the authorize handler: asked to panic by 127.0.0.1:40000"),
+        "{out}"
+    );
 
     // A wrong expectation fails the run, naming the case.
     let wrong = modgate(
