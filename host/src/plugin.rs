@@ -703,7 +703,8 @@ impl PluginSet {
     /// One call of `plugin`'s export `E`: a turn of the plugin's budget (or refused at once),
     /// an idle instance or a fresh one, under the deadline, on the request's thread until its
     /// first slice ends and then on the plugin pool ([`pool`]); the answer checked; health and
-    /// metrics recorded; the instance kept for the next call only if this one succeeded.
+    /// metrics recorded; the instance kept for the next call only if this one succeeded (and its
+    /// answer does not say the plugin is failing, [`Export::reusable_after`]).
     /// Returns the answer and what the plugin said it depends on (`memo.remember`), if it did.
     async fn call<E: Export>(
         &self,
@@ -774,6 +775,10 @@ impl PluginSet {
             }
         };
         let remembered = store.data_mut().remembered.take();
+        if !E::reusable_after(&answer) {
+            self.pool.dispose(store);
+            return Ok((answer, remembered));
+        }
         E::idle(plugin).put(
             Warm {
                 store,
@@ -941,6 +946,13 @@ trait Export: Sized + Send + 'static {
     ) -> impl Future<Output = wasmtime::Result<Self::Answer>> + Send + 'a;
     /// The answer within [`OutputCaps`], or [`PluginError::BadOutput`].
     fn check(plugin: &str, answer: Self::Answer) -> Result<Self::Answer, PluginError>;
+    /// Whether the instance that gave `answer` may serve another call. An answer that says
+    /// the plugin itself is failing (an authorizer's 5xx: a broken config, a Go handler that
+    /// panicked and was recovered) gets the next call a fresh instance.
+    fn reusable_after(answer: &Self::Answer) -> bool {
+        let _ = answer;
+        true
+    }
 }
 
 /// An export asked about a request, whose answers the plugin may have remembered.
@@ -991,6 +1003,10 @@ impl Export for bindings::authorizer::Authorizer {
 
     fn check(plugin: &str, answer: Decision) -> Result<Decision, PluginError> {
         check_decision(plugin, answer)
+    }
+
+    fn reusable_after(answer: &Decision) -> bool {
+        !matches!(answer, Decision::Deny(deny) if deny.status >= 500)
     }
 }
 

@@ -90,6 +90,18 @@ pub fn build(dir: &Path, out: Option<&Path>) -> Result<Built, BuildError> {
 }
 
 fn build_go(dir: &Path, out: Option<&Path>) -> Result<Built, BuildError> {
+    let (component, name) = go_component(dir)?;
+    let path = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join(format!("{name}.wasm")));
+    std::fs::write(&path, &component)
+        .map_err(|e| BuildError(format!("writing {}: {e}", path.display())))?;
+    finish(path, &component, "Go")
+}
+
+/// The component of the Go plugin module in `dir`, and the plugin's name (the module path's
+/// last element, a major-version suffix skipped).
+pub fn go_component(dir: &Path) -> Result<(Vec<u8>, String), BuildError> {
     check_go()?;
     let go_mod = std::fs::read_to_string(dir.join("go.mod"))
         .map_err(|e| BuildError(format!("{}: {e}", dir.join("go.mod").display())))?;
@@ -119,13 +131,7 @@ fn build_go(dir: &Path, out: Option<&Path>) -> Result<Built, BuildError> {
     }
     let core = std::fs::read(&core_path)
         .map_err(|e| BuildError(format!("{}: {e}", core_path.display())))?;
-    let component = componentize(&core)?;
-    let path = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| dir.join(format!("{name}.wasm")));
-    std::fs::write(&path, &component)
-        .map_err(|e| BuildError(format!("writing {}: {e}", path.display())))?;
-    finish(path, &component, "Go")
+    Ok((componentize(&core)?, name))
 }
 
 fn is_major_suffix(element: &str) -> bool {

@@ -129,6 +129,31 @@ fn denied(decision: Decision) -> (u16, String) {
 
 const AUTH_REQUIRED: &str = "authentication required: send a token as a Bearer token or as the password of Basic auth (.netrc or GOAUTH)";
 
+/// The Go port of `auth-token` (`plugins/go/auth-token`, Go SDK), built once per test run: the
+/// auth-token tests below run against it and the embedded Rust plugin alike.
+static GO_AUTH_TOKEN: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/go/auth-token");
+    match super::build::go_component(&dir) {
+        Ok((component, _)) => component,
+        Err(e) => panic!("building {}: {e}", dir.display()),
+    }
+});
+
+/// `auth-token` in Rust (embedded) and in Go.
+fn auth_token_sources() -> [(&'static str, PluginSource); 2] {
+    [
+        ("rust", PluginSource::Embedded("auth-token".into())),
+        ("go", PluginSource::Bytes(Cow::Owned(GO_AUTH_TOKEN.clone()))),
+    ]
+}
+
+fn auth_token_from(source: PluginSource) -> PluginSpec {
+    PluginSpec {
+        source,
+        ..auth_token()
+    }
+}
+
 fn auth_token() -> PluginSpec {
     let mut spec = embedded(
         "auth-token",
@@ -163,99 +188,114 @@ fn auth_token() -> PluginSpec {
 
 #[tokio::test]
 async fn auth_token_accepts_bearer_and_basic_with_any_user() {
-    let set = build(&[auth_token()]);
-    for auth in [
-        "Bearer ci-token".to_string(),
-        basic("x", "ci-token"),
-        basic("someone-else", "ci-token"),
-    ] {
-        let req = request(Some("corp.example/app"), Action::Read, Some(&auth));
-        let decision = decide(&set, "auth-token", &req).await;
-        let (principal, scopes) = allowed(&decision);
-        assert_eq!(
-            (principal, scopes),
-            ("ci", &["read".into(), "publish".into()][..])
+    for (language, source) in auth_token_sources() {
+        eprintln!("auth-token ({language})");
+        let set = build(&[auth_token_from(source)]);
+        for auth in [
+            "Bearer ci-token".to_string(),
+            basic("x", "ci-token"),
+            basic("someone-else", "ci-token"),
+        ] {
+            let req = request(Some("corp.example/app"), Action::Read, Some(&auth));
+            let decision = decide(&set, "auth-token", &req).await;
+            let (principal, scopes) = allowed(&decision);
+            assert_eq!(
+                (principal, scopes),
+                ("ci", &["read".into(), "publish".into()][..])
+            );
+        }
+        // A token kept in the granted secret.
+        let req = request(
+            Some("other.example/x"),
+            Action::Read,
+            Some("Bearer vault-token"),
         );
+        assert_eq!(allowed(&decide(&set, "auth-token", &req).await).0, "vault");
     }
-    // A token kept in the granted secret.
-    let req = request(
-        Some("other.example/x"),
-        Action::Read,
-        Some("Bearer vault-token"),
-    );
-    assert_eq!(allowed(&decide(&set, "auth-token", &req).await).0, "vault");
 }
 
 #[tokio::test]
 async fn auth_token_401s_never_tell_whether_a_module_exists() {
-    let set = build(&[auth_token()]);
-    let missing = request(Some("corp.example/app"), Action::Read, None);
-    assert_eq!(
-        denied(decide(&set, "auth-token", &missing).await),
-        (401, AUTH_REQUIRED.to_string())
-    );
-    let mut answers = Vec::new();
-    for module in ["corp.example/app", "corp.example/no-such-module"] {
-        for auth in ["Bearer wrong".to_string(), basic("ci", "wrong")] {
-            let req = request(Some(module), Action::Read, Some(&auth));
-            answers.push(denied(decide(&set, "auth-token", &req).await));
+    for (language, source) in auth_token_sources() {
+        eprintln!("auth-token ({language})");
+        let set = build(&[auth_token_from(source)]);
+        let missing = request(Some("corp.example/app"), Action::Read, None);
+        assert_eq!(
+            denied(decide(&set, "auth-token", &missing).await),
+            (401, AUTH_REQUIRED.to_string())
+        );
+        let mut answers = Vec::new();
+        for module in ["corp.example/app", "corp.example/no-such-module"] {
+            for auth in ["Bearer wrong".to_string(), basic("ci", "wrong")] {
+                let req = request(Some(module), Action::Read, Some(&auth));
+                answers.push(denied(decide(&set, "auth-token", &req).await));
+            }
         }
+        assert!(
+            answers
+                .iter()
+                .all(|a| *a == (401, "invalid credentials".to_string())),
+            "{answers:?}"
+        );
+        let malformed = request(Some("corp.example/app"), Action::Read, Some("Basic %%%"));
+        assert_eq!(denied(decide(&set, "auth-token", &malformed).await).0, 401);
     }
-    assert!(
-        answers
-            .iter()
-            .all(|a| *a == (401, "invalid credentials".to_string())),
-        "{answers:?}"
-    );
-    let malformed = request(Some("corp.example/app"), Action::Read, Some("Basic %%%"));
-    assert_eq!(denied(decide(&set, "auth-token", &malformed).await).0, 401);
 }
 
 #[tokio::test]
 async fn auth_token_403s_outside_its_modules_and_scopes() {
-    let set = build(&[auth_token()]);
-    let req = request(
-        Some("github.com/other/x"),
-        Action::Read,
-        Some("Bearer ci-token"),
-    );
-    assert_eq!(
-        denied(decide(&set, "auth-token", &req).await),
-        (403, "token ci may not read github.com/other/x".to_string())
-    );
-    let req = request(
-        Some("corp.example/app"),
-        Action::Publish,
-        Some("Bearer reader-token"),
-    );
-    assert_eq!(
-        denied(decide(&set, "auth-token", &req).await),
-        (
-            403,
-            "token reader may not publish corp.example/app".to_string()
-        )
-    );
-    let req = request(
-        Some("corp.example/app"),
-        Action::Publish,
-        Some("Bearer ci-token"),
-    );
-    assert_eq!(allowed(&decide(&set, "auth-token", &req).await).0, "ci");
-    // sumdb: no module, the read scope is enough.
-    let req = request(None, Action::Read, Some("Bearer reader-token"));
-    assert_eq!(allowed(&decide(&set, "auth-token", &req).await).0, "reader");
+    for (language, source) in auth_token_sources() {
+        eprintln!("auth-token ({language})");
+        let set = build(&[auth_token_from(source)]);
+        let req = request(
+            Some("github.com/other/x"),
+            Action::Read,
+            Some("Bearer ci-token"),
+        );
+        assert_eq!(
+            denied(decide(&set, "auth-token", &req).await),
+            (403, "token ci may not read github.com/other/x".to_string())
+        );
+        let req = request(
+            Some("corp.example/app"),
+            Action::Publish,
+            Some("Bearer reader-token"),
+        );
+        assert_eq!(
+            denied(decide(&set, "auth-token", &req).await),
+            (
+                403,
+                "token reader may not publish corp.example/app".to_string()
+            )
+        );
+        let req = request(
+            Some("corp.example/app"),
+            Action::Publish,
+            Some("Bearer ci-token"),
+        );
+        assert_eq!(allowed(&decide(&set, "auth-token", &req).await).0, "ci");
+        // sumdb: no module, the read scope is enough.
+        let req = request(None, Action::Read, Some("Bearer reader-token"));
+        assert_eq!(allowed(&decide(&set, "auth-token", &req).await).0, "reader");
+    }
 }
 
 #[tokio::test]
 async fn auth_token_with_a_broken_config_fails_closed_naming_itself() {
-    let set = build(&[embedded(
-        "auth-token",
-        r#"tokens = [{ name = "x", sha256 = "not-hex", scopes = ["read"], modules = ["*"] }]"#,
-    )]);
-    let req = request(Some("corp.example/app"), Action::Read, Some("Bearer x"));
-    let (status, message) = denied(decide(&set, "auth-token", &req).await);
-    assert_eq!(status, 500);
-    assert!(message.starts_with("auth-token: "), "{message}");
+    for (language, source) in auth_token_sources() {
+        eprintln!("auth-token ({language})");
+        let set = build(&[PluginSpec {
+            source,
+            ..embedded(
+                "auth-token",
+                r#"tokens = [{ name = "x", sha256 = "not-hex", scopes = ["read"], modules = ["*"] }]"#,
+            )
+        }]);
+        let req = request(Some("corp.example/app"), Action::Read, Some("Bearer x"));
+        let (status, message) = denied(decide(&set, "auth-token", &req).await);
+        assert_eq!(status, 500);
+        assert!(message.starts_with("auth-token: "), "{message}");
+    }
 }
 
 /// Latency of `auth-token` through [`PluginSet`]: a call into a reused instance (memo off) and
@@ -266,19 +306,25 @@ async fn auth_token_with_a_broken_config_fails_closed_naming_itself() {
 async fn bench_auth_token() {
     let old = old_plugin("auth_token.wasm");
     for memo in [Duration::ZERO, Limits::DEFAULT_MEMO_TTL] {
+        let mut sources = vec![
+            ("", PluginSource::Embedded("auth-token".into())),
+            (
+                " [Go]",
+                PluginSource::Bytes(Cow::Owned(GO_AUTH_TOKEN.clone())),
+            ),
+        ];
+        if let Some(wasm) = &old {
+            sources.push((
+                " [old build]",
+                PluginSource::Bytes(Cow::Owned(wasm.clone())),
+            ));
+        }
         let mut sets = Vec::new();
-        for wasm in [None, old.clone()] {
-            let old_build = wasm.is_some();
-            let mut spec = auth_token();
+        for (which, source) in sources {
+            let mut spec = auth_token_from(source);
             spec.limits = Limits::default();
             spec.limits.memo_ttl = memo;
-            if let Some(wasm) = wasm {
-                spec.source = PluginSource::Bytes(std::borrow::Cow::Owned(wasm));
-            }
-            sets.push((if old_build { " [old build]" } else { "" }, build(&[spec])));
-            if old.is_none() {
-                break;
-            }
+            sets.push((which, build(&[spec])));
         }
         let mode = if memo.is_zero() {
             "called"

@@ -1,0 +1,7 @@
+module modgate.dev/plugins/auth-token
+
+go 1.25
+
+require modgate.dev/sdk v0.0.0
+
+replace modgate.dev/sdk => ../../../plugin-sdk/go
