@@ -809,3 +809,37 @@ async fn go_plugins_take_100k_calls_with_large_headers_and_imports_without_a_tra
     let health = health_of(&set, "go-faults");
     assert_eq!((health.calls, health.failures), (100_000, 0));
 }
+
+/// What a Go plugin's call costs beside a Rust one's: a near-empty handler (the Go test
+/// plugin's `count`, the Rust `allow-all`), a fresh instance per call, and the Go handler using
+/// the host imports. Run with `cargo test --release -p modgate --lib bench_go_calls --
+/// --ignored --nocapture --test-threads=1`.
+#[tokio::test]
+#[ignore = "micro-benchmark; prints p50/p99"]
+async fn bench_go_calls() {
+    use super::first_party_tests::print_latency;
+    let rust = build(&[spec("allow-all", test_plugins::ALLOW_ALL)]);
+    let plain = facts();
+    print_latency("allow-all (Rust), reused instance", || {
+        rust.authorize("allow-all", &plain)
+    })
+    .await;
+    let go = build(&[go_faults(Duration::from_secs(5))]);
+    let count = fault("count");
+    print_latency("test-faults count (Go), reused instance", || {
+        go.authorize("go-faults", &count)
+    })
+    .await;
+    let imports = fault("imports");
+    print_latency("test-faults imports (Go: kv 32 KiB, http, digest)", || {
+        go.authorize("go-faults", &imports)
+    })
+    .await;
+    let mut fresh = go_faults(Duration::from_secs(5));
+    fresh.limits.reuse_calls = 0;
+    let fresh = build(&[fresh]);
+    print_latency("test-faults count (Go), fresh instance per call", || {
+        fresh.authorize("go-faults", &count)
+    })
+    .await;
+}

@@ -105,14 +105,25 @@ func init() {
 // gcEvery is how many bytes may be allocated between two collections.
 const gcEvery = 8 << 20
 
+// checkEvery is how many calls go by between two looks at the allocation counter (reading it
+// costs more than a small call's own work).
+const checkEvery = 16
+
 var allocated = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
 var allocatedAtLastGC uint64
+var callsSinceCheck int
 
 // AfterExport runs at the end of every export, where calling host imports is allowed: it
 // releases what the host handed in during the call (import results stay pinned until then) and
-// collects once gcEvery bytes were allocated since the last collection.
+// collects once gcEvery bytes were allocated since the last collection (looked at every
+// checkEvery calls).
 func AfterExport() {
 	pinner.Unpin()
+	callsSinceCheck++
+	if callsSinceCheck < checkEvery {
+		return
+	}
+	callsSinceCheck = 0
 	metrics.Read(allocated)
 	if allocated[0].Value.Kind() != metrics.KindUint64 {
 		return
