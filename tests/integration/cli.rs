@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::harness::text;
+
 fn modgate(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_modgate"))
         .args(args)
@@ -11,14 +13,6 @@ fn modgate(args: &[&str], cwd: &Path) -> Output {
         .env_remove("GOPROXY")
         .output()
         .expect("run modgate")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 const GOOD: &str = r#"

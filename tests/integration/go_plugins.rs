@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::harness::text;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -18,14 +20,6 @@ fn modgate(args: &[&str], cwd: &Path) -> Output {
         .env("GOWORK", "off")
         .output()
         .expect("run modgate")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// A Go plugin module in `dir` using the SDK from this checkout, with `main.go`.

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use sha2::{Digest, Sha256};
 
 use crate::gitsource::{ROOT, bare_clone, commit, git, make_main_repo};
-use crate::harness::{GoEnv, Modgate, RawResponse, Setup, raw_request_bytes, walk};
+use crate::harness::{GoEnv, Modgate, RawResponse, Setup, raw_request_bytes, text, walk};
 use crate::zipbuild::git_daemon;
 
 const TOKEN: &str = "ci-token-that-may-publish";
@@ -47,14 +47,6 @@ fn modgate_publish(args: &[&str], envs: &[(&str, &str)]) -> Output {
         c.env(k, v);
     }
     c.output().expect("run modgate publish")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Every stored file with its bytes, for "nothing changed" assertions.

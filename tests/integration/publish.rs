@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::harness::{GoEnv, Modgate, Setup, walk};
+use crate::harness::{GoEnv, Modgate, Setup, text, walk};
 
 const MODULE: &str = "corp.example/team/lib";
 
@@ -29,14 +29,6 @@ fn publish(cfg: &Path, dir: &Path, module: &str, version: &str) -> Output {
         .arg(cfg)
         .output()
         .expect("run modgate publish")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn write_module(dir: &Path, files: &[(&str, &str)]) {
