@@ -830,6 +830,14 @@ async fn bench_go_calls() {
         go.authorize("go-faults", &count)
     })
     .await;
+    for one in ["remember", "digest"] {
+        let asked = fault(one);
+        print_latency(
+            &format!("test-faults {one} (Go: count and one import)"),
+            || go.authorize("go-faults", &asked),
+        )
+        .await;
+    }
     let imports = fault("imports");
     print_latency("test-faults imports (Go: kv 32 KiB, http, digest)", || {
         go.authorize("go-faults", &imports)

@@ -5,6 +5,8 @@
 //	panic    panic (the SDK answers 503 and the host replaces the instance)
 //	loop     never return (the deadline)
 //	membomb  allocate without bound (the memory cap)
+//	remember count, and call memo.remember (one host import with a list of strings)
+//	digest   count, and hash 20 bytes in the host (one host import with a list result)
 //	imports  use the host's imports with large results (kv, http, crypto), then allow: the
 //	         regression case for the GC trap inside cabi_realloc
 package main
@@ -36,6 +38,12 @@ func init() {
 		case "membomb":
 			for {
 				sink = append(sink, make([]byte, 1<<20))
+			}
+		case "remember":
+			modgate.Remember(modgate.DependsOn{Headers: []string{"authorization"}, Module: true, Action: true}, 0)
+		case "digest":
+			if _, err := modgate.Digest(modgate.SHA256, []byte("twenty bytes of data")); err != nil {
+				return modgate.Deny(500, "digest failed")
 			}
 		case "imports":
 			if _, ok := modgate.KVGet("big"); !ok {
