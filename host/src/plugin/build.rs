@@ -99,8 +99,8 @@ fn build_go(dir: &Path, out: Option<&Path>) -> Result<Built, BuildError> {
     finish(path, &component, "Go")
 }
 
-/// The component of the Go plugin module in `dir`, and the plugin's name (the module path's
-/// last element, a major-version suffix skipped).
+/// The component of the Go plugin module in `dir`, and the plugin's name (the last element of
+/// the module path without its major-version suffix, as `module.SplitPathVersion` splits it).
 pub fn go_component(dir: &Path) -> Result<(Vec<u8>, String), BuildError> {
     check_go()?;
     let go_mod = std::fs::read_to_string(dir.join("go.mod"))
@@ -109,7 +109,9 @@ pub fn go_component(dir: &Path) -> Result<(Vec<u8>, String), BuildError> {
         .lines()
         .find_map(|l| l.trim().strip_prefix("module "))
         .map(|m| m.trim().trim_matches('"'))
-        .and_then(|m| m.rsplit('/').find(|e| !is_major_suffix(e)))
+        .map(|m| crate::goproxy::path::split_path_version(m).map_or(m, |(prefix, _)| prefix))
+        .and_then(|m| m.rsplit('/').next())
+        .filter(|name| !name.is_empty())
         .unwrap_or("plugin")
         .to_string();
     let scratch = tempfile::tempdir().map_err(|e| BuildError(format!("temporary dir: {e}")))?;
@@ -132,12 +134,6 @@ pub fn go_component(dir: &Path) -> Result<(Vec<u8>, String), BuildError> {
     let core = std::fs::read(&core_path)
         .map_err(|e| BuildError(format!("{}: {e}", core_path.display())))?;
     Ok((componentize(&core)?, name))
-}
-
-fn is_major_suffix(element: &str) -> bool {
-    element
-        .strip_prefix('v')
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The go command is there and new enough.
@@ -329,12 +325,7 @@ fn finish(path: PathBuf, component: &[u8], language: &'static str) -> Result<Bui
 
 /// Loads `component` as modgate loads plugins and gives the worlds it implements.
 pub fn worlds(component: &[u8]) -> Result<Vec<&'static str>, BuildError> {
-    let engine = PluginEngine::new(EngineSettings {
-        max_instances: 4,
-        pool_threads: 1,
-        ..EngineSettings::default()
-    })
-    .map_err(|e| BuildError(format!("the plugin runtime: {e}")))?;
+    let engine = tool_engine().map_err(BuildError)?;
     let spec = PluginSpec::new(
         "plugin",
         PluginSource::Bytes(std::borrow::Cow::Owned(component.to_vec())),
@@ -354,4 +345,26 @@ pub fn worlds(component: &[u8]) -> Result<Vec<&'static str>, BuildError> {
         worlds.push("upstream-policy");
     }
     Ok(worlds)
+}
+
+/// The plugin runtime of the command-line tools (`plugin build`, `plugin test`): one plugin, a
+/// few instances, one plugin thread.
+pub(super) fn tool_engine() -> Result<PluginEngine, String> {
+    PluginEngine::new(EngineSettings {
+        max_instances: 8,
+        pool_threads: 1,
+        ..EngineSettings::default()
+    })
+    .map_err(|e| format!("the plugin runtime: {e}"))
+}
+
+/// The component of the Go plugin in `dir` (relative to the repository), for tests; panics
+/// naming the directory when it does not build.
+#[cfg(test)]
+pub(crate) fn go_component_for_tests(dir: &str) -> Vec<u8> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    match go_component(&dir) {
+        Ok((component, _)) => component,
+        Err(e) => panic!("building {}: {e}", dir.display()),
+    }
 }

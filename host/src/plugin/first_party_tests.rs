@@ -131,13 +131,8 @@ const AUTH_REQUIRED: &str = "authentication required: send a token as a Bearer t
 
 /// The Go port of `auth-token` (`plugins/go/auth-token`, Go SDK), built once per test run: the
 /// auth-token tests below run against it and the embedded Rust plugin alike.
-static GO_AUTH_TOKEN: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/go/auth-token");
-    match super::build::go_component(&dir) {
-        Ok((component, _)) => component,
-        Err(e) => panic!("building {}: {e}", dir.display()),
-    }
-});
+static GO_AUTH_TOKEN: LazyLock<Vec<u8>> =
+    LazyLock::new(|| super::build::go_component_for_tests("plugins/go/auth-token"));
 
 /// `auth-token` in Rust (embedded) and in Go.
 fn auth_token_sources() -> [(&'static str, PluginSource); 2] {

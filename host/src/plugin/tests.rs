@@ -697,13 +697,8 @@ async fn past_its_budget_a_call_is_refused_at_once() {
 }
 
 /// `plugins/go/test-faults`, built once per test run with the Go SDK.
-static GO_FAULTS: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/go/test-faults");
-    match super::build::go_component(&dir) {
-        Ok((component, _)) => component,
-        Err(e) => panic!("building {}: {e}", dir.display()),
-    }
-});
+static GO_FAULTS: LazyLock<Vec<u8>> =
+    LazyLock::new(|| super::build::go_component_for_tests("plugins/go/test-faults"));
 
 fn go_faults(timeout: Duration) -> PluginSpec {
     let mut spec = PluginSpec::new(

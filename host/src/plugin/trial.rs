@@ -23,10 +23,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{
-    Action, Decision, EngineSettings, PluginEngine, PluginSet, PluginSource, PluginSpec,
-    RequestFacts,
-};
+use super::{Action, Decision, PluginSet, PluginSource, PluginSpec, RequestFacts};
 use crate::goproxy::request::{InfoQuery, ProxyRequest};
 
 /// One request to try.
@@ -75,12 +72,7 @@ pub struct Report {
 /// Runs `cases` against the component at `wasm`.
 pub fn run(wasm: &Path, cases: &Cases) -> Result<Report, String> {
     let component = std::fs::read(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
-    let engine = PluginEngine::new(EngineSettings {
-        max_instances: 8,
-        pool_threads: 1,
-        ..EngineSettings::default()
-    })
-    .map_err(|e| format!("the plugin runtime: {e}"))?;
+    let engine = super::build::tool_engine()?;
     let name = wasm
         .file_stem()
         .and_then(|s| s.to_str())
