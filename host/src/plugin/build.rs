@@ -368,3 +368,21 @@ pub(crate) fn go_component_for_tests(dir: &str) -> Vec<u8> {
         Err(e) => panic!("building {}: {e}", dir.display()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The WIT embedded for `plugin build` is every file the host's bindings are made from.
+    #[test]
+    fn the_embedded_wit_is_all_of_plugin_sdk_wit() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk/wit");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .expect("plugin-sdk/wit")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".wit"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = super::WIT.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk, "add the new file to build::WIT");
+    }
+}
