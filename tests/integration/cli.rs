@@ -172,6 +172,10 @@ impl Defaults {
             assert!(std::time::Instant::now() < deadline, "not ready in 30s");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        // The start-up line can reach the log a moment after the health check answers.
+        while d.startup().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         d
     }
 

@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -165,6 +166,8 @@ sources = [
     let ca_path = ca.to_str().unwrap();
     // Git repositories are sources: the start-up line names them, and a server whose routes
     // fetch only from git is not offline.
+    // The line can reach the log file a moment after the server answers its health check.
+    mg.wait_for_log("modgate listening", 1, Duration::from_secs(10));
     let startup = std::fs::read_to_string(mg.log_path("stdout")).unwrap_or_default();
     let startup = startup
         .lines()
