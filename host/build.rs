@@ -3,6 +3,8 @@
 //!
 //! - `EMBEDDED`: every first-party plugin (`plugins/<name>`, package `<name>`), embedded in the
 //!   binary so that `plugin = "<name>"` needs no path;
+//! - `GO_SDK`: the files of the Go SDK module (`plugin-sdk/go`, `modgate.dev/sdk`), for
+//!   `modgate plugin sdk` to write out and publish;
 //! - `test_plugins::<NAME>` (only under `cfg(test)`): every test plugin (`plugins/test/<name>`,
 //!   package `test-<name>`); integration tests find the same files in the directory named by the
 //!   compile-time variable `TEST_PLUGINS_WASM_DIR`, as `<name>.wasm` (not `MODGATE_…`: cargo
@@ -111,9 +113,15 @@ fn run() -> Result<(), String> {
             ));
         }
     }
+    let mut go_sdk = String::new();
+    for (relative, path) in files_under(&sdk_dir.join("go"))? {
+        go_sdk.push_str(&format!("    ({relative:?}, include_bytes!({path:?})),\n"));
+    }
     let generated = format!(
         "/// First-party plugins embedded in the binary, by the name a config's `plugin = …` uses.\n\
          pub const EMBEDDED: &[(&str, &[u8])] = &[\n{embedded}];\n\n\
+         /// The Go SDK module's files (`plugin-sdk/go`), by path relative to its root.\n\
+         pub const GO_SDK: &[(&str, &[u8])] = &[\n{go_sdk}];\n\n\
          /// Test plugins built from `plugins/test/`.\n\
          #[cfg(test)]\n\
          pub mod test_plugins {{\n{tests}}}\n"
@@ -132,6 +140,31 @@ fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, String> {
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     entries.sort_by_key(|e| e.file_name());
     Ok(entries)
+}
+
+/// Every file under `dir`, recursively, in a stable order: (path relative to `dir` with `/`
+/// separators, full path).
+fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in read_dir(&d)? {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path
+                    .strip_prefix(dir)
+                    .map_err(|e| e.to_string())?
+                    .to_str()
+                    .ok_or_else(|| format!("{}: not UTF-8", path.display()))?
+                    .to_string();
+                files.push((relative, path));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// `plugins/<name>` (first-party) and `plugins/test/<name>` (test plugins): every directory

@@ -77,6 +77,12 @@ enum PluginCommand {
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Write the Go SDK (module modgate.dev/sdk, at the version matching this modgate) into DIR,
+    /// for `modgate publish` to serve it to plugin authors like any private module.
+    Sdk {
+        /// A new (or empty) directory.
+        dir: PathBuf,
+    },
     /// Run a plugin component under modgate's runtime against requests and print its answers
     /// ("allow NAME [SCOPES]", "deny STATUS MESSAGE", "abstain", "route NAME", "none"). With
     /// expected answers (--expect, or `expect` in a cases file), exits 1 when one differs.
@@ -178,6 +184,23 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("modgate plugin build: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Plugin(PluginCommand::Sdk { dir }) => {
+            use modgate::plugin::build::{GO_SDK_MODULE, GO_SDK_VERSION, write_go_sdk};
+            match write_go_sdk(&dir) {
+                Ok(files) => {
+                    let dir = dir.display();
+                    println!("wrote {GO_SDK_MODULE} {GO_SDK_VERSION} to {dir} ({files} files)");
+                    println!(
+                        "serve it with: modgate publish {dir} --module {GO_SDK_MODULE} --version {GO_SDK_VERSION} --config FILE"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("modgate plugin sdk: {e}");
                     ExitCode::FAILURE
                 }
             }

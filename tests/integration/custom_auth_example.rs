@@ -1,20 +1,24 @@
-//! `examples/custom-auth/README.md`, run the way its reader runs it (issue 3, acceptance 4).
+//! The custom-auth walkthroughs, run the way their readers run them: `examples/custom-auth`
+//! (the plugin in Rust; issue 3, acceptance 4) and `examples/custom-auth-go` (in Go; issue 20,
+//! acceptance 1).
 //!
 //! The README is the script. Its fenced blocks mean:
 //! - ```` ```sh ````: run verbatim, in order, in one bash (`set -euo pipefail`), from a fresh copy
-//!   of `examples/custom-auth/`; it must succeed.
+//!   of the example's directory; it must succeed.
 //! - ```` ```sh fails ````: the same, but the block must fail (the reader is shown an error).
 //! - ```` ```sh no-ci ````: setup CI does its own way (the wasm target, modgate on `PATH`).
 //! - ```` ```text ```` right after a `sh` block (only blank lines between): that block's output.
 //!   Each non-blank line must equal an output line (both trimmed), in order; `...` matches any
 //!   text, and `127.0.0.1:8443` reads as the port the test chose (the README's `$PORT`).
-//! - ```` ```rust ````: must appear verbatim in `team-auth/src/lib.rs`; ```` ```toml ````: its
-//!   lines must appear in `modgate.toml`, in order. So the explanations cannot drift.
+//! - ```` ```rust ```` / ```` ```go ````: must appear verbatim in the plugin's source file;
+//!   ```` ```toml ````: its lines must appear, in order, in one of the example's config files.
+//!   So the explanations cannot drift.
 //!
 //! The environment is the reader's: `modgate` (the binary under test), `go` and `cargo` on
-//! `PATH`, nothing go- or modgate-specific inherited, `PORT` set to a free port. The copy's
-//! `team-auth/target` is a symlink to a directory kept between runs, so the plugin's
-//! dependencies compile once per machine, not once per run.
+//! `PATH`, nothing go- or modgate-specific inherited, `PORT` set to a free port. In the Rust
+//! example's copy, `team-auth/target` is a symlink to a directory kept between runs, so the
+//! plugin's dependencies compile once per machine, not once per run. The Go example needs
+//! nothing of the repository but the modgate binary: its SDK comes from `modgate plugin sdk`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -73,14 +77,15 @@ struct Step {
 
 struct Walkthrough {
     steps: Vec<Step>,
-    rust: Vec<(usize, String)>,
+    /// Blocks of the plugin's language.
+    code: Vec<(usize, String)>,
     toml: Vec<(usize, String)>,
 }
 
-fn parse(readme: &str) -> Walkthrough {
+fn parse(readme: &str, language: &str) -> Walkthrough {
     let mut w = Walkthrough {
         steps: Vec::new(),
-        rust: Vec::new(),
+        code: Vec::new(),
         toml: Vec::new(),
     };
     let mut last_was_step = false;
@@ -103,7 +108,7 @@ fn parse(readme: &str) -> Walkthrough {
                 let step = w.steps.last_mut().expect("a step");
                 step.expected = Some(b.body);
             }
-            ["rust"] => w.rust.push((b.line, b.body)),
+            [lang] if *lang == language => w.code.push((b.line, b.body)),
             ["toml"] => w.toml.push((b.line, b.body)),
             _ => {}
         }
@@ -146,7 +151,7 @@ fn missing_line(expected: &str, output: &str, port: u16) -> Option<String> {
 /// Copies `from` to `to`, leaving out what `.gitignore` there lists (the walkthrough's outputs).
 fn copy_example(from: &Path, to: &Path) {
     let ignored: Vec<PathBuf> = std::fs::read_to_string(from.join(".gitignore"))
-        .expect("examples/custom-auth/.gitignore")
+        .unwrap_or_else(|e| panic!("{}/.gitignore: {e}", from.display()))
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -210,56 +215,112 @@ fn read(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-#[test]
-fn custom_auth_walkthrough_runs_as_written() {
+/// One walkthrough: where it is, and what its test needs to know about it.
+struct Example {
+    /// Under `examples/`.
+    name: &'static str,
+    /// The plugin's language, as its README's code blocks are marked (`rust`, `go`)...
+    language: &'static str,
+    /// ...and the file those blocks quote, relative to the example.
+    source: &'static str,
+    /// The config files the README's `toml` blocks quote.
+    configs: &'static [&'static str],
+    /// Other examples the README uses (`../custom-auth/app`), copied beside it.
+    uses: &'static [&'static str],
+    /// Files and directories of the repository the copy links to (relative to the root).
+    links: &'static [&'static str],
+    /// At least this many blocks of the language, `sh` steps, failing steps and outputs.
+    counts: [usize; 4],
+}
+
+/// Runs `example`'s README as its reader would and checks every output it shows.
+fn walkthrough_runs_as_written(example: &Example) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("repo root");
-    let example = repo.join("examples/custom-auth");
-    let readme = read(&example.join("README.md"));
-    let w = parse(&readme);
+    let source_dir = repo.join("examples").join(example.name);
+    let readme = read(&source_dir.join("README.md"));
+    let w = parse(&readme, example.language);
 
     // The explanations quote the real files.
-    let lib_rs = read(&example.join("team-auth/src/lib.rs"));
-    for (line, snippet) in &w.rust {
+    let source = read(&source_dir.join(example.source));
+    for (line, snippet) in &w.code {
         assert!(
-            lib_rs.contains(snippet.as_str()),
-            "README line {line}: this rust block is not in team-auth/src/lib.rs:\n{snippet}"
+            source.contains(snippet.as_str()),
+            "README line {line}: this {} block is not in {}:\n{snippet}",
+            example.language,
+            example.source
         );
     }
-    let toml = read(&example.join("modgate.toml"));
+    let configs: Vec<String> = example
+        .configs
+        .iter()
+        .map(|c| read(&source_dir.join(c)))
+        .collect();
     for (line, snippet) in &w.toml {
-        let mut file = toml.lines().map(str::trim);
-        let missing = snippet
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .find(|want| !file.any(|l| l == *want));
+        let in_order = |toml: &String| {
+            let mut file = toml.lines().map(str::trim);
+            snippet
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .all(|want| file.any(|l| l == want))
+        };
         assert!(
-            missing.is_none(),
-            "README line {line}: {missing:?} is not in modgate.toml (in this order)"
+            configs.iter().any(in_order),
+            "README line {line}: this toml block is not in {:?} (its lines in this order):\n{snippet}",
+            example.configs
         );
     }
     // A parser that found nothing would pass everything: the walkthrough has these.
-    assert!(w.rust.len() >= 8, "rust blocks: {}", w.rust.len());
-    assert!(w.steps.len() >= 15, "sh blocks: {}", w.steps.len());
-    assert!(w.steps.iter().filter(|s| s.fails).count() >= 4);
-    assert!(w.steps.iter().filter(|s| s.expected.is_some()).count() >= 10);
+    let [code, steps, fails, outputs] = example.counts;
+    assert!(
+        w.code.len() >= code,
+        "{} blocks: {}",
+        example.language,
+        w.code.len()
+    );
+    assert!(w.steps.len() >= steps, "sh blocks: {}", w.steps.len());
+    assert!(w.steps.iter().filter(|s| s.fails).count() >= fails);
+    assert!(w.steps.iter().filter(|s| s.expected.is_some()).count() >= outputs);
 
-    // A fresh copy, laid out as in the repository so `path = "../../../plugin-sdk"` resolves
-    // (and the SDK finds the workspace manifest it inherits its settings from).
+    // A fresh copy, laid out as in the repository (`../custom-auth/app` and, for the Rust
+    // plugin, `path = "../../../plugin-sdk"` resolve).
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("repo");
-    let dir = root.join("examples/custom-auth");
-    copy_example(&example, &dir);
-    for shared in ["plugin-sdk", "Cargo.toml"] {
+    let dir = root.join("examples").join(example.name);
+    copy_example(&source_dir, &dir);
+    for other in example.uses {
+        copy_example(
+            &repo.join("examples").join(other),
+            &root.join("examples").join(other),
+        );
+    }
+    for shared in example.links {
         std::os::unix::fs::symlink(repo.join(shared), root.join(shared)).expect("symlink");
     }
-    std::os::unix::fs::symlink(
-        shared_dir("custom-auth-example-target"),
-        dir.join("team-auth/target"),
+    if example.language == "rust" {
+        std::os::unix::fs::symlink(
+            shared_dir("custom-auth-example-target"),
+            dir.join("team-auth/target"),
+        )
+        .expect("symlink");
+    }
+    // The README's 50 ms call deadline is for a server with CPU to spare; here the server
+    // shares two cores with the rest of the suite, and a call can wait that long for a CPU
+    // (plugin threads run at the lowest priority). What the walkthrough decides is checked, not
+    // how fast: the copy's deadline is raised, the repository's file stays as written.
+    let config = dir.join("modgate.toml");
+    let text = read(&config);
+    assert!(
+        text.contains("timeout_ms = 50,"),
+        "modgate.toml sets no 50 ms deadline"
+    );
+    std::fs::write(
+        &config,
+        text.replace("timeout_ms = 50,", "timeout_ms = 2000,"),
     )
-    .expect("symlink");
+    .expect("write modgate.toml");
     let out = tmp.path().join("out");
     std::fs::create_dir(&out).expect("mkdir");
     let script_path = tmp.path().join("walkthrough.sh");
@@ -317,13 +378,7 @@ fn custom_auth_walkthrough_runs_as_written() {
         .env("GOENV", "off")
         .env("GOTOOLCHAIN", "local")
         .env("GOPATH", tmp.path().join("gopath"))
-        .env("GOCACHE", shared_dir("gocache"))
-        // The README's 50 ms call deadline is for a server with CPU to spare; here the server
-        // shares two cores with the rest of the suite, and a call can wait that long for a CPU
-        // (plugin threads run at the lowest priority). What the walkthrough decides is checked,
-        // not how fast: the deadline is raised through the environment, the file stays as
-        // written.
-        .env("MODGATE_PLUGINS__TEAM-AUTH__LIMITS__TIMEOUT_MS", "2000");
+        .env("GOCACHE", shared_dir("gocache"));
     let mut child = cmd.spawn().expect("run bash");
     let group = ProcessGroup(child.id());
     let started = Instant::now();
@@ -385,6 +440,32 @@ fn custom_auth_walkthrough_runs_as_written() {
         Some(s) if !s.success() => panic!("{}", report(reached, &format!("bash exited: {s}"))),
         Some(_) => assert_eq!(current.trim(), "done", "the script ended early"),
     }
+}
+
+#[test]
+fn custom_auth_walkthrough_runs_as_written() {
+    walkthrough_runs_as_written(&Example {
+        name: "custom-auth",
+        language: "rust",
+        source: "team-auth/src/lib.rs",
+        configs: &["modgate.toml"],
+        uses: &[],
+        links: &["plugin-sdk", "Cargo.toml"],
+        counts: [8, 15, 4, 10],
+    });
+}
+
+#[test]
+fn custom_auth_go_walkthrough_runs_as_written() {
+    walkthrough_runs_as_written(&Example {
+        name: "custom-auth-go",
+        language: "go",
+        source: "team-auth/main.go",
+        configs: &["sdk.toml", "modgate.toml"],
+        uses: &["custom-auth"],
+        links: &[],
+        counts: [5, 15, 4, 14],
+    });
 }
 
 #[test]

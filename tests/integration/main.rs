@@ -5,8 +5,10 @@
 //! - `fixtures`: fixture modules and GOPROXY trees (and hostile zips), built in Rust.
 //! - `upstream`: the fake upstream GOPROXY server with request counts and failure knobs.
 //! - the rest, one area each: `protocol`, `go_client`, `fallthrough`, `singleflight`, `crash`,
-//!   `hostile`, `isolation`, `tls`, `transparency`, `xmod_zip`, `zipbuild`, `gitsource`, `gitssh`, `go_auth`, `reload`, `publish`, and
-//!   `bench_harness` (the benchmark harness's Python unit tests), `custom_auth_example` (runs `examples/custom-auth/README.md` as its reader would).
+//!   `hostile`, `isolation`, `tls`, `transparency`, `xmod_zip`, `zipbuild`, `gitsource`,
+//!   `gitssh`, `go_auth`, `reload`, `publish`, and `bench_harness` (the benchmark harness's
+//!   Python unit tests), `custom_auth_example` (runs `examples/custom-auth/README.md` and
+//!   `examples/custom-auth-go/README.md` as their readers would).
 //!
 //! The harness checks itself without modgate: `go_client::fixture_tree_is_valid_for_the_go_command`
 //! and the unit tests in `fixtures::rawzip`.

@@ -38,6 +38,13 @@ const WIT: &[(&str, &str)] = &[
     ),
 ];
 
+/// The Go SDK's module path.
+pub const GO_SDK_MODULE: &str = "modgate.dev/sdk";
+
+/// The version this modgate publishes its Go SDK as: modgate's own, so the SDK a server hands
+/// out always matches the host interfaces it runs.
+pub const GO_SDK_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
 /// The oldest Go that builds plugins (`go:wasmexport` in libraries, wasip1 reactors).
 const MIN_GO: (u32, u32) = (1, 25);
 
@@ -134,6 +141,28 @@ pub fn go_component(dir: &Path) -> Result<(Vec<u8>, String), BuildError> {
     let core = std::fs::read(&core_path)
         .map_err(|e| BuildError(format!("{}: {e}", core_path.display())))?;
     Ok((componentize(&core)?, name))
+}
+
+/// Writes the Go SDK module embedded in this binary (`plugin-sdk/go` as it was built) into
+/// `dir`, which must be absent or empty (nothing is overwritten). Returns the number of files.
+/// `modgate publish` then serves it like any private module.
+pub fn write_go_sdk(dir: &Path) -> Result<usize, BuildError> {
+    let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied {
+        return fail(format!(
+            "{}: not empty (give a new directory; nothing is overwritten)",
+            dir.display()
+        ));
+    }
+    let written = |path: &Path, e: std::io::Error| BuildError(format!("{}: {e}", path.display()));
+    for (relative, bytes) in super::embedded::GO_SDK {
+        let path = dir.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| written(parent, e))?;
+        }
+        std::fs::write(&path, bytes).map_err(|e| written(&path, e))?;
+    }
+    Ok(super::embedded::GO_SDK.len())
 }
 
 /// The go command is there and new enough.
@@ -384,5 +413,40 @@ mod tests {
         let mut embedded: Vec<String> = super::WIT.iter().map(|(n, _)| n.to_string()).collect();
         embedded.sort();
         assert_eq!(embedded, on_disk, "add the new file to build::WIT");
+    }
+
+    /// `modgate plugin sdk` writes `plugin-sdk/go` as it is in the repository, whole, and never
+    /// over an existing directory's files.
+    #[test]
+    fn the_go_sdk_written_out_is_plugin_sdk_go() {
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk/go");
+        let out = tempfile::tempdir().expect("tempdir");
+        let dir = out.path().join("sdk");
+        let files = super::write_go_sdk(&dir).expect("write the SDK");
+        fn walk(root: &std::path::Path, dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    walk(root, &path, found);
+                } else {
+                    let relative = path.strip_prefix(root).expect("under root");
+                    found.push(relative.to_string_lossy().into_owned());
+                }
+            }
+        }
+        let (mut written, mut expected) = (Vec::new(), Vec::new());
+        walk(&dir, &dir, &mut written);
+        walk(&source, &source, &mut expected);
+        written.sort();
+        expected.sort();
+        assert_eq!(written, expected);
+        assert_eq!(files, expected.len());
+        assert!(expected.iter().any(|f| f == "go.mod"), "{expected:?}");
+        for file in &expected {
+            let same = std::fs::read(dir.join(file)).ok() == std::fs::read(source.join(file)).ok();
+            assert!(same, "{file} differs from plugin-sdk/go");
+        }
+        let refused = super::write_go_sdk(&dir).expect_err("a second write into the same dir");
+        assert!(refused.to_string().contains("not empty"), "{refused}");
     }
 }

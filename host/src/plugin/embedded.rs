@@ -1,5 +1,6 @@
-//! Plugins built from `plugins/` by `host/build.rs`: the first-party ones embedded in the
-//! binary (`EMBEDDED`), and the test plugins (`test_plugins`, under `cfg(test)` only).
+//! What `host/build.rs` embeds: the first-party plugins built from `plugins/` (`EMBEDDED`), the
+//! Go SDK's files (`GO_SDK`, for `modgate plugin sdk`), and the test plugins (`test_plugins`,
+//! under `cfg(test)` only).
 
 /// The embedded first-party plugin called `name` (`plugin = "auth-token"` in a config).
 pub fn lookup(name: &str) -> Option<&'static [u8]> {

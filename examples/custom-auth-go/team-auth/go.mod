@@ -1,0 +1,3 @@
+module example.com/team-auth
+
+go 1.25
