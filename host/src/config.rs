@@ -257,6 +257,9 @@ pub struct ServerFile {
     /// The plugin threads' CPU priority: `idle` (SCHED_IDLE: only CPU time the workers leave)
     /// or `normal` (the workers' own).
     pub plugin_priority: PluginPriority,
+    /// Where compiled plugins are kept between runs (`"off"`: nowhere). Absent: the user's cache
+    /// directory ([`default_plugin_cache`]).
+    pub plugin_cache: Option<String>,
     /// Time a client has to send a request's headers.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
@@ -285,6 +288,7 @@ impl Default for ServerFile {
             workers: 0,
             plugin_threads: 0,
             plugin_priority: PluginPriority::Idle,
+            plugin_cache: None,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
@@ -474,6 +478,8 @@ pub struct ServerConfig {
     /// Plugin pool threads; `0`: one per CPU.
     pub plugin_threads: usize,
     pub plugin_priority: PluginPriority,
+    /// Where compiled plugins are kept between runs; `None`: compiled at every start.
+    pub plugin_cache: Option<PathBuf>,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     /// Longest time the socket may accept no bytes while a response (or any other write) is
@@ -613,6 +619,23 @@ pub(crate) fn resolve_limits(
     Ok(())
 }
 
+/// Where compiled plugins are kept unless `server.plugin_cache` says otherwise, as other tools
+/// keep their caches: the directory systemd gives a service with `CacheDirectory=`
+/// (`$CACHE_DIRECTORY`), else `$XDG_CACHE_HOME/modgate/plugins`, else
+/// `$HOME/.cache/modgate/plugins`; none without any of them.
+pub fn default_plugin_cache(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let set = |name: &str| env(name).filter(|v| Path::new(v).is_absolute());
+    if let Some(dir) = set("CACHE_DIRECTORY") {
+        // systemd may give several, colon-separated: the first is the service's own.
+        let first = dir.split(':').next().unwrap_or(&dir);
+        return Some(Path::new(first).join("plugins"));
+    }
+    if let Some(dir) = set("XDG_CACHE_HOME") {
+        return Some(Path::new(&dir).join("modgate/plugins"));
+    }
+    set("HOME").map(|home| Path::new(&home).join(".cache/modgate/plugins"))
+}
+
 fn resolve(
     file: FileConfig,
     origin: String,
@@ -667,6 +690,17 @@ fn resolve(
         cert: relative(&t.cert),
         key: relative(&t.key),
     });
+    let plugin_cache = match s.plugin_cache.as_deref() {
+        None => default_plugin_cache(env),
+        Some("off") => None,
+        Some("") => {
+            return Err(invalid(
+                "server.plugin_cache",
+                "empty: give a directory, or \"off\" to compile plugins at every start".into(),
+            ));
+        }
+        Some(dir) => Some(relative(Path::new(dir))),
+    };
     let server = ServerConfig {
         listen,
         tls,
@@ -674,6 +708,7 @@ fn resolve(
         workers: s.workers,
         plugin_threads: s.plugin_threads,
         plugin_priority: s.plugin_priority,
+        plugin_cache,
         header_timeout: s.header_timeout,
         idle_timeout: s.idle_timeout,
         send_timeout: s.send_timeout,

@@ -352,6 +352,7 @@ fn engine_for(
     let engine = PluginEngine::new(EngineSettings {
         pool_threads: config.server.plugin_threads,
         pool_idle_priority: config.server.plugin_priority == crate::config::PluginPriority::Idle,
+        cache_dir: config.server.plugin_cache.clone(),
         ..EngineSettings::default()
     })
     .map_err(|e| Error::Internal(format!("cannot start the plugin engine: {e}")))?;

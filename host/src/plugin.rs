@@ -324,10 +324,22 @@ impl PluginEngine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         if let Some(dir) = &settings.cache_dir {
             // wasmtime's own cache (keyed by the bytes, the settings and the wasmtime version):
-            // `Component::deserialize_file` would need `unsafe`, this does not.
+            // `Component::deserialize_file` would need `unsafe`, this does not. It only saves
+            // time: a directory it cannot use costs a warning, not the start.
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir);
-            config.cache(Some(wasmtime::Cache::new(cache).map_err(engine_error)?));
+            match std::fs::create_dir_all(dir)
+                .map_err(wasmtime::Error::from)
+                .and_then(|()| wasmtime::Cache::new(cache))
+            {
+                Ok(cache) => {
+                    config.cache(Some(cache));
+                }
+                Err(e) => tracing::warn!(
+                    dir = %dir.display(),
+                    "plugins are compiled at every start: the cache directory is not usable ({e:#})"
+                ),
+            }
         }
         let engine = Engine::new(&config).map_err(engine_error)?;
 
@@ -506,7 +518,6 @@ impl PluginSet {
     pub fn build(specs: &[PluginSpec], engine: &PluginEngine) -> Result<Self, PluginError> {
         let mut plugins = BTreeMap::new();
         let idle_cap = idle_cap(engine.settings.max_instances, specs.len());
-        let built = Instant::now();
         for spec in specs {
             let load = |message: String| PluginError::Load {
                 plugin: spec.name.clone(),
@@ -583,7 +594,7 @@ impl PluginSet {
                 memo_judge: memo::Memo::new(spec.limits.memo_ttl),
                 counters: Counters::default(),
                 budget: budget::Budget::new(spec.limits.max_concurrent, spec.limits.max_queue),
-                slow: pool::Slow::new(built),
+                slow: pool::Slow::default(),
                 metrics: None,
             };
             if plugins.insert(spec.name.clone(), loaded).is_some() {
@@ -751,7 +762,7 @@ impl PluginSet {
             .await;
             (store, outcome)
         });
-        let inline = !plugin.slow.is_slow(started);
+        let inline = !plugin.slow.is_slow();
         // The turn and the ticker's running count are borrowed while the call runs here (no
         // reference counts touched); a call that moves to the pool takes them along, owned.
         let keep = move || {
@@ -763,9 +774,13 @@ impl PluginSet {
         let ((mut store, outcome), ran) = self.pool.run(run, inline, keep).await?;
         let result = finish(plugin, &store, outcome)
             .and_then(|(instance, calls, answer)| Ok((instance, calls, E::check(name, answer)?)));
-        if result.is_err() || store.data().yielded || (inline && ran == pool::Ran::Pool) {
-            plugin.slow.mark(started);
-        }
+        plugin.slow.observe(if result.is_err() {
+            pool::Observed::Failed
+        } else if store.data().yielded || (inline && ran == pool::Ran::Pool) {
+            pool::Observed::Long
+        } else {
+            pool::Observed::Quick
+        });
         self.record(plugin, started, &result, store.data().log_truncated, ran);
         let (instance, calls, answer) = match result {
             Ok(done) => done,

@@ -240,3 +240,46 @@ fn embedded_defaults_without_any_proxy_say_offline_and_why() {
         "{line}"
     );
 }
+
+/// `server.plugin_cache`: what the first start compiled (the storage plugin at least) is on disk
+/// for the next one, which reads it instead of compiling again (a compiled file rewritten would
+/// have a new modification time).
+#[test]
+fn compiled_plugins_are_kept_on_disk_for_the_next_start() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dir = cache.path().join("compiled");
+    let mut setup = crate::harness::Setup::new(storage.path(), None);
+    setup.env.push((
+        "MODGATE_SERVER__PLUGIN_CACHE".into(),
+        dir.to_str().expect("utf-8").into(),
+    ));
+    let mut mg = crate::harness::Modgate::start(setup);
+    // Compiled code, with when it was written (wasmtime keeps usage counts in `.stats` files).
+    let compiled = |dir: &Path| {
+        crate::harness::walk(dir)
+            .into_iter()
+            .filter(|f| f.extension().is_none())
+            .map(|f| {
+                let written = std::fs::metadata(&f).and_then(|m| m.modified());
+                (f, written.expect("mtime"))
+            })
+            .collect::<Vec<_>>()
+    };
+    // The cache is written just after compiling: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while compiled(&dir).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing compiled in {}: {}",
+            dir.display(),
+            mg.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let first = compiled(&dir);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    mg.restart();
+    assert_eq!(crate::harness::get(&mg, "/healthz").status, 200);
+    assert_eq!(compiled(&dir), first, "the second start compiled again");
+}

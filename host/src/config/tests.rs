@@ -349,6 +349,53 @@ fn workers_default_to_one_per_cpu() {
 }
 
 #[test]
+fn compiled_plugins_are_cached_where_the_user_keeps_caches_unless_told_otherwise() {
+    let cache = |toml: &str, env: &[(&str, &str)]| {
+        load_str(&format!("{toml}\n{MINIMAL}"), env)
+            .expect("loads")
+            .server
+            .plugin_cache
+    };
+    let home = [("HOME", "/home/gw")];
+    assert_eq!(
+        cache("", &home),
+        Some(PathBuf::from("/home/gw/.cache/modgate/plugins"))
+    );
+    let xdg = [("HOME", "/home/gw"), ("XDG_CACHE_HOME", "/var/cache/gw")];
+    assert_eq!(
+        cache("", &xdg),
+        Some(PathBuf::from("/var/cache/gw/modgate/plugins"))
+    );
+    // systemd's CacheDirectory= (the first, when it gives several) wins.
+    let systemd = [
+        ("HOME", "/home/gw"),
+        ("CACHE_DIRECTORY", "/var/cache/modgate:/x"),
+    ];
+    assert_eq!(
+        cache("", &systemd),
+        Some(PathBuf::from("/var/cache/modgate/plugins"))
+    );
+    // Nowhere to put it (or only a relative HOME): compiled at every start.
+    assert_eq!(cache("", &[("HOME", "relative")]), None);
+    assert_eq!(cache("[server]\nplugin_cache = \"off\"", &home), None);
+    // A path is relative to the config file.
+    let own = load_str(
+        &format!("[server]\nplugin_cache = \"jit\"\n{MINIMAL}"),
+        &home,
+    )
+    .expect("loads");
+    let dir = own.server.plugin_cache.expect("a directory");
+    assert!(
+        dir.is_absolute() && dir.ends_with("jit"),
+        "{}",
+        dir.display()
+    );
+    let err =
+        load_str(&format!("[server]\nplugin_cache = \"\"\n{MINIMAL}"), &home).expect_err("empty");
+    assert!(err.to_string().contains("server.plugin_cache"), "{err}");
+}
+
+#[test]
 fn an_upstream_at_the_servers_own_address_is_refused() {
     // The embedded defaults listen on 127.0.0.1:8080; a developer's `go env -w
     // GOPROXY=http://localhost:8080` would make modgate ask itself.

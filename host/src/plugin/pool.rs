@@ -8,22 +8,18 @@
 //! whatever plugins cost, connections that need no plugin keep the CPU they need; plugin calls
 //! get what is left, which on a server that is not saturated is everything they need.
 //!
-//! A plugin whose calls recently ran long or failed starts its calls on the pool straight
-//! away ([`Slow`]): a trapping plugin's fresh instantiation, or a bcrypt hash, never runs on a
-//! worker at all while it keeps being expensive.
+//! A plugin whose calls keep running long, or whose last call failed, starts its calls on the
+//! pool straight away ([`Slow`]): a trapping plugin's fresh instantiation, or a bcrypt hash,
+//! never runs on a worker at all while it keeps being expensive. One long call among many cheap
+//! ones (a Go plugin's garbage collection, a worker preempted by the kernel mid-call) does not
+//! send the plugin's next calls through a hand-off they do not need.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Poll;
-use std::time::Duration;
-
-use tokio::time::Instant;
 
 use super::PluginError;
-
-/// How long a plugin stays slow after its last slow call: its calls start on the pool.
-pub const SLOW_WINDOW: Duration = Duration::from_secs(1);
 
 /// The plugin threads: a multi-threaded tokio runtime whose threads run at a lower priority.
 pub struct Pool {
@@ -138,34 +134,54 @@ fn lowest_priority() {
     }
 }
 
-/// When a plugin was last slow: its calls start on the pool until [`SLOW_WINDOW`] after that.
+/// How a call went, for [`Slow`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// Finished without yielding: within its first slice, without waiting on host I/O.
+    Quick,
+    /// Ran past its first slice, or waited on host I/O.
+    Long,
+    /// Trapped, timed out or ran out of memory (the next call needs a fresh instance).
+    Failed,
+}
+
+/// Whether a plugin's calls should start on the pool: the share of its recent calls that ran
+/// long, weighted towards the latest (each call's weight is 1/16 of the one after it), is at
+/// least 1/8 — three long calls in a row, or about one in eight for a while — or its last calls
+/// failed. Nothing is written for a quick call of a plugin that was never slow (the common
+/// case), so a cheap plugin's calls share no cache line between workers.
+#[derive(Default)]
 pub struct Slow {
-    /// Nanoseconds after `base` until which the plugin counts as slow (0: never was).
-    until: AtomicU64,
-    base: Instant,
+    /// The weighted share, in units of 1/[`Slow::FULL`].
+    score: AtomicU32,
 }
 
 impl Slow {
-    pub fn new(base: Instant) -> Self {
-        Slow {
-            until: AtomicU64::new(0),
-            base,
+    const FULL: u32 = 1 << 16;
+    /// Each call's weight.
+    const WEIGHT: u32 = Self::FULL / 16;
+    /// From this share on, calls start on the pool.
+    const THRESHOLD: u32 = Self::FULL / 8;
+
+    /// Whether the next call should start on the pool.
+    pub fn is_slow(&self) -> bool {
+        self.score.load(Ordering::Relaxed) >= Self::THRESHOLD
+    }
+
+    /// Counts a call that ended.
+    pub fn observe(&self, how: Observed) {
+        let old = self.score.load(Ordering::Relaxed);
+        if old == 0 && how == Observed::Quick {
+            return;
         }
-    }
-
-    /// Whether a call starting at `now` should start on the pool.
-    pub fn is_slow(&self, now: Instant) -> bool {
-        self.nanos(now) < self.until.load(Ordering::Relaxed)
-    }
-
-    /// A call that started at `started` ran long, yielded or failed.
-    pub fn mark(&self, started: Instant) {
-        let until = self.nanos(started + SLOW_WINDOW);
-        self.until.fetch_max(until, Ordering::Relaxed);
-    }
-
-    fn nanos(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+        let decayed = old - old.div_ceil(16);
+        let new = match how {
+            Observed::Quick => decayed,
+            Observed::Long => decayed + Self::WEIGHT,
+            Observed::Failed => Self::FULL,
+        };
+        // Two calls ending at once may lose one of their updates: an estimate either way.
+        self.score.store(new, Ordering::Relaxed);
     }
 }
 
@@ -209,17 +225,46 @@ mod tests {
     }
 
     #[test]
-    fn slow_for_a_window_after_a_slow_call() {
-        let base = Instant::now();
-        let slow = Slow::new(base);
-        assert!(!slow.is_slow(base));
-        slow.mark(base + Duration::from_secs(5));
-        assert!(slow.is_slow(base + Duration::from_secs(5)));
-        assert!(slow.is_slow(base + Duration::from_secs(5) + SLOW_WINDOW / 2));
-        assert!(!slow.is_slow(base + Duration::from_secs(5) + SLOW_WINDOW));
-        // An older mark never shortens the window.
-        slow.mark(base);
-        assert!(slow.is_slow(base + Duration::from_secs(5) + SLOW_WINDOW / 2));
+    fn slow_when_calls_keep_running_long_or_the_last_failed() {
+        let slow = Slow::default();
+        assert!(!slow.is_slow());
+        // One long call among quick ones (a garbage collection, a preempted worker): not slow,
+        // however often it recurs at that rate.
+        for _ in 0..100 {
+            slow.observe(Observed::Long);
+            assert!(!slow.is_slow());
+            for _ in 0..15 {
+                slow.observe(Observed::Quick);
+            }
+        }
+        // Three long calls in a row are (after a long run of quick ones).
+        std::iter::repeat_n(Observed::Quick, 1000).for_each(|q| slow.observe(q));
+        slow.observe(Observed::Long);
+        slow.observe(Observed::Long);
+        assert!(!slow.is_slow());
+        slow.observe(Observed::Long);
+        assert!(slow.is_slow());
+        // One in six, for a while, is too.
+        for _ in 0..20 {
+            slow.observe(Observed::Long);
+            for _ in 0..5 {
+                slow.observe(Observed::Quick);
+            }
+        }
+        assert!(slow.is_slow());
+        // Quick calls bring it back, all the way to nothing.
+        std::iter::repeat_n(Observed::Quick, 1000).for_each(|q| slow.observe(q));
+        assert!(!slow.is_slow());
+        assert_eq!(slow.score.load(Ordering::Relaxed), 0);
+        // A failure is slow at once (its next call instantiates afresh); quick calls after it
+        // bring it back within a few dozen.
+        slow.observe(Observed::Failed);
+        assert!(slow.is_slow());
+        let calls = (1..).find(|_| {
+            slow.observe(Observed::Quick);
+            !slow.is_slow()
+        });
+        assert_eq!(calls, Some(33));
     }
 
     #[cfg(target_os = "linux")]

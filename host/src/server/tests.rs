@@ -101,6 +101,7 @@ fn settings() -> ServerConfig {
         workers: 2,
         plugin_threads: 1,
         plugin_priority: crate::config::PluginPriority::Idle,
+        plugin_cache: None,
         header_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(10),
         send_timeout: Duration::from_secs(10),
