@@ -456,6 +456,10 @@ goproxy = "{upstream}"
 # secret: it only opens the benchmark's own throw-away servers.
 W5_TOKEN = "modgate-bench-token"
 
+# The Go port of auth-token (plugins/go/auth-token, the same config and answers), built by
+# workload 5 with `modgate plugin build`: the "[Go]" variants load it instead of the built-in.
+w5_go_wasm: Path | None = None
+
 
 def w5_tls(tls: tuple[Path, Path] | None) -> str:
     if not tls:
@@ -496,8 +500,12 @@ def w5_routes(plugins: str | None, sumdb_off: bool = False) -> str:
     # (what each call into the sandbox costs, without remembered answers).
     plugins, nomemo = plugins.removesuffix("-nomemo"), plugins.endswith("-nomemo")
     limits = "limits = { memo_ttl_ms = 0 }\n" if nomemo else ""
+    source = 'plugin = "auth-token"'
+    if plugins.startswith("go-"):
+        plugins = plugins.removeprefix("go-")
+        source = f"wasm = {json.dumps(str(w5_go_wasm))}"
     sha = hashlib.sha256(W5_TOKEN.encode()).hexdigest()
-    tokens = ('[plugins.tokens]\nplugin = "auth-token"\n'
+    tokens = (f'[plugins.tokens]\n{source}\n'
               f'config = {{ tokens = [{{ name = "bench", sha256 = "{sha}", '
               'scopes = ["read"], modules = ["*"] }] }\n' + limits + '\n')
     if plugins == "auth":
@@ -894,7 +902,9 @@ def workload2(args, binary: Path, cache: Path, work: Path, res: Results, runs: i
 W5_VARIANTS = [("modgate", None), ("modgate+auth-token", "auth"),
                ("modgate+auth-token+router", "router"),
                ("modgate+auth-token, memo off", "auth-nomemo"),
-               ("modgate+auth-token+router, memo off", "router-nomemo")]
+               ("modgate+auth-token+router, memo off", "router-nomemo"),
+               ("modgate+auth-token [Go]", "go-auth"),
+               ("modgate+auth-token [Go], memo off", "go-auth-nomemo")]
 
 
 def tls_context(cert: Path):
@@ -946,6 +956,10 @@ def workload5(graph, binary: Path, up: Upstream, work: Path, runs: int, secs: fl
     script = work / "rotate.lua"
     script.write_text(core.WRK_LUA_ROTATE)
     auth = ["-H", f"Authorization: Bearer {W5_TOKEN}"]
+    global w5_go_wasm
+    w5_go_wasm = work / "auth-token-go.wasm"
+    run([str(binary), "plugin", "build", str(core.repo_root() / "plugins" / "go" / "auth-token"),
+         "-o", str(w5_go_wasm)], env={**os.environ, "GOWORK": "off", "GOFLAGS": "-mod=mod"})
     servers = []
     try:
         for name, plugins in W5_VARIANTS:
@@ -1114,6 +1128,13 @@ def report(args, res: Results, graph: Graph, peers: dict, modgate_desc: str, bus
                  f"{spread([x.rps for x in rs], '.0f')} | "
                  f"{'' if r is None else f'{r:.2f}× of no plugins'} | "
                  f"{'' if t is None else '≥ 0.90× (≤ 10 % drop)'} | {verdict(r, t) if t else ''} |")
+        # The Go port against the built-in Rust plugin, in the same rounds.
+        rust = res.w5.get(name.replace(" [Go]", ""), [])
+        if " [Go]" in name and rust:
+            g = speed_ratio(rs, rust, "rps", False)
+            goal, gt = ("≥ 0.95× (within 5 %)", 0.95) if "memo off" not in name else ("", None)
+            o.append(f"| 5 warm .info/.mod with plugins, 64 conns | req/s, Go / Rust | {name} | "
+                     f"| {num(g)} of the Rust plugin | {goal} | {verdict(g, gt) if gt else ''} |")
     for name, rs in res.w5.items():
         p50 = median([x.p50_us for x in rs]) / 1000
         p99 = median([x.p99_us for x in rs]) / 1000

@@ -305,6 +305,15 @@ impl Default for ServerFile {
 pub struct TlsFile {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// How often the files are looked at for a renewed certificate (`0s`: only on reloads).
+    #[serde(default = "TlsFile::default_watch", with = "humantime_serde")]
+    pub watch: Duration,
+}
+
+impl TlsFile {
+    pub fn default_watch() -> Duration {
+        Duration::from_secs(10)
+    }
 }
 
 /// `[cache]`: how long changing answers (`list`, `@latest`, not-found) are reused.
@@ -689,6 +698,7 @@ fn resolve(
     let tls = s.tls.map(|t| TlsFile {
         cert: relative(&t.cert),
         key: relative(&t.key),
+        watch: t.watch,
     });
     let plugin_cache = match s.plugin_cache.as_deref() {
         None => default_plugin_cache(env),

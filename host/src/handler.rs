@@ -56,6 +56,8 @@ pub struct Gateway {
     builder: Arc<AppBuilder>,
     /// Held while a reload runs: SIGHUP and the admin endpoint take turns.
     reloading: tokio::sync::Mutex<()>,
+    /// The listener's certificate, read again on each reload (when serving TLS).
+    certificate: std::sync::OnceLock<Arc<crate::server::ServerCert>>,
 }
 
 /// Everything a reload needs to build a pipeline from the configuration file again.
@@ -111,6 +113,9 @@ pub enum ReloadError {
     /// The new pipeline could not be built (storage, plugins).
     #[error("{0}")]
     Build(Error),
+    /// The TLS certificate or key files cannot be used.
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl Gateway {
@@ -134,6 +139,7 @@ impl Gateway {
                 engine,
             }),
             reloading: tokio::sync::Mutex::new(()),
+            certificate: std::sync::OnceLock::new(),
         })
     }
 
@@ -229,11 +235,25 @@ impl Gateway {
     pub async fn reload_now(&self) -> Result<String, ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
         let builder = Arc::clone(&self.builder);
-        let (app, summary) = tokio::task::spawn_blocking(move || builder.build())
-            .await
-            .map_err(|e| ReloadError::Build(Error::Internal(format!("reload failed: {e}"))))??;
+        let certificate = self.certificate.get().cloned();
+        let (app, summary) = tokio::task::spawn_blocking(move || {
+            let built = builder.build()?;
+            // The certificate last: it is in use as soon as it is read, so only with a
+            // pipeline that will be.
+            if let Some(cert) = certificate {
+                cert.reload().map_err(|e| ReloadError::Tls(e.to_string()))?;
+            }
+            Ok::<_, ReloadError>(built)
+        })
+        .await
+        .map_err(|e| ReloadError::Build(Error::Internal(format!("reload failed: {e}"))))??;
         self.current.store(Arc::new(app));
         Ok(summary)
+    }
+
+    /// The listener's certificate, for reloads to read again.
+    pub fn attach_certificate(&self, cert: Arc<crate::server::ServerCert>) {
+        let _ = self.certificate.set(cert);
     }
 }
 

@@ -895,16 +895,18 @@ impl PluginSet {
         now: Instant,
     ) -> (Store<State>, Option<(I, u32)>) {
         let deadline = now + plugin.limits.timeout;
+        let slice = plugin.slow.slice_ticks();
         if let Some(mut warm) = idle.take() {
-            warm.store.data_mut().begin_call(deadline);
+            warm.store.data_mut().begin_call(deadline, slice);
             warm.store.set_epoch_deadline(1);
             return (warm.store, Some((warm.instance, warm.calls)));
         }
-        let state = State::new(plugin.shared.clone(), plugin.limits.memory_bytes, deadline);
+        let mut state = State::new(plugin.shared.clone(), plugin.limits.memory_bytes, deadline);
+        state.slice_ticks = slice;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         // At each epoch tick (1 ms) the guest runs across: past the deadline it traps; past its
-        // first slice (host::FIRST_SLICE_TICKS) it yields to the executor (which moves the call
+        // first slice (state.slice_ticks) it yields to the executor (which moves the call
         // to the plugin pool, and there lets other calls take turns); within it, it runs on.
         // Counting ticks, not time since the call began, keeps a cheap call that was only
         // preempted from counting as a long one.
@@ -914,7 +916,7 @@ impl PluginSet {
             state.ticks += 1;
             Ok(if Instant::now() >= state.deadline {
                 wasmtime::UpdateDeadline::Interrupt
-            } else if state.ticks >= host::FIRST_SLICE_TICKS {
+            } else if state.ticks >= state.slice_ticks {
                 state.yielded = true;
                 wasmtime::UpdateDeadline::Yield(1)
             } else {

@@ -46,7 +46,7 @@ mod send_timeout;
 mod tls;
 mod workers;
 
-pub use tls::load_tls;
+pub use tls::{ServerCert, load_tls};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +139,8 @@ pub struct Server<H = Gateway> {
     listener: TcpListener,
     local_addr: SocketAddr,
     tls: Option<TlsAcceptor>,
+    /// The acceptor's certificate, replaced when its files change or on a reload.
+    certificate: Option<Arc<ServerCert>>,
     settings: ServerConfig,
     handler: Arc<H>,
     metrics: Arc<Metrics>,
@@ -162,7 +164,11 @@ impl Server<Gateway> {
         let metrics = Arc::new(Metrics::new());
         let gateway =
             Gateway::new(config, config_path, Arc::clone(&metrics)).map_err(ServerError::App)?;
-        Self::bind_with(&config.server, Arc::new(gateway), metrics).await
+        let server = Self::bind_with(&config.server, Arc::new(gateway), metrics).await?;
+        if let Some(cert) = &server.certificate {
+            server.handler.attach_certificate(Arc::clone(cert));
+        }
+        Ok(server)
     }
 }
 
@@ -174,7 +180,7 @@ impl<H: Handler> Server<H> {
         metrics: Arc<Metrics>,
     ) -> Result<Self, ServerError> {
         // TLS first: a bad certificate should be reported even when the port is also taken.
-        let tls = settings.tls.as_ref().map(load_tls).transpose()?;
+        let (tls, certificate) = settings.tls.as_ref().map(load_tls).transpose()?.unzip();
         let bind_err = |reason| ServerError::Bind {
             addr: settings.listen,
             reason,
@@ -188,6 +194,7 @@ impl<H: Handler> Server<H> {
             listener,
             local_addr,
             tls,
+            certificate,
             settings: settings.clone(),
             handler,
             metrics,
@@ -223,11 +230,15 @@ impl<H: Handler> Server<H> {
             listener,
             local_addr,
             tls,
+            certificate,
             settings,
             handler,
             metrics,
             mut workers,
         } = self;
+        // Renewed certificate files are picked up while serving; stops with the server.
+        let watching =
+            certificate.map(|cert| crate::cluster::AbortOnDrop(tokio::spawn(cert.watch())));
         let shared = Arc::new(conn::Shared {
             handler,
             http: http_builder(&settings),
@@ -305,6 +316,7 @@ impl<H: Handler> Server<H> {
             "shutting down: stopped accepting, draining connections"
         );
         // Receivers may all be gone (no connections); nothing to tell then.
+        drop(watching);
         let _ = drain_tx.send(true);
         let drained = tokio::time::timeout(grace, async {
             while let Some(done) = connections.join_next().await {

@@ -104,3 +104,79 @@ async fn https_negotiates_http2() {
         assert_eq!(r.version(), want);
     }
 }
+
+/// The server's leaf certificate, from a TLS handshake with `addr` trusting the CAs in `roots`.
+fn served_certificate(addr: std::net::SocketAddr, roots: &[&std::path::Path]) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut store = rustls::RootCertStore::empty();
+    for ca in roots {
+        let der = rustls_pki_types::CertificateDer::from_pem_file(ca).expect("CA PEM");
+        store.add(der).expect("CA");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("conn");
+    let mut sock = std::net::TcpStream::connect(addr).expect("connect");
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).expect("handshake");
+    }
+    conn.peer_certificates().expect("a certificate")[0].to_vec()
+}
+
+/// A reload (SIGHUP) reads the certificate files again, without a restart: new connections
+/// get the renewed certificate; files that cannot be used refuse the reload and the
+/// certificate in use stays.
+#[test]
+fn a_reload_serves_the_renewed_certificate() {
+    use rustls_pki_types::pem::PemObject as _;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    std::fs::create_dir_all(&one).expect("mkdir");
+    std::fs::create_dir_all(&two).expect("mkdir");
+    let (ca1, cert1, key1) = test_pki(&one);
+    let (ca2, cert2, key2) = test_pki(&two);
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::copy(&cert1, &cert).expect("copy");
+    std::fs::copy(&key1, &key).expect("copy");
+    let mut setup = Setup::new(&tmp.path().join("data"), None);
+    setup.tls = Some((cert.clone(), key.clone()));
+    // Only reloads look at the files here (the watch has its own test in server::tests).
+    setup
+        .env
+        .push(("MODGATE_SERVER__TLS__WATCH".into(), "0s".into()));
+    let mg = Modgate::start(setup);
+    let der = |path: &std::path::Path| {
+        rustls_pki_types::CertificateDer::from_pem_file(path)
+            .expect("PEM")
+            .to_vec()
+    };
+    let roots = [ca1.as_path(), ca2.as_path()];
+    assert_eq!(served_certificate(mg.addr(), &roots), der(&cert1));
+
+    std::fs::copy(&key2, &key).expect("copy");
+    std::fs::copy(&cert2, &cert).expect("copy");
+    assert_eq!(
+        served_certificate(mg.addr(), &roots),
+        der(&cert1),
+        "picked up without a reload, though watching is off"
+    );
+    mg.signal("HUP");
+    mg.wait_for_log(
+        "configuration reloaded",
+        1,
+        std::time::Duration::from_secs(10),
+    );
+    assert_eq!(served_certificate(mg.addr(), &roots), der(&cert2));
+
+    std::fs::write(&key, "not a key").expect("write");
+    mg.signal("HUP");
+    mg.wait_for_log("reload refused", 1, std::time::Duration::from_secs(10));
+    let logs = mg.logs();
+    assert!(logs.contains("server.tls.key"), "{logs}");
+    assert_eq!(served_certificate(mg.addr(), &roots), der(&cert2));
+}

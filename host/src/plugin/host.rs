@@ -146,6 +146,13 @@ impl ResourceLimiter for Limiter {
 /// running (ticks are 1 ms), and a short call that a tick happens to fall into does not.
 pub const FIRST_SLICE_TICKS: u32 = 2;
 
+/// The first slice of a plugin none of whose recent calls ran long ([`super::pool::Slow`]):
+/// between 3 and 4 ms. Its rare long call (a Go plugin's garbage collection takes about 1 ms)
+/// then finishes where it started instead of moving to the plugin threads, which a saturated
+/// server starves (there it could wait past its deadline and fail the request); a plugin that
+/// starts running long is back to [`FIRST_SLICE_TICKS`] after its first such call.
+pub const QUICK_PLUGIN_SLICE_TICKS: u32 = 4;
+
 /// Everything an instance's `Store` holds; [`State::begin_call`] re-arms it for each call.
 pub struct State {
     pub shared: Arc<Shared>,
@@ -155,9 +162,11 @@ pub struct State {
     /// When the call must be over (also bounds outbound HTTP).
     pub deadline: Instant,
     /// Epoch ticks the guest ran across during this call: the first is let pass (a call that
-    /// was only preempted across it, or started just before it, is not a long one), from the
-    /// second on the guest yields ([`FIRST_SLICE_TICKS`]).
+    /// was only preempted across it, or started just before it, is not a long one), from
+    /// `slice_ticks` on the guest yields.
     pub ticks: u32,
+    /// [`FIRST_SLICE_TICKS`], or [`QUICK_PLUGIN_SLICE_TICKS`] for a plugin that runs quick.
+    pub slice_ticks: u32,
     /// The guest ran past its first slice during this call (it yielded to the executor).
     pub yielded: bool,
     pub log_bytes: usize,
@@ -188,6 +197,7 @@ impl State {
             },
             deadline,
             ticks: 0,
+            slice_ticks: FIRST_SLICE_TICKS,
             yielded: false,
             log_bytes: 0,
             log_truncated: false,
@@ -199,13 +209,14 @@ impl State {
     /// Arm a reused instance's state for its next call: a new deadline and slice, and a fresh
     /// log budget. (An instance whose call failed is never reused, so the limiter has not
     /// refused anything.)
-    pub fn begin_call(&mut self, deadline: Instant) {
+    pub fn begin_call(&mut self, deadline: Instant, slice_ticks: u32) {
         debug_assert!(
             !self.limiter.hit,
             "an instance that hit its memory cap was reused"
         );
         self.deadline = deadline;
         self.ticks = 0;
+        self.slice_ticks = slice_ticks;
         self.yielded = false;
         self.log_bytes = 0;
         self.log_truncated = false;

@@ -168,6 +168,16 @@ impl Slow {
         self.score.load(Ordering::Relaxed) >= Self::THRESHOLD
     }
 
+    /// How many epoch ticks the next call may run across before it yields: more for a plugin
+    /// none of whose recent calls ran long (less than one long call's weight left).
+    pub fn slice_ticks(&self) -> u32 {
+        if self.score.load(Ordering::Relaxed) < Self::WEIGHT {
+            super::host::QUICK_PLUGIN_SLICE_TICKS
+        } else {
+            super::host::FIRST_SLICE_TICKS
+        }
+    }
+
     /// Counts a call that ended.
     pub fn observe(&self, how: Observed) {
         let old = self.score.load(Ordering::Relaxed);
@@ -228,6 +238,14 @@ mod tests {
     fn slow_when_calls_keep_running_long_or_the_last_failed() {
         let slow = Slow::default();
         assert!(!slow.is_slow());
+        // A plugin that runs quick gets the longer first slice; one long call takes it away
+        // until quick calls have made up for it.
+        use crate::plugin::host::{FIRST_SLICE_TICKS, QUICK_PLUGIN_SLICE_TICKS};
+        assert_eq!(slow.slice_ticks(), QUICK_PLUGIN_SLICE_TICKS);
+        slow.observe(Observed::Long);
+        assert_eq!(slow.slice_ticks(), FIRST_SLICE_TICKS);
+        std::iter::repeat_n(Observed::Quick, 200).for_each(|q| slow.observe(q));
+        assert_eq!(slow.slice_ticks(), QUICK_PLUGIN_SLICE_TICKS);
         // One long call among quick ones (a garbage collection, a preempted worker): not slow,
         // however often it recurs at that rate.
         for _ in 0..100 {

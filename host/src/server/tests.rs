@@ -231,7 +231,11 @@ fn pki() -> Pki {
     std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
     Pki {
         _dir: dir,
-        files: TlsFile { cert, key },
+        files: TlsFile {
+            cert,
+            key,
+            watch: TlsFile::default_watch(),
+        },
         ca_pem: certified.cert.pem(),
     }
 }
@@ -280,15 +284,15 @@ async fn tls_errors_name_the_key_and_the_file() {
     assert_eq!(
         err(TlsFile {
             cert: empty.clone(),
-            key: pki.files.key.clone()
+            ..pki.files.clone()
         }),
         format!("server.tls.cert: {}: no certificate found", empty.display())
     );
     // A certificate where the key should be.
     assert_eq!(
         err(TlsFile {
-            cert: pki.files.cert.clone(),
-            key: pki.files.cert.clone()
+            key: pki.files.cert.clone(),
+            ..pki.files.clone()
         }),
         format!(
             "server.tls.key: {}: no private key found",
@@ -297,7 +301,7 @@ async fn tls_errors_name_the_key_and_the_file() {
     );
     let message = err(TlsFile {
         cert: missing.clone(),
-        key: pki.files.key.clone(),
+        ..pki.files.clone()
     });
     assert!(
         message.starts_with(&format!(
@@ -309,10 +313,114 @@ async fn tls_errors_name_the_key_and_the_file() {
     // A key that does not belong to the certificate.
     let other = self::pki();
     let message = err(TlsFile {
-        cert: pki.files.cert.clone(),
         key: other.files.key.clone(),
+        ..pki.files.clone()
     });
     assert!(message.starts_with("server.tls.key: "), "{message}");
+}
+
+/// A TLS handshake with `addr` trusting `roots`: the stream and the server's leaf certificate.
+async fn handshake(
+    addr: SocketAddr,
+    roots: &[&Pki],
+) -> (
+    tokio_rustls::client::TlsStream<TcpStream>,
+    rustls_pki_types::CertificateDer<'static>,
+) {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut store = rustls::RootCertStore::empty();
+    for pki in roots {
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap();
+        store.add(der).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    let leaf = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
+    (stream, leaf)
+}
+
+/// One HTTP/1.1 GET on an open TLS stream: the status line.
+async fn status_line(stream: &mut tokio_rustls::client::TlsStream<TcpStream>) -> String {
+    stream
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Renewed certificate files (an ACME client, certbot) are picked up while serving: new
+/// handshakes get the new certificate, a connection opened before keeps working, and files
+/// that cannot be used leave the certificate in use in place.
+#[tokio::test]
+async fn renewed_certificate_files_are_served_to_new_connections() {
+    let first = pki();
+    let second = pki();
+    let files = TlsFile {
+        watch: Duration::from_millis(50),
+        ..first.files.clone()
+    };
+    let server = start(ServerConfig {
+        tls: Some(files.clone()),
+        ..settings()
+    })
+    .await;
+    let pem = |path: &std::path::Path| std::fs::read(path).unwrap();
+    let der = |pki: &Pki| {
+        use rustls_pki_types::pem::PemObject as _;
+        rustls_pki_types::CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap()
+    };
+    let (mut established, leaf) = handshake(server.addr, &[&first, &second]).await;
+    assert_eq!(leaf, der(&first));
+    assert_eq!(status_line(&mut established).await, "HTTP/1.1 200 OK");
+
+    // Renewed: key first, then certificate, as a renewal writes them (between the two the
+    // pair does not match, and the old certificate stays).
+    std::fs::write(&files.key, pem(&second.files.key)).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        handshake(server.addr, &[&first, &second]).await.1,
+        der(&first)
+    );
+    std::fs::write(&files.cert, pem(&second.files.cert)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while handshake(server.addr, &[&first, &second]).await.1 != der(&second) {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate is not served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The connection opened before is undisturbed.
+    assert_eq!(status_line(&mut established).await, "HTTP/1.1 200 OK");
+    assert_eq!(
+        established.get_ref().1.peer_certificates().unwrap()[0],
+        der(&first)
+    );
+
+    // Broken files: the renewed certificate keeps serving.
+    std::fs::write(&files.key, "not a key").unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        handshake(server.addr, &[&first, &second]).await.1,
+        der(&second)
+    );
+    let refused = load_tls(&files).err().expect("a broken key").to_string();
+    assert!(refused.starts_with("server.tls.key: "), "{refused}");
+    server.stop().await;
 }
 
 #[tokio::test]
