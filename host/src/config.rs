@@ -308,12 +308,45 @@ pub struct TlsFile {
     /// How often the files are looked at for a renewed certificate (`0s`: only on reloads).
     #[serde(default = "TlsFile::default_watch", with = "humantime_serde")]
     pub watch: Duration,
+    /// Mutual TLS: CA certificates (PEM) that client certificates must chain to.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: whether a client without a certificate may connect.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// With `client_ca`: certificate revocation lists (PEM or DER) client certificates are
+    /// checked against.
+    #[serde(default)]
+    pub client_crls: Vec<PathBuf>,
 }
 
 impl TlsFile {
     pub fn default_watch() -> Duration {
         Duration::from_secs(10)
     }
+
+    /// The files only: no watch, no mutual TLS.
+    pub fn new(cert: PathBuf, key: PathBuf) -> Self {
+        TlsFile {
+            cert,
+            key,
+            watch: Self::default_watch(),
+            client_ca: None,
+            client_auth: ClientAuth::default(),
+            client_crls: Vec::new(),
+        }
+    }
+}
+
+/// `server.tls.client_auth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// Every client presents a certificate that verifies; others fail the handshake.
+    #[default]
+    Required,
+    /// A client may connect without one (plugins see no identity); one it presents must verify.
+    Optional,
 }
 
 /// `[cache]`: how long changing answers (`list`, `@latest`, not-found) are reused.
@@ -695,10 +728,22 @@ fn resolve(
             ),
         ));
     }
+    if let Some(t) = &s.tls
+        && t.client_ca.is_none()
+        && !t.client_crls.is_empty()
+    {
+        return Err(invalid(
+            "server.tls.client_crls",
+            "revocation lists are for client certificates: set `client_ca` too".into(),
+        ));
+    }
     let tls = s.tls.map(|t| TlsFile {
         cert: relative(&t.cert),
         key: relative(&t.key),
         watch: t.watch,
+        client_ca: t.client_ca.as_deref().map(relative),
+        client_auth: t.client_auth,
+        client_crls: t.client_crls.iter().map(|p| relative(p)).collect(),
     });
     let plugin_cache = match s.plugin_cache.as_deref() {
         None => default_plugin_cache(env),

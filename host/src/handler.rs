@@ -43,6 +43,8 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, std::io::Error>;
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The subject of the client certificate mutual TLS verified (`CN=ci-7,O=Corp`).
+    pub client_identity: Option<Arc<str>>,
     /// The server writes an access log line per request: an allowed request's principal is
     /// kept for it (in an [`Allowed`] in the response's extensions).
     pub access_log: bool,
@@ -797,7 +799,7 @@ impl<'a> Facts<'a> {
                     })
                     .collect(),
                 peer_addr: asking.conn.peer.to_string(),
-                tls_client_identity: None,
+                tls_client_identity: asking.conn.client_identity.as_deref().map(str::to_owned),
             })
         })
     }
@@ -834,7 +836,7 @@ impl crate::plugin::Asked for Facts<'_> {
     }
 
     fn tls_client_identity(&self) -> Option<&str> {
-        None
+        self.asking.conn.client_identity.as_deref()
     }
 
     fn header_values(&self, name: &http::HeaderName, each: &mut dyn FnMut(&[u8])) {

@@ -35,7 +35,6 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ServerConfig};
 use crate::handler::{App, ConnInfo, Gateway, ResponseBody};
@@ -46,7 +45,7 @@ mod send_timeout;
 mod tls;
 mod workers;
 
-pub use tls::{ServerCert, load_tls};
+pub use tls::{ServerCert, client_identity, load_tls};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -138,9 +137,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 pub struct Server<H = Gateway> {
     listener: TcpListener,
     local_addr: SocketAddr,
-    tls: Option<TlsAcceptor>,
-    /// The acceptor's certificate, replaced when its files change or on a reload.
-    certificate: Option<Arc<ServerCert>>,
+    /// The TLS acceptor (rebuilt when its files change or on a reload).
+    tls: Option<Arc<ServerCert>>,
     settings: ServerConfig,
     handler: Arc<H>,
     metrics: Arc<Metrics>,
@@ -165,7 +163,7 @@ impl Server<Gateway> {
         let gateway =
             Gateway::new(config, config_path, Arc::clone(&metrics)).map_err(ServerError::App)?;
         let server = Self::bind_with(&config.server, Arc::new(gateway), metrics).await?;
-        if let Some(cert) = &server.certificate {
+        if let Some(cert) = &server.tls {
             server.handler.attach_certificate(Arc::clone(cert));
         }
         Ok(server)
@@ -180,7 +178,7 @@ impl<H: Handler> Server<H> {
         metrics: Arc<Metrics>,
     ) -> Result<Self, ServerError> {
         // TLS first: a bad certificate should be reported even when the port is also taken.
-        let (tls, certificate) = settings.tls.as_ref().map(load_tls).transpose()?.unzip();
+        let tls = settings.tls.as_ref().map(load_tls).transpose()?;
         let bind_err = |reason| ServerError::Bind {
             addr: settings.listen,
             reason,
@@ -194,7 +192,6 @@ impl<H: Handler> Server<H> {
             listener,
             local_addr,
             tls,
-            certificate,
             settings: settings.clone(),
             handler,
             metrics,
@@ -230,15 +227,15 @@ impl<H: Handler> Server<H> {
             listener,
             local_addr,
             tls,
-            certificate,
             settings,
             handler,
             metrics,
             mut workers,
         } = self;
         // Renewed certificate files are picked up while serving; stops with the server.
-        let watching =
-            certificate.map(|cert| crate::cluster::AbortOnDrop(tokio::spawn(cert.watch())));
+        let watching = tls
+            .clone()
+            .map(|cert| crate::cluster::AbortOnDrop(tokio::spawn(cert.watch())));
         let shared = Arc::new(conn::Shared {
             handler,
             http: http_builder(&settings),

@@ -396,6 +396,40 @@ fn compiled_plugins_are_cached_where_the_user_keeps_caches_unless_told_otherwise
 }
 
 #[test]
+fn mutual_tls_settings_resolve_and_a_crl_needs_a_client_ca() {
+    let tls = |table: &str| {
+        load_str(
+            &format!("[server.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n{table}\n{MINIMAL}"),
+            &[],
+        )
+    };
+    let plain = tls("").expect("loads").server.tls.expect("tls");
+    assert_eq!(
+        (plain.client_ca, plain.client_auth),
+        (None, ClientAuth::Required)
+    );
+    assert_eq!(plain.watch, Duration::from_secs(10));
+    let mutual = tls("client_ca = \"ca.pem\"\nclient_auth = \"optional\"\nclient_crls = [\"a.crl\"]\nwatch = \"0s\"")
+        .expect("loads")
+        .server
+        .tls
+        .expect("tls");
+    assert!(
+        mutual
+            .client_ca
+            .as_deref()
+            .is_some_and(|p| p.is_absolute() && p.ends_with("ca.pem"))
+    );
+    assert_eq!(mutual.client_auth, ClientAuth::Optional);
+    assert!(mutual.client_crls[0].is_absolute());
+    assert!(mutual.watch.is_zero());
+    let err = tls("client_crls = [\"a.crl\"]").expect_err("a CRL without a CA");
+    assert!(err.to_string().contains("server.tls.client_crls"), "{err}");
+    let err = tls("client_auth = \"sometimes\"").expect_err("unknown mode");
+    assert!(err.to_string().contains("client_auth"), "{err}");
+}
+
+#[test]
 fn an_upstream_at_the_servers_own_address_is_refused() {
     // The embedded defaults listen on 127.0.0.1:8080; a developer's `go env -w
     // GOPROXY=http://localhost:8080` would make modgate ask itself.

@@ -22,7 +22,6 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
-use tokio_rustls::TlsAcceptor;
 
 use super::Handler;
 use super::send_timeout::SendTimeout;
@@ -34,7 +33,7 @@ use crate::telemetry::{Endpoint, Metrics};
 pub(super) struct Shared<H> {
     pub(super) handler: Arc<H>,
     pub(super) http: auto::Builder<TokioExecutor>,
-    pub(super) tls: Option<TlsAcceptor>,
+    pub(super) tls: Option<Arc<super::ServerCert>>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) timeouts: Timeouts,
     pub(super) access_log: bool,
@@ -83,21 +82,22 @@ pub(super) async fn run<H: Handler>(
     }
     // Under TLS, so the clock sees the bytes the kernel takes, whatever the protocol above.
     let stream = SendTimeout::new(stream, shared.timeouts.send, peer);
-    let state = Arc::new(ConnState {
+    let mut state = ConnState {
         info: ConnInfo {
             peer,
             tls: shared.tls.is_some(),
+            client_identity: None,
             access_log: shared.access_log,
         },
         activity: Activity::new(Instant::now()),
         metrics: Arc::clone(&shared.metrics),
-    });
-    let Some(acceptor) = &shared.tls else {
-        return drive(&shared, stream, state, drain).await;
+    };
+    let Some(tls) = &shared.tls else {
+        return drive(&shared, stream, Arc::new(state), drain).await;
     };
     // The handshake counts against the time the client has to send its first request, so a
     // client that connects and stalls mid-handshake cannot hold a slot forever.
-    let handshake = acceptor.accept(stream);
+    let handshake = tls.acceptor().accept(stream);
     let result = match shared.timeouts.header {
         Some(limit) => tokio::time::timeout_at((state.activity.epoch + limit).into(), handshake)
             .await
@@ -110,7 +110,12 @@ pub(super) async fn run<H: Handler>(
         None => handshake.await,
     };
     match result {
-        Ok(tls) => drive(&shared, tls, state, drain).await,
+        Ok(tls) => {
+            // Mutual TLS: the certificate rustls verified, for plugins and the access log.
+            state.info.client_identity =
+                super::client_identity(tls.get_ref().1.peer_certificates());
+            drive(&shared, tls, Arc::new(state), drain).await;
+        }
         Err(e) => {
             // Scanners and clients with the wrong trust roots do this all day: not an error.
             shared.metrics.tls_handshake_failed();
@@ -500,6 +505,7 @@ impl Drop for Exchange {
                 peer = %info.peer,
                 protocol = ?log.version,
                 tls = info.tls,
+                client = info.client_identity.as_deref().unwrap_or(""),
                 user_agent = log.user_agent.as_deref().unwrap_or(""),
                 principal = log.allowed.as_ref().map_or("", Allowed::principal),
                 endpoint = self.endpoint.0,

@@ -29,7 +29,8 @@ use crate::telemetry::Endpoint;
 /// - `/forever`: one chunk, then never finishes;
 /// - `/large`: [`LARGE_BODY`] bytes of zeros, produced as hyper asks for them;
 /// - `/panic`: panics;
-/// - anything else: `ok`, labelled endpoint `test`, with the protocol and TLS flag in headers.
+/// - anything else: `ok`, labelled endpoint `test`, with the protocol, the TLS flag and the TLS
+///   client identity in headers.
 struct TestHandler;
 
 impl Handler for TestHandler {
@@ -41,6 +42,7 @@ impl Handler for TestHandler {
         let path = req.uri().path().to_owned();
         let version = format!("{:?}", req.version());
         let tls = conn.tls;
+        let client = conn.client_identity.clone();
         async move {
             match path.as_str() {
                 "/slow" => stream_response(vec![
@@ -66,6 +68,10 @@ impl Handler for TestHandler {
                         .insert("x-version", version.parse().unwrap());
                     resp.headers_mut()
                         .insert("x-tls", tls.to_string().parse().unwrap());
+                    if let Some(client) = client {
+                        resp.headers_mut()
+                            .insert("x-client", client.parse().unwrap());
+                    }
                     resp.extensions_mut().insert(Endpoint("test"));
                     resp
                 }
@@ -231,11 +237,7 @@ fn pki() -> Pki {
     std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
     Pki {
         _dir: dir,
-        files: TlsFile {
-            cert,
-            key,
-            watch: TlsFile::default_watch(),
-        },
+        files: TlsFile::new(cert, key),
         ca_pem: certified.cert.pem(),
     }
 }
@@ -280,7 +282,7 @@ async fn tls_errors_name_the_key_and_the_file() {
     std::fs::write(&empty, "").unwrap();
     let missing = dir.path().join("missing.pem");
 
-    let err = |files: TlsFile| load_tls(&files).err().expect("should fail").to_string();
+    let err = |files: TlsFile| load_tls(&files).expect_err("should fail").to_string();
     assert_eq!(
         err(TlsFile {
             cert: empty.clone(),
@@ -327,6 +329,22 @@ async fn handshake(
     tokio_rustls::client::TlsStream<TcpStream>,
     rustls_pki_types::CertificateDer<'static>,
 ) {
+    handshake_as(addr, roots, None).await.expect("a handshake")
+}
+
+/// A client certificate and its key (PEM).
+type ClientCert = (String, String);
+
+/// A TLS handshake with `addr` trusting `roots`, presenting `client` when given: the stream and
+/// the server's leaf certificate, or the handshake's error.
+async fn handshake_as(
+    addr: SocketAddr,
+    roots: &[&Pki],
+    client: Option<&ClientCert>,
+) -> io::Result<(
+    tokio_rustls::client::TlsStream<TcpStream>,
+    rustls_pki_types::CertificateDer<'static>,
+)> {
     use rustls_pki_types::pem::PemObject as _;
     let mut store = rustls::RootCertStore::empty();
     for pki in roots {
@@ -334,17 +352,34 @@ async fn handshake(
         store.add(der).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(store)
-        .with_no_client_auth();
+        .with_root_certificates(store);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tcp = TcpStream::connect(addr).await?;
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let stream = connector.connect(name, tcp).await.unwrap();
+    let mut stream = connector.connect(name, tcp).await?;
+    // TLS 1.3: a refused client certificate shows at the first read, after the handshake.
+    stream
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await?;
+    let mut buf = vec![0; 4096];
+    let n = stream.read(&mut buf).await?;
+    if n == 0 {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed"));
+    }
     let leaf = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
-    (stream, leaf)
+    Ok((stream, leaf))
 }
 
 /// One HTTP/1.1 GET on an open TLS stream: the status line.
@@ -418,8 +453,136 @@ async fn renewed_certificate_files_are_served_to_new_connections() {
         handshake(server.addr, &[&first, &second]).await.1,
         der(&second)
     );
-    let refused = load_tls(&files).err().expect("a broken key").to_string();
+    let refused = load_tls(&files).expect_err("a broken key").to_string();
     assert!(refused.starts_with("server.tls.key: "), "{refused}");
+    server.stop().await;
+}
+
+/// Mutual TLS: a client certificate from the client CA gets through and its subject is the
+/// connection's identity; none, an expired one, a revoked one (in the CRL) or one from another
+/// CA fail the handshake; with `client_auth = "optional"` a client without one gets through
+/// with no identity.
+#[tokio::test]
+async fn mutual_tls_verifies_client_certificates_against_the_ca_and_crl() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa,
+        KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
+    };
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "clients CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let client = |name: &str, serial: u64, expired: bool| -> ClientCert {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Corp");
+        params.serial_number = Some(SerialNumber::from(serial));
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let good = client("ci-7", 7, false);
+    let expired = client("ci-8", 8, true);
+    let revoked = client("ci-9", 9, false);
+    let stranger = {
+        let other = rcgen::generate_simple_self_signed(vec!["ci-7".to_owned()]).unwrap();
+        (other.cert.pem(), other.key_pair.serialize_pem())
+    };
+    let crl = CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2026, 1, 1),
+        next_update: rcgen::date_time_ymd(2036, 1, 1),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![RevokedCertParams {
+            serial_number: SerialNumber::from(9u64),
+            revocation_time: rcgen::date_time_ymd(2026, 1, 2),
+            reason_code: Some(RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(&ca, &ca_key)
+    .unwrap();
+    let (ca_path, crl_path) = (
+        dir.path().join("clients.pem"),
+        dir.path().join("clients.crl"),
+    );
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    std::fs::write(&crl_path, crl.pem().unwrap()).unwrap();
+
+    let files = TlsFile {
+        client_ca: Some(ca_path),
+        client_crls: vec![crl_path],
+        ..pki.files.clone()
+    };
+    let server = start(ServerConfig {
+        tls: Some(files.clone()),
+        ..settings()
+    })
+    .await;
+    let (mut stream, _) = handshake_as(server.addr, &[&pki], Some(&good))
+        .await
+        .expect("a client certificate from the CA");
+    stream
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    let response = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    assert!(response.contains("x-client: cn=ci-7, o=corp"), "{response}");
+    for (what, cert) in [
+        ("no certificate", None),
+        ("an expired certificate", Some(&expired)),
+        ("a revoked certificate", Some(&revoked)),
+        ("a certificate from another CA", Some(&stranger)),
+    ] {
+        let refused = handshake_as(server.addr, &[&pki], cert).await;
+        assert!(refused.is_err(), "{what} got through");
+    }
+    server.stop().await;
+
+    // Optional: no certificate gets through (no identity); a bad one still does not.
+    let server = start(ServerConfig {
+        tls: Some(TlsFile {
+            client_auth: crate::config::ClientAuth::Optional,
+            ..files
+        }),
+        ..settings()
+    })
+    .await;
+    let (mut anonymous, _) = handshake_as(server.addr, &[&pki], None)
+        .await
+        .expect("no certificate, optional");
+    anonymous
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let n = anonymous.read(&mut buf).await.unwrap();
+    let response = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    assert!(
+        response.starts_with("http/1.1 200") && !response.contains("x-client"),
+        "{response}"
+    );
+    assert!(
+        handshake_as(server.addr, &[&pki], Some(&revoked))
+            .await
+            .is_err()
+    );
     server.stop().await;
 }
 

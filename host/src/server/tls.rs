@@ -1,111 +1,105 @@
-//! The server's certificate chain and key, in a rustls acceptor whose certificate can be
-//! replaced while it serves: on a reload (SIGHUP, `POST /admin/reload`) and when the files
-//! change on disk (looked at every `server.tls.watch`). New handshakes get the new certificate;
-//! established connections keep theirs. Files that cannot be used (half written, a key that
-//! does not match) leave the previous certificate in place.
+//! The server's TLS: certificate chain and key, and for mutual TLS the client CA and
+//! revocation lists, in a rustls acceptor that is rebuilt while the server runs: on a reload
+//! (SIGHUP, `POST /admin/reload`) and when the files change on disk (looked at every
+//! `server.tls.watch`). New handshakes get the new settings; established connections keep
+//! theirs. Files that cannot be used (half written, a key that does not match) leave the
+//! acceptor in use in place.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::sign::CertifiedKey;
+use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::{self, PemObject};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
 use super::ServerError;
-use crate::config::TlsFile;
+use crate::config::{ClientAuth, TlsFile};
 
-/// Reads the PEM certificate chain and private key named by `[server.tls]` and builds an
-/// acceptor offering HTTP/2 and HTTP/1.1 through ALPN, with the handle that replaces its
-/// certificate. Errors name the key and the file.
-pub fn load_tls(files: &TlsFile) -> Result<(TlsAcceptor, Arc<ServerCert>), ServerError> {
+/// Reads the files named by `[server.tls]` and builds an acceptor offering HTTP/2 and HTTP/1.1
+/// through ALPN. Errors name the key and the file.
+pub fn load_tls(files: &TlsFile) -> Result<Arc<ServerCert>, ServerError> {
     // Explicit provider: the process-wide default depends on which rustls features other crates
     // enable, and choosing one here keeps startup independent of that.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let (key, stamp) = certified_key(files, &provider)?;
-    let cert = Arc::new(ServerCert {
+    let (acceptor, stamp) = acceptor(files, &provider)?;
+    Ok(Arc::new(ServerCert {
         files: files.clone(),
-        provider: Arc::clone(&provider),
-        current: RwLock::new(key),
+        provider,
+        current: RwLock::new(acceptor),
         stamp: Mutex::new(Stamps {
             loaded: stamp,
             refused: None,
         }),
-    });
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_error("server.tls", &files.cert, format!("TLS setup failed: {e}")))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::clone(&cert) as Arc<dyn ResolvesServerCert>);
-    // Preference order: h2 first, so clients that speak it multiplex over one connection.
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok((TlsAcceptor::from(Arc::new(config)), cert))
+    }))
 }
 
-/// The certificate new handshakes get, and where it came from.
+/// The acceptor new connections get, and the files it came from.
 #[derive(Debug)]
 pub struct ServerCert {
     files: TlsFile,
     provider: Arc<CryptoProvider>,
-    current: RwLock<Arc<CertifiedKey>>,
+    current: RwLock<Arc<rustls::ServerConfig>>,
     stamp: Mutex<Stamps>,
 }
 
-/// What the two files looked like (modification time and length of each).
-type Stamp = [Option<(SystemTime, u64)>; 2];
+/// What the files looked like (modification time and length of each).
+type Stamp = Vec<Option<(SystemTime, u64)>>;
 
 #[derive(Debug)]
 struct Stamps {
-    /// When the certificate in use was read.
+    /// When the acceptor in use was built.
     loaded: Stamp,
     /// Files that changed but could not be used, already reported.
     refused: Option<Stamp>,
 }
 
-impl ResolvesServerCert for ServerCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(Arc::clone(
+impl ServerCert {
+    /// The acceptor for a new connection.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(Arc::clone(
             &self.current.read().unwrap_or_else(PoisonError::into_inner),
         ))
     }
-}
 
-impl ServerCert {
-    /// Reads the files again: a certificate and key that can be used (each other's pair) are
-    /// what new handshakes get from now on; anything else is an error naming the key and the
-    /// file, and the certificate in use stays.
+    /// Whether clients are asked for certificates (mutual TLS).
+    pub fn mutual(&self) -> bool {
+        self.files.client_ca.is_some()
+    }
+
+    /// Reads the files again: settings that can be used are what new handshakes get from now
+    /// on; anything else is an error naming the key and the file, and the acceptor in use stays.
     pub fn reload(&self) -> Result<(), ServerError> {
-        let (key, stamp) = certified_key(&self.files, &self.provider)?;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = key;
+        let (acceptor, stamp) = acceptor(&self.files, &self.provider)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = acceptor;
         let mut stamps = self.stamp.lock().unwrap_or_else(PoisonError::into_inner);
         stamps.loaded = stamp;
         stamps.refused = None;
         Ok(())
     }
 
-    /// Reloads when the files changed since the certificate in use was read (an ACME client
-    /// or certbot renewed it). Files that changed but cannot be used are reported once, and
-    /// looked at again at the next change.
+    /// Reloads when the files changed since the acceptor in use was built (an ACME client or
+    /// certbot renewed the certificate, a new revocation list). Files that changed but cannot
+    /// be used are reported once, and looked at again at the next change.
     fn reload_if_changed(&self) {
         let now = stamp(&self.files);
         {
             let stamps = self.stamp.lock().unwrap_or_else(PoisonError::into_inner);
-            if now == stamps.loaded || Some(now) == stamps.refused {
+            if now == stamps.loaded || Some(&now) == stamps.refused.as_ref() {
                 return;
             }
         }
         match self.reload() {
             Ok(()) => tracing::info!(
                 cert = %self.files.cert.display(),
-                "TLS certificate files changed: new connections get the new certificate"
+                "TLS files changed: new connections get the new certificate and settings"
             ),
             Err(e) => {
                 tracing::warn!(
                     error = %e,
-                    "TLS certificate files changed but cannot be used; still serving the previous certificate"
+                    "TLS files changed but cannot be used; still serving with the previous ones"
                 );
                 self.stamp
                     .lock()
@@ -132,24 +126,76 @@ impl ServerCert {
     }
 }
 
+/// The subject of a client's verified certificate (`CN=ci-7,O=Corp`, RFC 4514 order as
+/// x509-parser prints it), what plugins see as the TLS client identity.
+pub fn client_identity(certs: Option<&[CertificateDer<'_>]>) -> Option<Arc<str>> {
+    let leaf = certs?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    Some(cert.subject().to_string().into())
+}
+
+/// Every file the acceptor is built from.
+fn paths(files: &TlsFile) -> Vec<&PathBuf> {
+    [&files.cert, &files.key]
+        .into_iter()
+        .chain(&files.client_ca)
+        .chain(&files.client_crls)
+        .collect()
+}
+
 /// The files' stamp, taken before they are read (so that a write during the read shows as a
 /// change at the next look).
 fn stamp(files: &TlsFile) -> Stamp {
-    [&files.cert, &files.key].map(|path| {
-        std::fs::metadata(path)
-            .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len())))
-    })
+    paths(files)
+        .into_iter()
+        .map(|path| {
+            std::fs::metadata(path)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
+        .collect()
 }
 
-fn certified_key(
+fn acceptor(
     files: &TlsFile,
-    provider: &CryptoProvider,
-) -> Result<(Arc<CertifiedKey>, Stamp), ServerError> {
+    provider: &Arc<CryptoProvider>,
+) -> Result<(Arc<rustls::ServerConfig>, Stamp), ServerError> {
     let stamp = stamp(files);
-    let certs = read_certs(&files.cert)?;
+    let certs = read_certs("server.tls.cert", &files.cert)?;
     let key = read_key(&files.key)?;
-    let certified = CertifiedKey::from_der(certs, key, provider).map_err(|e| {
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error("server.tls", &files.cert, format!("TLS setup failed: {e}")))?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in read_certs("server.tls.client_ca", ca)? {
+                roots.add(cert).map_err(|e| {
+                    tls_error(
+                        "server.tls.client_ca",
+                        ca,
+                        format!("not a CA certificate: {e}"),
+                    )
+                })?;
+            }
+            let mut crls = Vec::new();
+            for path in &files.client_crls {
+                crls.extend(read_crls(path)?);
+            }
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+                    .with_crls(crls);
+            if files.client_auth == ClientAuth::Optional {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier.build().map_err(|e| {
+                tls_error("server.tls.client_crls", ca, format!("cannot be used: {e}"))
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
         tls_error(
             "server.tls.key",
             &files.key,
@@ -159,19 +205,36 @@ fn certified_key(
             ),
         )
     })?;
-    Ok((Arc::new(certified), stamp))
+    // Preference order: h2 first, so clients that speak it multiplex over one connection.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((Arc::new(config), stamp))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> {
-    const KEY: &str = "server.tls.cert";
-    let pem = read(KEY, path)?;
+fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> {
+    let pem = read(key, path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| tls_error(KEY, path, pem_message(e, "certificate")))?;
+        .map_err(|e| tls_error(key, path, pem_message(e, "certificate")))?;
     if certs.is_empty() {
-        return Err(tls_error(KEY, path, "no certificate found".into()));
+        return Err(tls_error(key, path, "no certificate found".into()));
     }
     Ok(certs)
+}
+
+/// A file of revocation lists: PEM (`X509 CRL` blocks), or one in DER.
+fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, ServerError> {
+    const KEY: &str = "server.tls.client_crls";
+    let bytes = read(KEY, path)?;
+    if !bytes.starts_with(b"-----") && !bytes.is_empty() {
+        return Ok(vec![CertificateRevocationListDer::from(bytes)]);
+    }
+    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(KEY, path, pem_message(e, "revocation list")))?;
+    if crls.is_empty() {
+        return Err(tls_error(KEY, path, "no revocation list found".into()));
+    }
+    Ok(crls)
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ServerError> {
