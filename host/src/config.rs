@@ -318,6 +318,18 @@ pub struct TlsFile {
     /// checked against.
     #[serde(default)]
     pub client_crls: Vec<PathBuf>,
+    /// More certificates, chosen by the name a client asks for (SNI) among the DNS names of
+    /// their subjectAltName; `cert`/`key` serve every other name.
+    #[serde(default)]
+    pub certificates: Vec<CertPair>,
+}
+
+/// One `[[server.tls.certificates]]`: a certificate chain and its key (PEM).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertPair {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl TlsFile {
@@ -334,6 +346,7 @@ impl TlsFile {
             client_ca: None,
             client_auth: ClientAuth::default(),
             client_crls: Vec::new(),
+            certificates: Vec::new(),
         }
     }
 }
@@ -744,6 +757,14 @@ fn resolve(
         client_ca: t.client_ca.as_deref().map(relative),
         client_auth: t.client_auth,
         client_crls: t.client_crls.iter().map(|p| relative(p)).collect(),
+        certificates: t
+            .certificates
+            .iter()
+            .map(|c| CertPair {
+                cert: relative(&c.cert),
+                key: relative(&c.key),
+            })
+            .collect(),
     });
     let plugin_cache = match s.plugin_cache.as_deref() {
         None => default_plugin_cache(env),

@@ -586,6 +586,101 @@ async fn mutual_tls_verifies_client_certificates_against_the_ca_and_crl() {
     server.stop().await;
 }
 
+/// The leaf certificate the server at `addr` presents for `name` (SNI), trusting `roots`
+/// (PEM); the handshake's error when the certificate does not verify for that name.
+async fn leaf_for(
+    addr: SocketAddr,
+    roots: &[&str],
+    name: &str,
+) -> io::Result<rustls_pki_types::CertificateDer<'static>> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut store = rustls::RootCertStore::empty();
+    for pem in roots {
+        store
+            .add(rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+            .unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = rustls_pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    let stream = connector
+        .connect(name, TcpStream::connect(addr).await?)
+        .await?;
+    Ok(stream.get_ref().1.peer_certificates().unwrap()[0].clone())
+}
+
+/// `[[server.tls.certificates]]`: the certificate whose DNS names (exact, then wildcard) cover
+/// the name the client asks for; the default one for every other name and for none.
+#[tokio::test]
+async fn sni_chooses_the_certificate_by_the_name_asked_for() {
+    use rustls_pki_types::pem::PemObject as _;
+    let main = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let pair = |file: &str, names: &[&str]| {
+        let made = rcgen::generate_simple_self_signed(
+            names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let (cert, key) = (
+            dir.path().join(format!("{file}.pem")),
+            dir.path().join(format!("{file}-key.pem")),
+        );
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+        (crate::config::CertPair { cert, key }, made.cert.pem())
+    };
+    let (other, other_pem) = pair("other", &["other.test", "Alias.Test"]);
+    let (wild, wild_pem) = pair("wild", &["*.wild.test"]);
+    let server = start(ServerConfig {
+        tls: Some(TlsFile {
+            certificates: vec![other, wild],
+            ..main.files.clone()
+        }),
+        ..settings()
+    })
+    .await;
+    let der = |pem: &str| rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let roots = [main.ca_pem.as_str(), other_pem.as_str(), wild_pem.as_str()];
+    for (name, want) in [
+        ("other.test", &other_pem),
+        ("alias.test", &other_pem),
+        ("a.wild.test", &wild_pem),
+        ("localhost", &main.ca_pem),
+    ] {
+        let got = leaf_for(server.addr, &roots, name).await.unwrap();
+        assert_eq!(got, der(want), "{name}");
+    }
+    // A wildcard covers one label only: two labels get the default certificate, which does
+    // not verify for that name.
+    assert!(
+        leaf_for(server.addr, &roots, "a.b.wild.test")
+            .await
+            .is_err()
+    );
+    server.stop().await;
+
+    // A certificate that names no DNS name cannot be chosen by one: a config error.
+    let (nameless, _) = pair("nameless", &["192.0.2.1"]);
+    let refused = load_tls(&TlsFile {
+        certificates: vec![nameless.clone()],
+        ..main.files.clone()
+    })
+    .expect_err("no DNS name");
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "server.tls.certificates: {}: the certificate names no DNS name (subjectAltName) to choose it by",
+            nameless.cert.display()
+        )
+    );
+}
+
 #[tokio::test]
 async fn failed_tls_handshakes_do_not_stop_the_server() {
     let pki = pki();

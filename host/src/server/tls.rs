@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
+use std::collections::HashMap;
+
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
@@ -140,7 +143,109 @@ fn paths(files: &TlsFile) -> Vec<&PathBuf> {
         .into_iter()
         .chain(&files.client_ca)
         .chain(&files.client_crls)
+        .chain(files.certificates.iter().flat_map(|c| [&c.cert, &c.key]))
         .collect()
+}
+
+/// The certificate for the name a client asks for (SNI): an exact DNS name of one of
+/// `[[server.tls.certificates]]`, else a wildcard one (`*.corp.example` covers one label),
+/// else the default (`cert`/`key`).
+#[derive(Debug)]
+struct ByName {
+    default: Arc<CertifiedKey>,
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// By the part after `*.`.
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for ByName {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let Some(name) = hello.server_name() else {
+            return Some(Arc::clone(&self.default));
+        };
+        let name = name.to_ascii_lowercase();
+        let found = self.exact.get(&name).or_else(|| {
+            let (_, parent) = name.split_once('.')?;
+            self.wildcard.get(parent)
+        });
+        Some(Arc::clone(found.unwrap_or(&self.default)))
+    }
+}
+
+/// A certificate and its key, checked to be a pair.
+fn certified(
+    (cert, key): (&Path, &Path),
+    config_key: [&'static str; 2],
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>, ServerError> {
+    let certs = read_certs(config_key[0], cert)?;
+    let private = read_key(config_key[1], key)?;
+    CertifiedKey::from_der(certs, private, provider)
+        .map(Arc::new)
+        .map_err(|e| {
+            tls_error(
+                config_key[1],
+                key,
+                format!(
+                    "cannot be used with the certificate in {}: {e}",
+                    cert.display()
+                ),
+            )
+        })
+}
+
+/// The DNS names of a certificate's subjectAltName, lower case.
+fn dns_names(key: &CertifiedKey, path: &Path) -> Result<Vec<String>, ServerError> {
+    const KEY: &str = "server.tls.certificates";
+    let leaf = key
+        .end_entity_cert()
+        .map_err(|e| tls_error(KEY, path, e.to_string()))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|e| tls_error(KEY, path, format!("not a certificate: {e}")))?;
+    let names: Vec<String> = parsed
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .into_iter()
+        .flat_map(|san| san.value.general_names.iter())
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(name) => Some(name.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect();
+    if names.is_empty() {
+        return Err(tls_error(
+            KEY,
+            path,
+            "the certificate names no DNS name (subjectAltName) to choose it by".into(),
+        ));
+    }
+    Ok(names)
+}
+
+fn by_name(files: &TlsFile, provider: &CryptoProvider) -> Result<ByName, ServerError> {
+    let mut resolver = ByName {
+        default: certified(
+            (&files.cert, &files.key),
+            ["server.tls.cert", "server.tls.key"],
+            provider,
+        )?,
+        exact: HashMap::new(),
+        wildcard: HashMap::new(),
+    };
+    for pair in &files.certificates {
+        const KEY: &str = "server.tls.certificates";
+        let key = certified((&pair.cert, &pair.key), [KEY, KEY], provider)?;
+        for name in dns_names(&key, &pair.cert)? {
+            // The first certificate naming a name keeps it.
+            match name.strip_prefix("*.") {
+                Some(parent) => resolver.wildcard.entry(parent.to_owned()),
+                None => resolver.exact.entry(name),
+            }
+            .or_insert_with(|| Arc::clone(&key));
+        }
+    }
+    Ok(resolver)
 }
 
 /// The files' stamp, taken before they are read (so that a write during the read shows as a
@@ -161,8 +266,7 @@ fn acceptor(
     provider: &Arc<CryptoProvider>,
 ) -> Result<(Arc<rustls::ServerConfig>, Stamp), ServerError> {
     let stamp = stamp(files);
-    let certs = read_certs("server.tls.cert", &files.cert)?;
-    let key = read_key(&files.key)?;
+    let certificates = by_name(files, provider)?;
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error("server.tls", &files.cert, format!("TLS setup failed: {e}")))?;
@@ -195,16 +299,7 @@ fn acceptor(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
-        tls_error(
-            "server.tls.key",
-            &files.key,
-            format!(
-                "cannot be used with the certificate in {}: {e}",
-                files.cert.display()
-            ),
-        )
-    })?;
+    let mut config = builder.with_cert_resolver(Arc::new(certificates));
     // Preference order: h2 first, so clients that speak it multiplex over one connection.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Arc::new(config), stamp))
@@ -237,11 +332,10 @@ fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
     Ok(crls)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ServerError> {
-    const KEY: &str = "server.tls.key";
-    let pem = read(KEY, path)?;
+fn read_key(key: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, ServerError> {
+    let pem = read(key, path)?;
     PrivateKeyDer::from_pem_slice(&pem)
-        .map_err(|e| tls_error(KEY, path, pem_message(e, "private key")))
+        .map_err(|e| tls_error(key, path, pem_message(e, "private key")))
 }
 
 /// Reads synchronously: at startup, before any connection is served, and on reloads, from a
