@@ -131,6 +131,7 @@ fn plugin_test(
             request,
             headers,
             peer: None,
+            client: None,
             expect,
         });
     }

@@ -59,6 +59,8 @@ func init() {
 		}
 		token, ok := f.BearerToken()
 		switch {
+		case f.TLSClientIdentity != "":
+			return modgate.Allow(f.TLSClientIdentity, "read")
 		case !ok:
 			return modgate.Abstain()
 		case token == "panic":
@@ -119,6 +121,11 @@ expect = "deny 503 authorization failed: the auth plugin panicked"
 request = "GET /corp.example/lib/@v/v1.0.0.mod"
 headers = ["Authorization: Bearer platform-token"]
 expect = "allow platform"
+
+[[case]]
+request = "GET /corp.example/lib/@v/list"
+client = "CN=ci-7, O=Corp"
+expect = "allow CN=ci-7, O=Corp [read]"
 "#,
     )
     .expect("cases");
@@ -134,7 +141,7 @@ expect = "allow platform"
     );
     let out = text(&tried);
     assert!(tried.status.success(), "plugin test failed: {out}");
-    assert_eq!(out.matches("ok   ").count(), 5, "{out}");
+    assert_eq!(out.matches("ok   ").count(), 6, "{out}");
     // The panic's message is in the log, with the stack.
     assert!(
         out.contains("panic in the authorize handler: asked to panic by 127.0.0.1:40000"),

@@ -14,6 +14,8 @@
 //! [[case]]
 //! request = "GET /corp.example/x/@v/list"
 //! headers = ["Authorization: Bearer good"]
+//! peer = "10.20.0.7:41000"       # optional: the client's address
+//! client = "CN=ci-7, O=Corp"    # optional: its verified TLS client certificate's subject
 //! expect = "allow ci"           # the answer, or its beginning: "allow", "deny 403", "abstain",
 //!                               # "route NAME", "none"
 //! ```
@@ -38,6 +40,9 @@ pub struct Case {
     /// The client address (default `127.0.0.1:40000`).
     #[serde(default)]
     pub peer: Option<String>,
+    /// The subject of the client certificate mutual TLS verified (`CN=ci-7, O=Corp`).
+    #[serde(default)]
+    pub client: Option<String>,
     /// The expected answer, or its beginning.
     #[serde(default)]
     pub expect: Option<String>,
@@ -190,6 +195,6 @@ pub fn facts(case: &Case) -> Result<RequestFacts, String> {
             .peer
             .clone()
             .unwrap_or_else(|| "127.0.0.1:40000".into()),
-        tls_client_identity: None,
+        tls_client_identity: case.client.clone(),
     })
 }
