@@ -413,9 +413,24 @@ pub struct UpstreamFile {
     /// Time limit for one upstream request, including the body.
     #[serde(default = "default_upstream_timeout", with = "humantime_serde")]
     pub timeout: Duration,
-    /// Extra attempts after a connection error or a 5xx (with a short backoff).
+    /// Extra attempts after a connection error or a 5xx (with a short backoff, or after the
+    /// answer's `Retry-After` up to 10 s).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Failed fetches in a row after which the upstream is skipped for a while (0: never).
+    #[serde(default = "default_skip_after")]
+    pub skip_after: u32,
+    /// The first pause; it doubles while the upstream keeps failing, up to 16 times this.
+    #[serde(default = "default_skip_for", with = "humantime_serde")]
+    pub skip_for: Duration,
+}
+
+fn default_skip_after() -> u32 {
+    crate::upstream::Skip::default().after
+}
+
+fn default_skip_for() -> Duration {
+    crate::upstream::Skip::default().first
 }
 
 fn default_upstream_timeout() -> Duration {
@@ -817,6 +832,10 @@ fn resolve(
             .into_iter()
             .map(|e| SourceEntry {
                 name: name.clone(),
+                skip: crate::upstream::Skip {
+                    after: up.skip_after,
+                    first: up.skip_for,
+                },
                 ..e
             })
             .collect();

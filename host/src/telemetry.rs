@@ -104,6 +104,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PluginOutcomeLabels {
     plugin: String,
     outcome: &'static str,
@@ -152,6 +157,7 @@ pub struct Metrics {
     upstream_requests: Family<OutcomeLabels, Counter>,
     upstream_duration: Histogram,
     upstream_rejected: Counter,
+    upstream_skipped: Family<UpstreamLabels, Gauge>,
     connections_open: Gauge,
     tls_handshake_failures: Counter,
     plugin_calls: Family<PluginOutcomeLabels, Counter>,
@@ -221,6 +227,12 @@ impl Metrics {
             "Duration of upstream requests, including the body",
             Unit::Seconds,
             upstream_duration.clone(),
+        );
+        let upstream_skipped = Family::<UpstreamLabels, Gauge>::default();
+        registry.register(
+            "upstream_skipped",
+            "1 while an upstream is skipped after failing repeatedly ([upstream.NAME] skip_after)",
+            upstream_skipped.clone(),
         );
         let upstream_rejected = Counter::default();
         registry.register(
@@ -323,6 +335,7 @@ impl Metrics {
             upstream_requests,
             upstream_duration,
             upstream_rejected,
+            upstream_skipped,
             connections_open,
             tls_handshake_failures,
         }
@@ -368,6 +381,15 @@ impl Metrics {
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
         self.upstream_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// The upstream at `base` is skipped (or no longer is).
+    pub fn upstream_skipped(&self, base: &str, skipped: bool) {
+        self.upstream_skipped
+            .get_or_create(&UpstreamLabels {
+                upstream: crate::upstream::redact(base),
+            })
+            .set(i64::from(skipped));
     }
 
     /// An upstream artifact failed validation and was not stored.

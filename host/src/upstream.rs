@@ -3,6 +3,7 @@
 
 pub mod singleflight;
 
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,6 +30,42 @@ pub struct SourceEntry {
     pub timeout: Duration,
     /// Extra attempts after a connection error or a 5xx.
     pub retries: u32,
+    /// When to stop asking this upstream for a while.
+    pub skip: Skip,
+}
+
+/// `skip_after`/`skip_for` of `[upstream.NAME]`: after `after` failed fetches in a row (each
+/// with its retries; 5xx, 429, connection errors and timeouts), the upstream is skipped for
+/// `first`, doubling while it keeps failing up to 16 times that: requests fail at once (or go
+/// on to the next source after `|`) instead of each waiting out its time-out. The first request
+/// after the pause goes through; its success ends the pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skip {
+    /// `0`: never skipped.
+    pub after: u32,
+    pub first: Duration,
+}
+
+impl Default for Skip {
+    fn default() -> Self {
+        Skip {
+            after: 5,
+            first: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The longest `Retry-After` waited out before a retry; a longer one ends the attempts (and
+/// skips the upstream for that long).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// How an upstream has been doing, for [`Skip`].
+#[derive(Debug, Default)]
+struct Health {
+    failures: u32,
+    skipped_until: Option<Instant>,
+    /// The next pause.
+    pause: Duration,
 }
 
 /// Sources tried in order. Empty: offline, storage only.
@@ -84,6 +121,7 @@ impl SourceList {
                 fallthrough_on_error: sep == b'|',
                 timeout,
                 retries,
+                skip: Skip::default(),
             });
         }
         Ok(Self { entries })
@@ -255,8 +293,8 @@ enum Attempt {
     Ok,
     /// 404 or 410, with the first line of the answer.
     NotFound(Option<String>),
-    /// Worth retrying (connection error, 5xx, 429).
-    Transient(FetchError),
+    /// Worth retrying (connection error, 5xx, 429), after `Retry-After` when the answer gave one.
+    Transient(FetchError, Option<Duration>),
     Fatal(FetchError),
 }
 
@@ -270,6 +308,8 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Byt
 pub struct UpstreamClient {
     http: HttpsClient,
     user_agent: http::HeaderValue,
+    /// By upstream base URL.
+    health: Arc<std::sync::Mutex<std::collections::HashMap<String, Health>>>,
 }
 
 impl UpstreamClient {
@@ -286,7 +326,11 @@ impl UpstreamClient {
             .build(connector);
         let user_agent =
             http::HeaderValue::from_static(concat!("modgate/", env!("CARGO_PKG_VERSION")));
-        Self { http, user_agent }
+        Self {
+            http,
+            user_agent,
+            health: Arc::default(),
+        }
     }
 
     /// Fetches `rel` (an escaped GOPROXY path such as `example.com/m/@v/list`) into memory,
@@ -355,7 +399,7 @@ impl UpstreamClient {
         Err(last)
     }
 
-    /// One source, with retries on transient failures.
+    /// One source, with retries on transient failures, unless it is being skipped.
     async fn fetch_one(
         &self,
         entry: &SourceEntry,
@@ -364,6 +408,92 @@ impl UpstreamClient {
         sink: &mut Sink<'_>,
         metrics: &Metrics,
     ) -> Result<(), FetchError> {
+        if let Some(left) = self.skipping(entry) {
+            metrics.upstream_fetch("skipped", Duration::ZERO);
+            return Err(FetchError::Failed {
+                host: host_of(url),
+                message: format!(
+                    "failing: not asked again for {}s",
+                    left.as_secs_f64().ceil() as u64
+                ),
+            });
+        }
+        let (result, retry_after) = self.attempts(entry, url, limit, sink, metrics).await;
+        self.record(entry, &result, retry_after, metrics);
+        result
+    }
+
+    /// How long `entry` is still skipped, if it is.
+    fn skipping(&self, entry: &SourceEntry) -> Option<Duration> {
+        if entry.skip.after == 0 {
+            return None;
+        }
+        let health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+        let until = health.get(&entry.base)?.skipped_until?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Counts how a fetch from `entry` went: a failure of the upstream's (not a 404, a refusal
+    /// or a body too large) counts towards skipping it; anything else ends a pause.
+    fn record(
+        &self,
+        entry: &SourceEntry,
+        result: &Result<(), FetchError>,
+        retry_after: Option<Duration>,
+        metrics: &Metrics,
+    ) {
+        if entry.skip.after == 0 {
+            return;
+        }
+        let failed = matches!(
+            result,
+            Err(FetchError::Failed { .. } | FetchError::Timeout { .. })
+        );
+        let mut all = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+        if !failed {
+            if let Some(h) = all.remove(&entry.base)
+                && h.skipped_until.is_some()
+            {
+                metrics.upstream_skipped(&entry.base, false);
+                tracing::info!(upstream = %redact(&entry.base), "upstream answers again: no longer skipped");
+            }
+            return;
+        }
+        let health = all.entry(entry.base.clone()).or_default();
+        health.failures += 1;
+        // An upstream that asked for more time than is waited out gets it.
+        let asked = retry_after.filter(|d| *d > MAX_RETRY_AFTER);
+        if health.failures < entry.skip.after && asked.is_none() {
+            return;
+        }
+        let pause = match asked {
+            Some(d) => d,
+            None if health.pause.is_zero() => entry.skip.first,
+            None => (health.pause * 2).min(entry.skip.first * 16),
+        };
+        health.pause = pause;
+        health.skipped_until = Some(Instant::now() + pause);
+        metrics.upstream_skipped(&entry.base, true);
+        tracing::warn!(
+            upstream = %redact(&entry.base),
+            failures = health.failures,
+            error = %result.as_ref().err().map(ToString::to_string).unwrap_or_default(),
+            "upstream failing: skipped for {}s",
+            pause.as_secs()
+        );
+    }
+
+    /// Attempts at one source: retries on transient failures, after the answer's
+    /// `Retry-After` when it gave one (up to [`MAX_RETRY_AFTER`]), else after a backoff. Also
+    /// returns the last `Retry-After`.
+    async fn attempts(
+        &self,
+        entry: &SourceEntry,
+        url: &str,
+        limit: u64,
+        sink: &mut Sink<'_>,
+        metrics: &Metrics,
+    ) -> (Result<(), FetchError>, Option<Duration>) {
         let mut attempt = 0;
         loop {
             let started = Instant::now();
@@ -371,24 +501,32 @@ impl UpstreamClient {
             let label = match &outcome {
                 Attempt::Ok => "ok",
                 Attempt::NotFound(_) => "not_found",
-                Attempt::Transient(FetchError::Timeout { .. })
+                Attempt::Transient(FetchError::Timeout { .. }, _)
                 | Attempt::Fatal(FetchError::Timeout { .. }) => "timeout",
                 _ => "error",
             };
             metrics.upstream_fetch(label, started.elapsed());
             match outcome {
-                Attempt::Ok => return Ok(()),
-                Attempt::NotFound(reason) => return Err(FetchError::NotFound { reason }),
-                Attempt::Fatal(e) => return Err(e),
-                Attempt::Transient(e) if attempt >= entry.retries => return Err(e),
-                Attempt::Transient(e) => {
+                Attempt::Ok => return (Ok(()), None),
+                Attempt::NotFound(reason) => return (Err(FetchError::NotFound { reason }), None),
+                Attempt::Fatal(e) => return (Err(e), None),
+                Attempt::Transient(e, after)
+                    if attempt >= entry.retries || after.is_some_and(|d| d > MAX_RETRY_AFTER) =>
+                {
+                    return (Err(e), after);
+                }
+                Attempt::Transient(e, after) => {
                     attempt += 1;
-                    tracing::debug!(%url, error = %e, attempt, "retrying upstream request");
-                    tokio::time::sleep(Duration::from_millis(100 * 4u64.pow(attempt - 1))).await;
-                    sink.reset().await.map_err(|e| FetchError::Failed {
-                        host: host_of(url),
-                        message: format!("resetting the download: {e}"),
-                    })?;
+                    let wait = after.unwrap_or(Duration::from_millis(100 * 4u64.pow(attempt - 1)));
+                    tracing::debug!(%url, error = %e, attempt, ?wait, "retrying upstream request");
+                    tokio::time::sleep(wait).await;
+                    if let Err(e) = sink.reset().await {
+                        let e = FetchError::Failed {
+                            host: host_of(url),
+                            message: format!("resetting the download: {e}"),
+                        };
+                        return (Err(e), None);
+                    }
                 }
             }
         }
@@ -428,14 +566,15 @@ impl UpstreamClient {
                 Ok(r) => r,
                 Err(e) => return Attempt::Fatal(failed(&current, format!("bad request: {e}"))),
             };
-            let response =
-                match tokio::time::timeout(entry.timeout, self.http.request(request)).await {
-                    Err(_) => return Attempt::Transient(timeout(&current)),
-                    Ok(Err(e)) => {
-                        return Attempt::Transient(failed(&current, describe_client_error(&e)));
-                    }
-                    Ok(Ok(r)) => r,
-                };
+            let response = match tokio::time::timeout(entry.timeout, self.http.request(request))
+                .await
+            {
+                Err(_) => return Attempt::Transient(timeout(&current), None),
+                Ok(Err(e)) => {
+                    return Attempt::Transient(failed(&current, describe_client_error(&e)), None);
+                }
+                Ok(Ok(r)) => r,
+            };
             let status = response.status();
             if status.is_redirection() && response.headers().contains_key(header::LOCATION) {
                 redirects += 1;
@@ -474,6 +613,7 @@ impl UpstreamClient {
         }
         if !status.is_success() {
             let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+            let retry_after = retry_after(response.headers());
             let explanation = first_line_of_body(response.into_body(), entry.timeout).await;
             let message = match explanation {
                 Some(text) => format!("answered {status}: {text}"),
@@ -481,7 +621,7 @@ impl UpstreamClient {
             };
             let e = failed(&current, message);
             return if transient {
-                Attempt::Transient(e)
+                Attempt::Transient(e, retry_after)
             } else {
                 Attempt::Fatal(e)
             };
@@ -503,10 +643,13 @@ impl UpstreamClient {
             // The timeout bounds each pause in the body, not the whole transfer: a large zip
             // over a slow link is fine as long as it keeps moving.
             let frame = match tokio::time::timeout(entry.timeout, body.frame()).await {
-                Err(_) => return Attempt::Transient(timeout(&current)),
+                Err(_) => return Attempt::Transient(timeout(&current), None),
                 Ok(None) => return Attempt::Ok,
                 Ok(Some(Err(e))) => {
-                    return Attempt::Transient(failed(&current, format!("reading the body: {e}")));
+                    return Attempt::Transient(
+                        failed(&current, format!("reading the body: {e}")),
+                        None,
+                    );
                 }
                 Ok(Some(Ok(frame))) => frame,
             };
@@ -533,6 +676,19 @@ impl Default for UpstreamClient {
 
 /// The first line of an error body, if it is short printable text (what the go command would
 /// show), so our own error can say why the upstream refused.
+/// A `Retry-After` header: seconds, or an HTTP date (RFC 9110 §10.2.3).
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
 async fn first_line_of_body(mut body: hyper::body::Incoming, timeout: Duration) -> Option<String> {
     let mut buf = Vec::new();
     let read = async {
@@ -624,6 +780,24 @@ mod tests {
 
     fn parse(v: &str) -> SourceList {
         SourceList::parse_goproxy(v, Duration::from_secs(1), 0).expect("valid GOPROXY")
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let after = |v: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(header::RETRY_AFTER, v.parse().expect("header value"));
+            retry_after(&headers)
+        };
+        assert_eq!(after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(after(" 0 "), Some(Duration::ZERO));
+        // A date in the past: now.
+        assert_eq!(after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        let hour = std::time::SystemTime::now() + Duration::from_secs(3600);
+        let later = after(&httpdate::fmt_http_date(hour)).expect("a date");
+        assert!(later > Duration::from_secs(3500) && later <= Duration::from_secs(3600));
+        assert_eq!(after("soon"), None);
+        assert_eq!(after("-5"), None);
     }
 
     #[test]

@@ -143,8 +143,11 @@ impl Setup {
         }
         let sources = match &self.upstream {
             Some(list) => {
+                // Never skipped after failures unless a test is about that
+                // (`MODGATE_UPSTREAM__HERMETIC__SKIP_AFTER`): many tests make the upstream
+                // fail on purpose and then expect the next request to reach it.
                 s += &format!(
-                    "\n[upstream.hermetic]\ngoproxy = {}\ntimeout = {}\nretries = {}\n",
+                    "\n[upstream.hermetic]\ngoproxy = {}\ntimeout = {}\nretries = {}\nskip_after = 0\n",
                     q(list),
                     q(&self.upstream_timeout),
                     self.upstream_retries

@@ -546,3 +546,92 @@ fn upstream_dropping_mid_zip_stores_nothing() {
     assert_eq!(r.status, 200);
     assert!(r.body == tree.bytes(&zip), "zip differs after recovery");
 }
+
+/// The value of `modgate_upstream_skipped` for the fake upstream (0 when absent).
+fn skipped_gauge(mg: &Modgate, up: &FakeUpstream) -> String {
+    let metrics = crate::harness::get(mg, "/metrics");
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    let prefix = format!("modgate_upstream_skipped{{upstream=\"{}\"}} ", up.url());
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or("0")
+        .to_owned()
+}
+
+/// A 503 with `Retry-After: 1` is retried after that second (not after the short backoff); one
+/// that asks for longer than modgate waits (10 s) ends the attempts at once, and the upstream
+/// is then skipped for the time it asked for.
+#[test]
+fn retry_after_is_honoured() {
+    use crate::fixtures::{LIB, UPPER};
+    let up = FakeUpstream::start(standard_tree());
+    let storage = tempfile::tempdir().expect("tempdir");
+    let mg = Modgate::start(Setup::new(&storage.path().join("data"), Some(&up.url())));
+    let info = artifact_path(LIB, "v1.1.0", "info");
+    up.fail_next(&info, 1, 503, Some("1"));
+    let started = std::time::Instant::now();
+    let r = crate::harness::get(&mg, &info);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "retried before the Retry-After: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(up.hits(&info), 2);
+
+    // Two minutes is more than a request waits: refused now, and the upstream left alone.
+    let mut setup = mg.setup.clone();
+    setup
+        .env
+        .push(("MODGATE_UPSTREAM__HERMETIC__SKIP_AFTER".into(), "5".into()));
+    drop(mg);
+    let mg = Modgate::start(setup);
+    let upper = artifact_path(UPPER, "v1.0.0", "info");
+    up.fail_next(&upper, 1, 429, Some("120"));
+    let started = std::time::Instant::now();
+    let r = crate::harness::get(&mg, &upper);
+    assert!(r.status >= 500, "{}", r.status);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(up.hits(&upper), 1, "retried against its Retry-After");
+    assert_eq!(skipped_gauge(&mg, &up), "1");
+    let mod_file = artifact_path(UPPER, "v1.0.0", "mod");
+    let r = crate::harness::get(&mg, &mod_file);
+    assert!(r.status >= 500, "{}", r.status);
+    assert_eq!(up.hits(&mod_file), 0, "asked while it asked for time");
+}
+
+/// `skip_after` failed fetches in a row: the upstream is skipped (requests fail at once without
+/// reaching it, the metric says so) for `skip_for`; the first request after that reaches it
+/// again and, answered, ends the pause.
+#[test]
+fn an_upstream_that_keeps_failing_is_skipped_for_a_while() {
+    use crate::fixtures::{LIB, UPPER};
+    let up = FakeUpstream::start(standard_tree());
+    let storage = tempfile::tempdir().expect("tempdir");
+    let mut setup = Setup::new(&storage.path().join("data"), Some(&up.url()));
+    setup.upstream_retries = 0;
+    for (key, value) in [("SKIP_AFTER", "2"), ("SKIP_FOR", "1s")] {
+        setup
+            .env
+            .push((format!("MODGATE_UPSTREAM__HERMETIC__{key}"), value.into()));
+    }
+    let mg = Modgate::start(setup);
+    let failing = artifact_path(LIB, "v1.1.0", "info");
+    up.fail_next(&failing, 100, 503, None);
+    for _ in 0..2 {
+        assert_eq!(crate::harness::get(&mg, &failing).status, 502);
+    }
+    assert_eq!(up.hits(&failing), 2);
+    assert_eq!(skipped_gauge(&mg, &up), "1");
+    // Skipped: even a path that would work fails at once, without a request upstream.
+    let healthy = artifact_path(UPPER, "v1.0.0", "info");
+    let r = crate::harness::get(&mg, &healthy);
+    assert_eq!(r.status, 502);
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(body.contains("not asked again for"), "{body}");
+    assert_eq!(up.hits(&healthy), 0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(crate::harness::get(&mg, &healthy).status, 200);
+    assert_eq!(up.hits(&healthy), 1);
+    assert_eq!(skipped_gauge(&mg, &up), "0");
+}

@@ -44,6 +44,8 @@ struct Knobs {
     /// Asked for paths the tree does not hold (after `overrides`): an answer, or `None` for
     /// the default 404.
     fallback: Option<Fallback>,
+    /// The next requests for a path (how many) answered with a status and a `Retry-After`.
+    failures: HashMap<String, (usize, u16, Option<String>)>,
 }
 
 /// The answer for a path the tree does not hold: how an upstream flavour refuses.
@@ -176,6 +178,20 @@ impl FakeUpstream {
         };
     }
 
+    /// Answers the next `times` requests for `path` with `status` (and `Retry-After:
+    /// retry_after` when given), then as before.
+    pub fn fail_next(&self, path: &str, times: usize, status: u16, retry_after: Option<&str>) {
+        self.state
+            .knobs
+            .lock()
+            .expect("knobs lock")
+            .failures
+            .insert(
+                path.to_string(),
+                (times, status, retry_after.map(str::to_string)),
+            );
+    }
+
     /// Answers paths the tree does not hold with `f`'s answer (`None`: the default 404).
     pub fn set_fallback(&self, f: impl Fn(&str) -> Option<Override> + Send + Sync + 'static) {
         self.state.knobs.lock().expect("knobs lock").fallback = Some(Arc::new(f));
@@ -264,6 +280,27 @@ async fn answer(state: &State, req: Request<hyper::body::Incoming>) -> Resp {
         );
     }
 
+    let failure = {
+        let mut k = state.knobs.lock().expect("knobs lock");
+        match k.failures.get_mut(&path) {
+            Some((left, status, retry_after)) if *left > 0 => {
+                *left -= 1;
+                Some((*status, retry_after.clone()))
+            }
+            _ => None,
+        }
+    };
+    if let Some((status, retry_after)) = failure {
+        let mut response = Response::builder()
+            .status(status)
+            .header("content-type", TEXT);
+        if let Some(after) = retry_after {
+            response = response.header("retry-after", after);
+        }
+        return response
+            .body(Full::new(Bytes::from_static(b"try again later\n")).boxed())
+            .expect("valid response");
+    }
     let (delay, rate, over, cut, fallback) = {
         let k = state.knobs.lock().expect("knobs lock");
         let delay = k
