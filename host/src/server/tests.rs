@@ -370,31 +370,27 @@ async fn handshake_as(
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let mut stream = connector.connect(name, tcp).await?;
     // TLS 1.3: a refused client certificate shows at the first read, after the handshake.
-    stream
-        .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await?;
-    let mut buf = vec![0; 4096];
-    let n = stream.read(&mut buf).await?;
-    if n == 0 {
+    if get_hello(&mut stream).await?.is_empty() {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed"));
     }
     let leaf = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
     Ok((stream, leaf))
 }
 
-/// One HTTP/1.1 GET on an open TLS stream: the status line.
-async fn status_line(stream: &mut tokio_rustls::client::TlsStream<TcpStream>) -> String {
+/// `GET /hello` on an open TLS stream: what the first read brings (the whole small response).
+async fn get_hello(stream: &mut tokio_rustls::client::TlsStream<TcpStream>) -> io::Result<String> {
     stream
         .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
+        .await?;
     let mut buf = vec![0; 4096];
-    let n = stream.read(&mut buf).await.unwrap();
-    String::from_utf8_lossy(&buf[..n])
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    let n = stream.read(&mut buf).await?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// `GET /hello` on an open TLS stream: the status line.
+async fn status_line(stream: &mut tokio_rustls::client::TlsStream<TcpStream>) -> String {
+    let response = get_hello(stream).await.unwrap();
+    response.lines().next().unwrap_or_default().to_string()
 }
 
 /// Renewed certificate files (an ACME client, certbot) are picked up while serving: new
@@ -537,13 +533,7 @@ async fn mutual_tls_verifies_client_certificates_against_the_ca_and_crl() {
     let (mut stream, _) = handshake_as(server.addr, &[&pki], Some(&good))
         .await
         .expect("a client certificate from the CA");
-    stream
-        .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0; 4096];
-    let n = stream.read(&mut buf).await.unwrap();
-    let response = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    let response = get_hello(&mut stream).await.unwrap().to_lowercase();
     assert!(response.contains("x-client: cn=ci-7, o=corp"), "{response}");
     for (what, cert) in [
         ("no certificate", None),
@@ -568,12 +558,7 @@ async fn mutual_tls_verifies_client_certificates_against_the_ca_and_crl() {
     let (mut anonymous, _) = handshake_as(server.addr, &[&pki], None)
         .await
         .expect("no certificate, optional");
-    anonymous
-        .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let n = anonymous.read(&mut buf).await.unwrap();
-    let response = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    let response = get_hello(&mut anonymous).await.unwrap().to_lowercase();
     assert!(
         response.starts_with("http/1.1 200") && !response.contains("x-client"),
         "{response}"
