@@ -1,12 +1,13 @@
 // test-faults: a Go test plugin that misbehaves on request (header x-fault), for the host's
-// fault matrix of Go plugins (host/src/plugin/go_tests.rs).
+// fault matrix of Go plugins (host/src/plugin/tests.rs).
 //
 //	count    allow, principal "call-N": the Nth call this instance has served
 //	panic    panic (the SDK answers 503 and the host replaces the instance)
 //	loop     never return (the deadline)
 //	membomb  allocate without bound (the memory cap)
 //	remember count, and call memo.remember (one host import with a list of strings)
-//	digest   count, and hash 20 bytes in the host (one host import with a list result)
+//	digest   count, and an HMAC of 20 bytes in the host (one host import with a list result;
+//	         a short Digest is computed in the plugin)
 //	imports  use the host's imports with large results (kv, http, crypto), then allow: the
 //	         regression case for the GC trap inside cabi_realloc
 package main
@@ -42,7 +43,7 @@ func init() {
 		case "remember":
 			modgate.Remember(modgate.DependsOn{Headers: []string{"authorization"}, Module: true, Action: true}, 0)
 		case "digest":
-			if _, err := modgate.Digest(modgate.SHA256, []byte("twenty bytes of data")); err != nil {
+			if _, err := modgate.HMAC(modgate.SHA256, []byte("key"), []byte("twenty bytes of data")); err != nil {
 				return modgate.Deny(500, "digest failed")
 			}
 		case "imports":
