@@ -180,3 +180,31 @@ fn a_reload_serves_the_renewed_certificate() {
     assert!(logs.contains("server.tls.key"), "{logs}");
     assert_eq!(served_certificate(mg.addr(), &roots), der(&cert2));
 }
+
+/// A certificate that ends within two weeks is served, with a warning at start to renew it.
+#[test]
+fn a_certificate_about_to_expire_is_reported_at_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    let in_three_days = now + std::time::Duration::from_secs(3 * 24 * 3600);
+    params.not_before =
+        rcgen::date_time_ymd(1970, 1, 1) + (now - std::time::Duration::from_secs(3600));
+    params.not_after = rcgen::date_time_ymd(1970, 1, 1) + in_three_days;
+    let cert = params.self_signed(&key).expect("self-signed");
+    let (cert_path, key_path) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write");
+    let mut setup = Setup::new(&tmp.path().join("data"), None);
+    setup.tls = Some((cert_path, key_path));
+    let mg = Modgate::start(setup);
+    mg.wait_for_log("expires soon", 1, std::time::Duration::from_secs(10));
+    let logs = mg.logs();
+    assert!(
+        logs.contains("\"days_left\":2") || logs.contains("\"days_left\":3"),
+        "{logs}"
+    );
+}

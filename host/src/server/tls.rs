@@ -179,6 +179,9 @@ fn certified(
     provider: &CryptoProvider,
 ) -> Result<Arc<CertifiedKey>, ServerError> {
     let certs = read_certs(config_key[0], cert)?;
+    if let Some(first) = certs.first() {
+        warn_if_expiring(first, cert);
+    }
     let private = read_key(config_key[1], key)?;
     CertifiedKey::from_der(certs, private, provider)
         .map(Arc::new)
@@ -192,6 +195,35 @@ fn certified(
                 ),
             )
         })
+}
+
+/// Within this long of its end, a certificate loaded (at start, on a reload, on a file change)
+/// is logged as a warning: renew it.
+const EXPIRY_WARNING: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
+
+/// Warns when the leaf certificate in `path` has expired or will within [`EXPIRY_WARNING`]
+/// (clients refuse an expired one; modgate serves it anyway, as the operator asked).
+fn warn_if_expiring(leaf: &CertificateDer<'_>, path: &Path) {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
+        return;
+    };
+    let not_after = parsed.validity().not_after.timestamp();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let left = not_after - now;
+    if left <= 0 {
+        tracing::error!(
+            cert = %path.display(),
+            "the TLS certificate has expired: clients will refuse it; renew it"
+        );
+    } else if left < EXPIRY_WARNING.as_secs() as i64 {
+        tracing::warn!(
+            cert = %path.display(),
+            days_left = left / 86_400,
+            "the TLS certificate expires soon; renew it (modgate picks up renewed files)"
+        );
+    }
 }
 
 /// The DNS names of a certificate's subjectAltName, lower case.
