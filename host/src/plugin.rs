@@ -518,6 +518,7 @@ impl PluginSet {
     pub fn build(specs: &[PluginSpec], engine: &PluginEngine) -> Result<Self, PluginError> {
         let mut plugins = BTreeMap::new();
         let idle_cap = idle_cap(engine.settings.max_instances, specs.len());
+        let built = Instant::now();
         for spec in specs {
             let load = |message: String| PluginError::Load {
                 plugin: spec.name.clone(),
@@ -594,7 +595,7 @@ impl PluginSet {
                 memo_judge: memo::Memo::new(spec.limits.memo_ttl),
                 counters: Counters::default(),
                 budget: budget::Budget::new(spec.limits.max_concurrent, spec.limits.max_queue),
-                slow: pool::Slow::default(),
+                slow: pool::Slow::new(built),
                 metrics: None,
             };
             if plugins.insert(spec.name.clone(), loaded).is_some() {
@@ -762,7 +763,7 @@ impl PluginSet {
             .await;
             (store, outcome)
         });
-        let inline = !plugin.slow.is_slow();
+        let inline = !plugin.slow.is_slow(started);
         // The turn and the ticker's running count are borrowed while the call runs here (no
         // reference counts touched); a call that moves to the pool takes them along, owned.
         let keep = move || {
@@ -774,13 +775,14 @@ impl PluginSet {
         let ((mut store, outcome), ran) = self.pool.run(run, inline, keep).await?;
         let result = finish(plugin, &store, outcome)
             .and_then(|(instance, calls, answer)| Ok((instance, calls, E::check(name, answer)?)));
-        plugin.slow.observe(if result.is_err() {
+        let how = if result.is_err() {
             pool::Observed::Failed
         } else if store.data().yielded || (inline && ran == pool::Ran::Pool) {
             pool::Observed::Long
         } else {
             pool::Observed::Quick
-        });
+        };
+        plugin.slow.observe(how, inline, started);
         self.record(plugin, started, &result, store.data().log_truncated, ran);
         let (instance, calls, answer) = match result {
             Ok(done) => done,

@@ -16,8 +16,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::Poll;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::PluginError;
 
@@ -145,27 +148,45 @@ pub enum Observed {
     Failed,
 }
 
-/// Whether a plugin's calls should start on the pool: the share of its recent calls that ran
-/// long, weighted towards the latest (each call's weight is 1/16 of the one after it), is at
-/// least 1/8 — three long calls in a row, or about one in eight for a while — or its last calls
-/// failed. Nothing is written for a quick call of a plugin that was never slow (the common
+/// How long a plugin stays slow after it became slow or its last call ran long or failed on
+/// the pool: its calls start on the pool meanwhile.
+pub const SLOW_WINDOW: Duration = Duration::from_secs(1);
+
+/// Whether a plugin's calls should start on the pool. A plugin becomes slow when a call fails,
+/// or when a call started on a worker runs long while the share of such calls that ran long,
+/// weighted towards the latest (each call's weight is 1/16 of the one after it), is at least
+/// 1/8 — three in a row, or about one in eight for a while; one long call among many quick
+/// ones (a Go plugin's garbage collection, a worker preempted mid-call) does not make it slow.
+/// It stays slow for [`SLOW_WINDOW`] after that, or after a call started on the pool ran long
+/// or failed there (a call started on the pool cannot show whether it would have needed it
+/// otherwise). Nothing is written for a quick call of a plugin that was never slow (the common
 /// case), so a cheap plugin's calls share no cache line between workers.
-#[derive(Default)]
 pub struct Slow {
-    /// The weighted share, in units of 1/[`Slow::FULL`].
+    /// The weighted share of long calls started on a worker, in units of 1/[`Slow::FULL`].
     score: AtomicU32,
+    /// Nanoseconds after `base` until which the plugin counts as slow (0: never was).
+    until: AtomicU64,
+    base: Instant,
 }
 
 impl Slow {
     const FULL: u32 = 1 << 16;
     /// Each call's weight.
     const WEIGHT: u32 = Self::FULL / 16;
-    /// From this share on, calls start on the pool.
+    /// From this share on, a long call makes the plugin slow.
     const THRESHOLD: u32 = Self::FULL / 8;
 
-    /// Whether the next call should start on the pool.
-    pub fn is_slow(&self) -> bool {
-        self.score.load(Ordering::Relaxed) >= Self::THRESHOLD
+    pub fn new(base: Instant) -> Self {
+        Slow {
+            score: AtomicU32::new(0),
+            until: AtomicU64::new(0),
+            base,
+        }
+    }
+
+    /// Whether a call starting at `now` should start on the pool.
+    pub fn is_slow(&self, now: Instant) -> bool {
+        self.nanos(now) < self.until.load(Ordering::Relaxed)
     }
 
     /// How many epoch ticks the next call may run across before it yields: more for a plugin
@@ -178,8 +199,14 @@ impl Slow {
         }
     }
 
-    /// Counts a call that ended.
-    pub fn observe(&self, how: Observed) {
+    /// Counts a call that started at `started`, on a worker (`inline`) or on the pool.
+    pub fn observe(&self, how: Observed, inline: bool, started: Instant) {
+        if !inline {
+            if how != Observed::Quick {
+                self.mark(started);
+            }
+            return;
+        }
         let old = self.score.load(Ordering::Relaxed);
         if old == 0 && how == Observed::Quick {
             return;
@@ -192,6 +219,18 @@ impl Slow {
         };
         // Two calls ending at once may lose one of their updates: an estimate either way.
         self.score.store(new, Ordering::Relaxed);
+        if how == Observed::Failed || (how == Observed::Long && new >= Self::THRESHOLD) {
+            self.mark(started);
+        }
+    }
+
+    fn mark(&self, started: Instant) {
+        let until = self.nanos(started + SLOW_WINDOW);
+        self.until.fetch_max(until, Ordering::Relaxed);
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -235,54 +274,49 @@ mod tests {
     }
 
     #[test]
-    fn slow_when_calls_keep_running_long_or_the_last_failed() {
-        let slow = Slow::default();
-        assert!(!slow.is_slow());
+    fn slow_when_calls_keep_running_long_or_one_failed() {
+        use crate::plugin::host::{FIRST_SLICE_TICKS, QUICK_PLUGIN_SLICE_TICKS};
+        let base = Instant::now();
+        let at = |ms: u64| base + Duration::from_millis(ms);
+        let slow = Slow::new(base);
+        assert!(!slow.is_slow(base));
         // A plugin that runs quick gets the longer first slice; one long call takes it away
         // until quick calls have made up for it.
-        use crate::plugin::host::{FIRST_SLICE_TICKS, QUICK_PLUGIN_SLICE_TICKS};
         assert_eq!(slow.slice_ticks(), QUICK_PLUGIN_SLICE_TICKS);
-        slow.observe(Observed::Long);
+        slow.observe(Observed::Long, true, base);
         assert_eq!(slow.slice_ticks(), FIRST_SLICE_TICKS);
-        std::iter::repeat_n(Observed::Quick, 200).for_each(|q| slow.observe(q));
-        assert_eq!(slow.slice_ticks(), QUICK_PLUGIN_SLICE_TICKS);
-        // One long call among quick ones (a garbage collection, a preempted worker): not slow,
-        // however often it recurs at that rate.
+        // One long call among quick ones (a garbage collection, a preempted worker): never
+        // slow, however often it recurs at that rate.
         for _ in 0..100 {
-            slow.observe(Observed::Long);
-            assert!(!slow.is_slow());
-            for _ in 0..15 {
-                slow.observe(Observed::Quick);
-            }
+            std::iter::repeat_n(Observed::Quick, 15).for_each(|q| slow.observe(q, true, base));
+            slow.observe(Observed::Long, true, base);
+            assert!(!slow.is_slow(base));
         }
-        // Three long calls in a row are (after a long run of quick ones).
-        std::iter::repeat_n(Observed::Quick, 1000).for_each(|q| slow.observe(q));
-        slow.observe(Observed::Long);
-        slow.observe(Observed::Long);
-        assert!(!slow.is_slow());
-        slow.observe(Observed::Long);
-        assert!(slow.is_slow());
-        // One in six, for a while, is too.
-        for _ in 0..20 {
-            slow.observe(Observed::Long);
-            for _ in 0..5 {
-                slow.observe(Observed::Quick);
-            }
-        }
-        assert!(slow.is_slow());
-        // Quick calls bring it back, all the way to nothing.
-        std::iter::repeat_n(Observed::Quick, 1000).for_each(|q| slow.observe(q));
-        assert!(!slow.is_slow());
-        assert_eq!(slow.score.load(Ordering::Relaxed), 0);
-        // A failure is slow at once (its next call instantiates afresh); quick calls after it
-        // bring it back within a few dozen.
-        slow.observe(Observed::Failed);
-        assert!(slow.is_slow());
-        let calls = (1..).find(|_| {
-            slow.observe(Observed::Quick);
-            !slow.is_slow()
-        });
-        assert_eq!(calls, Some(33));
+        std::iter::repeat_n(Observed::Quick, 1000).for_each(|q| slow.observe(q, true, base));
+        assert_eq!(slow.slice_ticks(), QUICK_PLUGIN_SLICE_TICKS);
+        // Three long calls in a row: slow for the window after the third.
+        slow.observe(Observed::Long, true, at(0));
+        slow.observe(Observed::Long, true, at(0));
+        assert!(!slow.is_slow(at(1)));
+        slow.observe(Observed::Long, true, at(10));
+        assert!(slow.is_slow(at(10)) && slow.is_slow(at(500)));
+        assert!(!slow.is_slow(at(10) + SLOW_WINDOW));
+        // Calls started on the pool meanwhile: a long one extends it, a quick one does not.
+        slow.observe(Observed::Long, false, at(800));
+        assert!(slow.is_slow(at(800) + SLOW_WINDOW / 2));
+        slow.observe(Observed::Quick, false, at(1700));
+        assert!(!slow.is_slow(at(800) + SLOW_WINDOW));
+        // A failure: slow at once, for the window; then quick calls on a worker do not make it
+        // slow again, and bring the share down.
+        slow.observe(Observed::Failed, true, at(5000));
+        assert!(slow.is_slow(at(5000)) && slow.is_slow(at(5900)));
+        assert!(!slow.is_slow(at(6000)));
+        std::iter::repeat_n(Observed::Quick, 40).for_each(|q| slow.observe(q, true, at(6000)));
+        assert!(!slow.is_slow(at(6001)));
+        // An older mark never shortens the window.
+        slow.observe(Observed::Failed, true, at(9000));
+        slow.observe(Observed::Long, false, at(8000));
+        assert!(slow.is_slow(at(9500)));
     }
 
     #[cfg(target_os = "linux")]

@@ -646,7 +646,7 @@ async fn a_long_call_leaves_the_request_thread_free() {
         "the thread was held: {ticked} ticks in {took:?}"
     );
     let plugin = set.by_name("loop").expect("loaded");
-    assert!(plugin.slow.is_slow(), "marked slow");
+    assert!(plugin.slow.is_slow(Instant::now()), "marked slow");
 }
 
 /// Past `max_concurrent` running and `max_queue` waiting, a call is refused at once with
