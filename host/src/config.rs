@@ -337,7 +337,8 @@ impl TlsFile {
         Duration::from_secs(10)
     }
 
-    /// The files only: no watch, no mutual TLS.
+    /// A certificate and its key, watched at the default interval; no mutual TLS, no other
+    /// certificates.
     pub fn new(cert: PathBuf, key: PathBuf) -> Self {
         TlsFile {
             cert,

@@ -43,7 +43,7 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, std::io::Error>;
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
-    /// The subject of the client certificate mutual TLS verified (`CN=ci-7,O=Corp`).
+    /// The subject of the client certificate mutual TLS verified (`CN=ci-7, O=Corp`).
     pub client_identity: Option<Arc<str>>,
     /// The server writes an access log line per request: an allowed request's principal is
     /// kept for it (in an [`Allowed`] in the response's extensions).
@@ -58,8 +58,9 @@ pub struct Gateway {
     builder: Arc<AppBuilder>,
     /// Held while a reload runs: SIGHUP and the admin endpoint take turns.
     reloading: tokio::sync::Mutex<()>,
-    /// The listener's certificate, read again on each reload (when serving TLS).
-    certificate: std::sync::OnceLock<Arc<crate::server::ServerCert>>,
+    /// The listener's TLS settings, read again from their files on each reload (when serving
+    /// TLS).
+    tls: std::sync::OnceLock<Arc<crate::server::ServerTls>>,
 }
 
 /// Everything a reload needs to build a pipeline from the configuration file again.
@@ -141,7 +142,7 @@ impl Gateway {
                 engine,
             }),
             reloading: tokio::sync::Mutex::new(()),
-            certificate: std::sync::OnceLock::new(),
+            tls: std::sync::OnceLock::new(),
         })
     }
 
@@ -237,13 +238,12 @@ impl Gateway {
     pub async fn reload_now(&self) -> Result<String, ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
         let builder = Arc::clone(&self.builder);
-        let certificate = self.certificate.get().cloned();
+        let tls = self.tls.get().cloned();
         let (app, summary) = tokio::task::spawn_blocking(move || {
             let built = builder.build()?;
-            // The certificate last: it is in use as soon as it is read, so only with a
-            // pipeline that will be.
-            if let Some(cert) = certificate {
-                cert.reload().map_err(|e| ReloadError::Tls(e.to_string()))?;
+            // TLS last: it is in use as soon as it is read, so only with a pipeline that will be.
+            if let Some(tls) = tls {
+                tls.reload().map_err(|e| ReloadError::Tls(e.to_string()))?;
             }
             Ok::<_, ReloadError>(built)
         })
@@ -253,9 +253,9 @@ impl Gateway {
         Ok(summary)
     }
 
-    /// The listener's certificate, for reloads to read again.
-    pub fn attach_certificate(&self, cert: Arc<crate::server::ServerCert>) {
-        let _ = self.certificate.set(cert);
+    /// The listener's TLS settings, for reloads to read again.
+    pub fn attach_tls(&self, tls: Arc<crate::server::ServerTls>) {
+        let _ = self.tls.set(tls);
     }
 }
 

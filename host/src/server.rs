@@ -45,7 +45,7 @@ mod send_timeout;
 mod tls;
 mod workers;
 
-pub use tls::{ServerCert, client_identity, load_tls};
+pub use tls::{ServerTls, client_identity, load_tls};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +138,7 @@ pub struct Server<H = Gateway> {
     listener: TcpListener,
     local_addr: SocketAddr,
     /// The TLS acceptor (rebuilt when its files change or on a reload).
-    tls: Option<Arc<ServerCert>>,
+    tls: Option<Arc<ServerTls>>,
     settings: ServerConfig,
     handler: Arc<H>,
     metrics: Arc<Metrics>,
@@ -163,8 +163,8 @@ impl Server<Gateway> {
         let gateway =
             Gateway::new(config, config_path, Arc::clone(&metrics)).map_err(ServerError::App)?;
         let server = Self::bind_with(&config.server, Arc::new(gateway), metrics).await?;
-        if let Some(cert) = &server.tls {
-            server.handler.attach_certificate(Arc::clone(cert));
+        if let Some(tls) = &server.tls {
+            server.handler.attach_tls(Arc::clone(tls));
         }
         Ok(server)
     }
@@ -235,7 +235,7 @@ impl<H: Handler> Server<H> {
         // Renewed certificate files are picked up while serving; stops with the server.
         let watching = tls
             .clone()
-            .map(|cert| crate::cluster::AbortOnDrop(tokio::spawn(cert.watch())));
+            .map(|tls| crate::cluster::AbortOnDrop(tokio::spawn(tls.watch())));
         let shared = Arc::new(conn::Shared {
             handler,
             http: http_builder(&settings),

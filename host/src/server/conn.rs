@@ -33,7 +33,7 @@ use crate::telemetry::{Endpoint, Metrics};
 pub(super) struct Shared<H> {
     pub(super) handler: Arc<H>,
     pub(super) http: auto::Builder<TokioExecutor>,
-    pub(super) tls: Option<Arc<super::ServerCert>>,
+    pub(super) tls: Option<Arc<super::ServerTls>>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) timeouts: Timeouts,
     pub(super) access_log: bool,

@@ -5,11 +5,10 @@
 //! theirs. Files that cannot be used (half written, a key that does not match) leave the
 //! acceptor in use in place.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
-
-use std::collections::HashMap;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -23,12 +22,12 @@ use crate::config::{ClientAuth, TlsFile};
 
 /// Reads the files named by `[server.tls]` and builds an acceptor offering HTTP/2 and HTTP/1.1
 /// through ALPN. Errors name the key and the file.
-pub fn load_tls(files: &TlsFile) -> Result<Arc<ServerCert>, ServerError> {
+pub fn load_tls(files: &TlsFile) -> Result<Arc<ServerTls>, ServerError> {
     // Explicit provider: the process-wide default depends on which rustls features other crates
     // enable, and choosing one here keeps startup independent of that.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let (acceptor, stamp) = acceptor(files, &provider)?;
-    Ok(Arc::new(ServerCert {
+    Ok(Arc::new(ServerTls {
         files: files.clone(),
         provider,
         current: RwLock::new(acceptor),
@@ -39,9 +38,9 @@ pub fn load_tls(files: &TlsFile) -> Result<Arc<ServerCert>, ServerError> {
     }))
 }
 
-/// The acceptor new connections get, and the files it came from.
+/// The server's TLS settings: the acceptor new connections get, and the files it came from.
 #[derive(Debug)]
-pub struct ServerCert {
+pub struct ServerTls {
     files: TlsFile,
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<rustls::ServerConfig>>,
@@ -59,17 +58,12 @@ struct Stamps {
     refused: Option<Stamp>,
 }
 
-impl ServerCert {
+impl ServerTls {
     /// The acceptor for a new connection.
     pub fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(Arc::clone(
             &self.current.read().unwrap_or_else(PoisonError::into_inner),
         ))
-    }
-
-    /// Whether clients are asked for certificates (mutual TLS).
-    pub fn mutual(&self) -> bool {
-        self.files.client_ca.is_some()
     }
 
     /// Reads the files again: settings that can be used are what new handshakes get from now
@@ -122,15 +116,15 @@ impl ServerCert {
         every.tick().await;
         loop {
             every.tick().await;
-            let cert = Arc::clone(&self);
+            let tls = Arc::clone(&self);
             // File reads and key parsing: off the thread that accepts connections.
-            let _ = tokio::task::spawn_blocking(move || cert.reload_if_changed()).await;
+            let _ = tokio::task::spawn_blocking(move || tls.reload_if_changed()).await;
         }
     }
 }
 
-/// The subject of a client's verified certificate (`CN=ci-7,O=Corp`, RFC 4514 order as
-/// x509-parser prints it), what plugins see as the TLS client identity.
+/// The subject of a client's verified certificate (`CN=ci-7, O=Corp`, as x509-parser prints
+/// it), what plugins see as the TLS client identity.
 pub fn client_identity(certs: Option<&[CertificateDer<'_>]>) -> Option<Arc<str>> {
     let leaf = certs?.first()?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
@@ -172,29 +166,30 @@ impl ResolvesServerCert for ByName {
     }
 }
 
-/// A certificate and its key, checked to be a pair.
+/// A certificate and its key, checked to be a pair, with the DNS names of the certificate's
+/// subjectAltName (lower case; a certificate that expires soon is logged on the way).
 fn certified(
     (cert, key): (&Path, &Path),
     config_key: [&'static str; 2],
     provider: &CryptoProvider,
-) -> Result<Arc<CertifiedKey>, ServerError> {
+) -> Result<(Arc<CertifiedKey>, Vec<String>), ServerError> {
     let certs = read_certs(config_key[0], cert)?;
-    if let Some(first) = certs.first() {
-        warn_if_expiring(first, cert);
-    }
+    let (_, leaf) = x509_parser::parse_x509_certificate(certs[0].as_ref())
+        .map_err(|e| tls_error(config_key[0], cert, format!("not a certificate: {e}")))?;
+    warn_if_expiring(&leaf, cert);
+    let names = dns_names(&leaf);
     let private = read_key(config_key[1], key)?;
-    CertifiedKey::from_der(certs, private, provider)
-        .map(Arc::new)
-        .map_err(|e| {
-            tls_error(
-                config_key[1],
-                key,
-                format!(
-                    "cannot be used with the certificate in {}: {e}",
-                    cert.display()
-                ),
-            )
-        })
+    let certified = CertifiedKey::from_der(certs, private, provider).map_err(|e| {
+        tls_error(
+            config_key[1],
+            key,
+            format!(
+                "cannot be used with the certificate in {}: {e}",
+                cert.display()
+            ),
+        )
+    })?;
+    Ok((Arc::new(certified), names))
 }
 
 /// Within this long of its end, a certificate loaded (at start, on a reload, on a file change)
@@ -203,11 +198,8 @@ const EXPIRY_WARNING: std::time::Duration = std::time::Duration::from_secs(14 * 
 
 /// Warns when the leaf certificate in `path` has expired or will within [`EXPIRY_WARNING`]
 /// (clients refuse an expired one; modgate serves it anyway, as the operator asked).
-fn warn_if_expiring(leaf: &CertificateDer<'_>, path: &Path) {
-    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
-        return;
-    };
-    let not_after = parsed.validity().not_after.timestamp();
+fn warn_if_expiring(leaf: &x509_parser::certificate::X509Certificate<'_>, path: &Path) {
+    let not_after = leaf.validity().not_after.timestamp();
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -227,15 +219,8 @@ fn warn_if_expiring(leaf: &CertificateDer<'_>, path: &Path) {
 }
 
 /// The DNS names of a certificate's subjectAltName, lower case.
-fn dns_names(key: &CertifiedKey, path: &Path) -> Result<Vec<String>, ServerError> {
-    const KEY: &str = "server.tls.certificates";
-    let leaf = key
-        .end_entity_cert()
-        .map_err(|e| tls_error(KEY, path, e.to_string()))?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref())
-        .map_err(|e| tls_error(KEY, path, format!("not a certificate: {e}")))?;
-    let names: Vec<String> = parsed
-        .subject_alternative_name()
+fn dns_names(leaf: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+    leaf.subject_alternative_name()
         .ok()
         .flatten()
         .into_iter()
@@ -244,31 +229,31 @@ fn dns_names(key: &CertifiedKey, path: &Path) -> Result<Vec<String>, ServerError
             x509_parser::extensions::GeneralName::DNSName(name) => Some(name.to_ascii_lowercase()),
             _ => None,
         })
-        .collect();
-    if names.is_empty() {
-        return Err(tls_error(
-            KEY,
-            path,
-            "the certificate names no DNS name (subjectAltName) to choose it by".into(),
-        ));
-    }
-    Ok(names)
+        .collect()
 }
 
 fn by_name(files: &TlsFile, provider: &CryptoProvider) -> Result<ByName, ServerError> {
+    let (default, _) = certified(
+        (&files.cert, &files.key),
+        ["server.tls.cert", "server.tls.key"],
+        provider,
+    )?;
     let mut resolver = ByName {
-        default: certified(
-            (&files.cert, &files.key),
-            ["server.tls.cert", "server.tls.key"],
-            provider,
-        )?,
+        default,
         exact: HashMap::new(),
         wildcard: HashMap::new(),
     };
     for pair in &files.certificates {
         const KEY: &str = "server.tls.certificates";
-        let key = certified((&pair.cert, &pair.key), [KEY, KEY], provider)?;
-        for name in dns_names(&key, &pair.cert)? {
+        let (key, names) = certified((&pair.cert, &pair.key), [KEY, KEY], provider)?;
+        if names.is_empty() {
+            return Err(tls_error(
+                KEY,
+                &pair.cert,
+                "the certificate names no DNS name (subjectAltName) to choose it by".into(),
+            ));
+        }
+        for name in names {
             // The first certificate naming a name keeps it.
             match name.strip_prefix("*.") {
                 Some(parent) => resolver.wildcard.entry(parent.to_owned()),
@@ -326,7 +311,11 @@ fn acceptor(
                 verifier = verifier.allow_unauthenticated();
             }
             let verifier = verifier.build().map_err(|e| {
-                tls_error("server.tls.client_crls", ca, format!("cannot be used: {e}"))
+                tls_error(
+                    "server.tls.client_ca",
+                    ca,
+                    format!("cannot verify client certificates with it and client_crls: {e}"),
+                )
             })?;
             builder.with_client_cert_verifier(verifier)
         }
