@@ -903,8 +903,12 @@ impl PluginSet {
             warm.store.set_epoch_deadline(1);
             return (warm.store, Some((warm.instance, warm.calls)));
         }
-        let mut state = State::new(plugin.shared.clone(), plugin.limits.memory_bytes, deadline);
-        state.slice_ticks = slice;
+        let state = State::new(
+            plugin.shared.clone(),
+            plugin.limits.memory_bytes,
+            deadline,
+            slice,
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         // At each epoch tick (1 ms) the guest runs across: past the deadline it traps; past its

@@ -37,8 +37,8 @@ pub struct SourceEntry {
 /// `skip_after`/`skip_for` of `[upstream.NAME]`: after `after` failed fetches in a row (each
 /// with its retries; 5xx, 429, connection errors and timeouts), the upstream is skipped for
 /// `first`, doubling while it keeps failing up to 16 times that: requests fail at once (or go
-/// on to the next source after `|`) instead of each waiting out its time-out. The first request
-/// after the pause goes through; its success ends the pause.
+/// on to the next source after `|`) instead of each waiting out its time-out. After the pause
+/// requests reach it again: an answer ends the pause, another failure starts a longer one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Skip {
     /// `0`: never skipped.

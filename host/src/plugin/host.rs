@@ -178,7 +178,12 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(shared: Arc<Shared>, memory_bytes: usize, deadline: Instant) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        memory_bytes: usize,
+        deadline: Instant,
+        slice_ticks: u32,
+    ) -> Self {
         // Deny by default: no preopened directories, no environment or arguments, stdin closed,
         // stdout/stderr discarded, no sockets and no name lookups. Clocks and randomness are
         // the host's (std needs them; they reveal nothing a request does not).
@@ -197,7 +202,7 @@ impl State {
             },
             deadline,
             ticks: 0,
-            slice_ticks: FIRST_SLICE_TICKS,
+            slice_ticks,
             yielded: false,
             log_bytes: 0,
             log_truncated: false,
