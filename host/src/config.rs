@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::route::{Dispatch, Entry, Pattern, Route, RouteTable};
 use crate::upstream::{SourceEntry, SourceList};
 
+mod acme;
 mod git;
 mod goproxy;
 mod publish;
@@ -23,6 +24,7 @@ mod secret;
 mod storage;
 mod sumdb;
 
+pub use acme::{AcmeFile, Challenge};
 pub use git::{GitFile, GitRoute, GitSettings};
 pub use goproxy::GoproxyOrigin;
 pub use publish::{PublishFile, Uploads};
@@ -303,7 +305,11 @@ impl Default for ServerFile {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFile {
+    /// The certificate chain (PEM); with `acme`, the file ACME keeps it in.
+    #[serde(default)]
     pub cert: PathBuf,
+    /// The certificate's private key (PEM); with `acme`, the same file as `cert`.
+    #[serde(default)]
     pub key: PathBuf,
     /// How often the files are looked at for a renewed certificate (`0s`: only on reloads).
     #[serde(default = "TlsFile::default_watch", with = "humantime_serde")]
@@ -322,6 +328,9 @@ pub struct TlsFile {
     /// their subjectAltName; `cert`/`key` serve every other name.
     #[serde(default)]
     pub certificates: Vec<CertPair>,
+    /// Certificates for `cert`/`key` obtained and renewed from an ACME CA.
+    #[serde(default)]
+    pub acme: Option<AcmeFile>,
 }
 
 /// One `[[server.tls.certificates]]`: a certificate chain and its key (PEM).
@@ -348,6 +357,7 @@ impl TlsFile {
             client_auth: ClientAuth::default(),
             client_crls: Vec::new(),
             certificates: Vec::new(),
+            acme: None,
         }
     }
 }
@@ -766,9 +776,45 @@ fn resolve(
             "revocation lists are for client certificates: set `client_ca` too".into(),
         ));
     }
+    let acme = match s.tls.as_ref().and_then(|t| t.acme.as_ref()) {
+        None => None,
+        Some(a) => Some(
+            a.resolve(relative)
+                .map_err(|(key, message)| invalid(key, message))?,
+        ),
+    };
+    let (cert, key) = match (&s.tls, &acme) {
+        (None, _) => (PathBuf::new(), PathBuf::new()),
+        (Some(t), Some(acme)) => {
+            for (key, set) in [("server.tls.cert", &t.cert), ("server.tls.key", &t.key)] {
+                if !set.as_os_str().is_empty() {
+                    return Err(invalid(
+                        key,
+                        "set by ACME ([server.tls.acme] keeps the certificate in its `dir`): \
+                         remove it, or remove [server.tls.acme] to use your own files"
+                            .into(),
+                    ));
+                }
+            }
+            (acme.certificate_file(), acme.certificate_file())
+        }
+        (Some(t), None) => {
+            for (key, set) in [("server.tls.cert", &t.cert), ("server.tls.key", &t.key)] {
+                if set.as_os_str().is_empty() {
+                    return Err(invalid(
+                        key,
+                        "missing: TLS needs a certificate chain and its key (PEM files), or \
+                         [server.tls.acme] to obtain them"
+                            .into(),
+                    ));
+                }
+            }
+            (relative(&t.cert), relative(&t.key))
+        }
+    };
     let tls = s.tls.map(|t| TlsFile {
-        cert: relative(&t.cert),
-        key: relative(&t.key),
+        cert,
+        key,
         watch: t.watch,
         client_ca: t.client_ca.as_deref().map(relative),
         client_auth: t.client_auth,
@@ -781,6 +827,7 @@ fn resolve(
                 key: relative(&c.key),
             })
             .collect(),
+        acme,
     });
     let plugin_cache = match s.plugin_cache.as_deref() {
         None => default_plugin_cache(env),

@@ -18,12 +18,15 @@
 mod coderepo;
 mod repo;
 
+// The go.mod and tag readers behind version resolution, public for the fuzz targets (fuzz/).
+pub use coderepo::{module_path as go_mod_module_path, retract_intervals, tag_to_version};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coderepo::CodeRepo;
-pub(crate) use coderepo::{module_path, retract_intervals};
+pub(crate) use coderepo::module_path;
 pub use repo::Credentials;
 use repo::{Location, Repo};
 

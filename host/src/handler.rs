@@ -11,6 +11,9 @@ mod policy;
 mod respond;
 mod upload;
 
+/// The check every `.info`/`@latest` answer from an upstream passes (public for fuzz/).
+pub use fill::check_info;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

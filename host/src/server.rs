@@ -40,6 +40,7 @@ use crate::config::{Config, ServerConfig};
 use crate::handler::{App, ConnInfo, Gateway, ResponseBody};
 use crate::telemetry::Metrics;
 
+mod acme;
 mod conn;
 mod send_timeout;
 mod tls;
@@ -54,6 +55,14 @@ pub enum ServerError {
     // The reason is in the message, not a `#[source]`: `{:#}` chains would print it twice.
     #[error("server.listen: cannot listen on {addr}: {reason}")]
     Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        reason: io::Error,
+    },
+    /// The http-01 listener of `[server.tls.acme]` could not be bound.
+    #[error("server.tls.acme.http_listen: cannot listen on {addr}: {reason}")]
+    AcmeBind {
         /// The configured address.
         addr: SocketAddr,
         /// The operating system's reason.
@@ -139,6 +148,8 @@ pub struct Server<H = Gateway> {
     local_addr: SocketAddr,
     /// The TLS acceptor (rebuilt when its files change or on a reload).
     tls: Option<Arc<ServerTls>>,
+    /// With ACME's http-01 challenge: the plain-HTTP listener that answers the CA.
+    http01: Option<TcpListener>,
     settings: ServerConfig,
     handler: Arc<H>,
     metrics: Arc<Metrics>,
@@ -185,6 +196,15 @@ impl<H: Handler> Server<H> {
         };
         let listener = listen(settings.listen).map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
+        let http01 = match settings.tls.as_ref().and_then(|t| t.acme.as_ref()) {
+            Some(acme) if acme.challenge == crate::config::Challenge::Http01 => {
+                let addr = acme
+                    .http_listen
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 80)));
+                Some(listen(addr).map_err(|reason| ServerError::AcmeBind { addr, reason })?)
+            }
+            _ => None,
+        };
         let count = settings.worker_threads();
         let workers = workers::Workers::start(count)
             .map_err(|reason| ServerError::Workers { count, reason })?;
@@ -192,6 +212,7 @@ impl<H: Handler> Server<H> {
             listener,
             local_addr,
             tls,
+            http01,
             settings: settings.clone(),
             handler,
             metrics,
@@ -227,6 +248,7 @@ impl<H: Handler> Server<H> {
             listener,
             local_addr,
             tls,
+            http01,
             settings,
             handler,
             metrics,
@@ -236,6 +258,20 @@ impl<H: Handler> Server<H> {
         let watching = tls
             .clone()
             .map(|tls| crate::cluster::AbortOnDrop(tokio::spawn(tls.watch())));
+        // ACME: the certificate ordered and renewed, and http-01 answered; both stop with the
+        // server.
+        let acme = tls.as_ref().filter(|t| t.acme().is_some()).map(|tls| {
+            crate::cluster::AbortOnDrop(tokio::spawn(acme::maintain(
+                Arc::clone(tls),
+                Arc::clone(&metrics),
+            )))
+        });
+        let http01 = match (http01, tls.as_ref().and_then(|t| t.acme())) {
+            (Some(listener), Some((_, challenges))) => Some(crate::cluster::AbortOnDrop(
+                tokio::spawn(acme::serve_http01(listener, challenges)),
+            )),
+            _ => None,
+        };
         let shared = Arc::new(conn::Shared {
             handler,
             http: http_builder(&settings),
@@ -314,6 +350,7 @@ impl<H: Handler> Server<H> {
         );
         // Receivers may all be gone (no connections); nothing to tell then.
         drop(watching);
+        drop((acme, http01));
         let _ = drain_tx.send(true);
         let drained = tokio::time::timeout(grace, async {
             while let Some(done) = connections.join_next().await {

@@ -160,6 +160,8 @@ pub struct Metrics {
     upstream_skipped: Family<UpstreamLabels, Gauge>,
     connections_open: Gauge,
     tls_handshake_failures: Counter,
+    acme_orders: Family<OutcomeLabels, Counter>,
+    acme_not_after: Gauge,
     plugin_calls: Family<PluginOutcomeLabels, Counter>,
     plugin_call_duration: Family<PluginLabels, Histogram, fn() -> Histogram>,
     plugin_healthy: Family<PluginLabels, Gauge>,
@@ -252,6 +254,18 @@ impl Metrics {
             "Client connections dropped because the TLS handshake failed or timed out",
             tls_handshake_failures.clone(),
         );
+        let acme_orders = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "acme_orders",
+            "ACME certificate orders by outcome (ok, failed): a failure keeps the certificate in use",
+            acme_orders.clone(),
+        );
+        let acme_not_after = Gauge::default();
+        registry.register(
+            "acme_certificate_not_after",
+            "Expiry (Unix seconds) of the last certificate obtained through ACME",
+            acme_not_after.clone(),
+        );
         let plugin_calls = Family::<PluginOutcomeLabels, Counter>::default();
         registry.register(
             "plugin_calls",
@@ -338,6 +352,8 @@ impl Metrics {
             upstream_skipped,
             connections_open,
             tls_handshake_failures,
+            acme_orders,
+            acme_not_after,
         }
     }
 
@@ -444,6 +460,18 @@ impl Metrics {
     /// A TLS handshake failed or timed out.
     pub fn tls_handshake_failed(&self) {
         self.tls_handshake_failures.inc();
+    }
+
+    /// An ACME order ended: a new certificate (expiring at `not_after`), or a failure.
+    pub fn acme_order(&self, ok: bool, not_after: Option<std::time::SystemTime>) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.acme_orders
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        if let Some(t) = not_after.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()) {
+            self.acme_not_after
+                .set(i64::try_from(t.as_secs()).unwrap_or(i64::MAX));
+        }
     }
 
     /// Counts a client connection as open until the returned guard is dropped.

@@ -35,6 +35,82 @@ pub fn shared_dir(name: &str) -> PathBuf {
     d
 }
 
+/// A program the tests run as a real server (versitygw, pebble): on `PATH`, else where
+/// `go install` puts it (`$(go env GOPATH)/bin`).
+pub fn installed_tool(name: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
+    on_path.or_else(|| {
+        let out = Command::new(go_binary())
+            .args(["env", "GOPATH"])
+            .output()
+            .ok()?;
+        let gopath = String::from_utf8(out.stdout).ok()?;
+        let bin = PathBuf::from(gopath.trim()).join("bin").join(name);
+        bin.is_file().then_some(bin)
+    })
+}
+
+/// Builds `main_go` (package main) against `golang.org/x/mod` as vendored in GOROOT, offline, into
+/// a binary in the shared directory `name`: an oracle that answers as the go command's own code.
+pub fn xmod_program(name: &str, main_go: &str) -> PathBuf {
+    let go = go_binary();
+    let goroot = Command::new(&go)
+        .args(["env", "GOROOT"])
+        .output()
+        .expect("go env GOROOT");
+    let goroot = PathBuf::from(String::from_utf8_lossy(&goroot.stdout).trim());
+    let root = shared_dir(name);
+    let xmod = root.join("xmod");
+    let _ = std::fs::remove_dir_all(&xmod);
+    copy_tree(&goroot.join("src/cmd/vendor/golang.org/x/mod"), &xmod);
+    std::fs::write(xmod.join("go.mod"), "module golang.org/x/mod\n\ngo 1.23\n")
+        .expect("write x/mod's go.mod");
+    let prog = root.join("prog");
+    std::fs::create_dir_all(&prog).expect("create the program's directory");
+    std::fs::write(
+        prog.join("go.mod"),
+        "module oracle\n\ngo 1.23\n\nrequire golang.org/x/mod v0.0.0\n\nreplace golang.org/x/mod => ../xmod\n",
+    )
+    .expect("write the program's go.mod");
+    std::fs::write(prog.join("main.go"), main_go).expect("write main.go");
+    let bin = root.join("oracle");
+    let out = Command::new(&go)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&prog)
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOWORK", "off")
+        .env("GOCACHE", shared_dir("gocache"))
+        .output()
+        .expect("run go build");
+    assert!(
+        out.status.success(),
+        "building the {name} oracle failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create a directory");
+    for e in std::fs::read_dir(from).expect("read a directory") {
+        let e = e.expect("a directory entry");
+        let dst = to.join(e.file_name());
+        if e.file_type().expect("a file type").is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy a file");
+        }
+    }
+}
+
 /// The last `lines` lines of a file, for failure messages.
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read(path)
@@ -72,6 +148,8 @@ pub struct Setup {
     pub upstream: Option<String>,
     /// PEM certificate chain and key: serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The body of `[server.tls.acme]`: serve HTTPS with a certificate from an ACME CA.
+    pub acme: Option<String>,
     pub list_ttl: String,
     pub not_found_ttl: String,
     /// `[upstream.hermetic]` `timeout` and `retries`.
@@ -103,6 +181,7 @@ impl Setup {
             storage_root: storage_root.to_path_buf(),
             upstream: upstream.map(str::to_string),
             tls: None,
+            acme: None,
             list_ttl: "60s".into(),
             not_found_ttl: "60s".into(),
             upstream_timeout: "30s".into(),
@@ -126,6 +205,9 @@ impl Setup {
         }
         if let Some((cert, key)) = &self.tls {
             s += &format!("tls = {{ cert = {}, key = {} }}\n", p(cert), p(key));
+        }
+        if let Some(acme) = &self.acme {
+            s += &format!("\n[server.tls.acme]\n{acme}\n");
         }
         s += &format!(
             "\n[cache]\nlist_ttl = {}\nnot_found_ttl = {}\n\n[storage.local]\n",
@@ -268,7 +350,7 @@ impl Modgate {
                 // Drop shows the logs.
                 panic!("modgate exited during startup with {status}");
             }
-            let ready = if self.setup.tls.is_some() {
+            let ready = if self.setup.tls.is_some() || self.setup.acme.is_some() {
                 TcpStream::connect(self.addr()).is_ok()
             } else {
                 raw_request(
@@ -299,7 +381,7 @@ impl Modgate {
 
     /// `http://127.0.0.1:PORT` (or `https://` with TLS).
     pub fn url(&self) -> String {
-        let scheme = if self.setup.tls.is_some() {
+        let scheme = if self.setup.tls.is_some() || self.setup.acme.is_some() {
             "https"
         } else {
             "http"

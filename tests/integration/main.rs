@@ -5,7 +5,8 @@
 //! - `fixtures`: fixture modules and GOPROXY trees (and hostile zips), built in Rust.
 //! - `upstream`: the fake upstream GOPROXY server with request counts and failure knobs.
 //! - the rest, one area each: `protocol`, `go_client`, `fallthrough`, `singleflight`, `crash`,
-//!   `hostile`, `isolation`, `tls`, `transparency`, `xmod_zip`, `zipbuild`, `gitsource`,
+//!   `hostile`, `isolation`, `tls`, `acme` (certificates from pebble), `transparency`, `xmod_zip`, `xmod_rules` (path and version
+//!   rules against x/mod, fed by the fuzz corpora), `zipbuild`, `gitsource`,
 //!   `gitssh`, `go_auth`, `reload`, `publish`, and `bench_harness` (the benchmark harness's
 //!   Python unit tests), `custom_auth_example` (runs `examples/custom-auth/README.md` and
 //!   `examples/custom-auth-go/README.md` as their readers would).
@@ -13,6 +14,7 @@
 //! The harness checks itself without modgate: `go_client::fixture_tree_is_valid_for_the_go_command`
 //! and the unit tests in `fixtures::rawzip`.
 
+mod acme;
 mod auth;
 mod bench_harness;
 mod cli;
@@ -43,5 +45,6 @@ mod sumdb;
 mod tls;
 mod transparency;
 mod upstream;
+mod xmod_rules;
 mod xmod_zip;
 mod zipbuild;

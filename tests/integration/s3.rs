@@ -8,7 +8,6 @@
 //! and skip; under `CI=1` they fail instead (`.ci/run` installs it).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::SystemTime;
 
@@ -21,24 +20,6 @@ pub const ACCESS_KEY: &str = "AKIDMODGATETEST";
 pub const SECRET_KEY: &str = "modgate-test-secret-key";
 pub const BUCKET: &str = "modgate";
 
-/// Where versitygw is, if installed.
-fn versitygw_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("versitygw"))
-        .find(|p| p.is_file());
-    on_path.or_else(|| {
-        let out = std::process::Command::new(crate::harness::go_binary())
-            .args(["env", "GOPATH"])
-            .output()
-            .ok()?;
-        let gopath = String::from_utf8(out.stdout).ok()?;
-        let bin = PathBuf::from(gopath.trim()).join("bin/versitygw");
-        bin.is_file().then_some(bin)
-    })
-}
-
 /// A versitygw server on 127.0.0.1 with one bucket, stopped on drop.
 pub struct Versitygw {
     child: Child,
@@ -50,7 +31,7 @@ impl Versitygw {
     /// Starts versitygw with bucket [`BUCKET`]; `None` (after saying why) when it is not
     /// installed and this is not CI.
     pub fn start() -> Option<Self> {
-        let Some(bin) = versitygw_binary() else {
+        let Some(bin) = crate::harness::installed_tool("versitygw") else {
             let how = "versitygw is not installed: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0";
             assert!(std::env::var_os("CI").is_none(), "{how}");
             eprintln!("skipped: {how}");

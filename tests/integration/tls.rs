@@ -24,6 +24,7 @@ pub(crate) fn test_pki(
         KeyUsagePurpose::DigitalSignature,
     ];
     let ca_cert = ca.self_signed(&ca_key).expect("self-sign CA");
+    let issuer = rcgen::Issuer::new(ca, &ca_key);
 
     let key = KeyPair::generate().expect("server key");
     let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
@@ -31,9 +32,7 @@ pub(crate) fn test_pki(
     params
         .distinguished_name
         .push(DnType::CommonName, "modgate test server");
-    let cert = params
-        .signed_by(&key, &ca_cert, &ca_key)
-        .expect("sign server cert");
+    let cert = params.signed_by(&key, &issuer).expect("sign server cert");
 
     let paths = (
         dir.join("ca.pem"),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use modgate::goproxy::path::ModulePath;
 use modgate::goproxy::zipbuild::{self, BuiltZip};
 
-use crate::harness::{GoEnv, free_port, go_binary, shared_dir};
+use crate::harness::{GoEnv, free_port, xmod_program};
 
 // ---------------------------------------------------------------------------------------------
 // The CreateFromDir oracle
@@ -63,59 +63,7 @@ func main() {
 /// Builds the oracle once per test binary run, from GOROOT's vendored x/mod, offline.
 fn oracle() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let go = go_binary();
-        let goroot = Command::new(&go)
-            .args(["env", "GOROOT"])
-            .output()
-            .expect("go env GOROOT");
-        let goroot = PathBuf::from(String::from_utf8_lossy(&goroot.stdout).trim());
-        let root = shared_dir("zipbuild-oracle");
-        let xmod = root.join("xmod");
-        let _ = std::fs::remove_dir_all(&xmod);
-        copy_tree(&goroot.join("src/cmd/vendor/golang.org/x/mod"), &xmod);
-        std::fs::write(xmod.join("go.mod"), "module golang.org/x/mod\n\ngo 1.23\n").unwrap();
-        let prog = root.join("prog");
-        std::fs::create_dir_all(&prog).unwrap();
-        std::fs::write(
-            prog.join("go.mod"),
-            "module oracle\n\ngo 1.23\n\nrequire golang.org/x/mod v0.0.0\n\nreplace golang.org/x/mod => ../xmod\n",
-        )
-        .unwrap();
-        std::fs::write(prog.join("main.go"), ORACLE_MAIN).unwrap();
-        let bin = root.join("oracle");
-        let out = Command::new(&go)
-            .args(["build", "-o"])
-            .arg(&bin)
-            .arg(".")
-            .current_dir(&prog)
-            .env("GOFLAGS", "-mod=mod")
-            .env("GOPROXY", "off")
-            .env("GOTOOLCHAIN", "local")
-            .env("GOWORK", "off")
-            .env("GOCACHE", shared_dir("gocache"))
-            .output()
-            .expect("run go build");
-        assert!(
-            out.status.success(),
-            "building the CreateFromDir oracle failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        bin
-    })
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
+    BIN.get_or_init(|| xmod_program("zipbuild-oracle", ORACLE_MAIN))
 }
 
 #[derive(Debug, PartialEq)]

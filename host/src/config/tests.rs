@@ -605,3 +605,72 @@ fn ssh_sources_take_a_key_secret_and_known_hosts() {
         assert!(e.contains(want), "{source}: {e}");
     }
 }
+
+#[test]
+fn acme_settings_resolve_and_bad_ones_name_their_key() {
+    let acme = |tls: &str, acme: &str| {
+        load_str(
+            &format!("[server.tls]\n{tls}\n[server.tls.acme]\n{acme}\n{MINIMAL}"),
+            &[],
+        )
+    };
+    let ok = acme(
+        "",
+        "domains = [\"Proxy.Corp.example\", \"proxy.corp.example\"]",
+    )
+    .expect("loads")
+    .server
+    .tls
+    .expect("tls");
+    let a = ok.acme.as_ref().expect("acme");
+    assert_eq!(a.domains, ["proxy.corp.example"]);
+    assert_eq!(a.directory, acme::DEFAULT_DIRECTORY);
+    assert_eq!(a.challenge, Challenge::TlsAlpn01);
+    assert_eq!(a.renew_before, Duration::from_secs(30 * 24 * 3600));
+    assert!(a.dir.is_absolute() && a.dir.ends_with("acme"));
+    // The certificate and its key are the one file ACME writes.
+    assert_eq!(ok.cert, a.dir.join("certificate.pem"));
+    assert_eq!(ok.key, ok.cert);
+
+    for (tls, table, key) in [
+        ("", "domains = []", "server.tls.acme.domains"),
+        (
+            "",
+            "domains = [\"*.corp.example\"]",
+            "server.tls.acme.domains",
+        ),
+        ("", "domains = [\"10.0.0.1\"]", "server.tls.acme.domains"),
+        ("", "domains = [\"a..b\"]", "server.tls.acme.domains"),
+        (
+            "",
+            "domains = [\"a\"]\ndirectory = \"http://ca/dir\"",
+            "server.tls.acme.directory",
+        ),
+        (
+            "",
+            "domains = [\"a\"]\ncontact = [\"ops@corp\"]",
+            "server.tls.acme.contact",
+        ),
+        (
+            "",
+            "domains = [\"a\"]\nchallenge = \"http-01\"",
+            "server.tls.acme.http_listen",
+        ),
+        ("", "domains = [\"a\"]\nchallenge = \"dns-01\"", "challenge"),
+        (
+            "",
+            "domains = [\"a\"]\ncheck_every = \"0s\"",
+            "server.tls.acme.check_every",
+        ),
+        ("cert = \"c.pem\"", "domains = [\"a\"]", "server.tls.cert"),
+        ("key = \"k.pem\"", "domains = [\"a\"]", "server.tls.key"),
+    ] {
+        let err = acme(tls, table).expect_err(table);
+        assert!(err.to_string().contains(key), "{table}: {err}");
+    }
+    // Without ACME, the files are required.
+    let err =
+        load_str(&format!("[server.tls]\nkey = \"k.pem\"\n{MINIMAL}"), &[]).expect_err("no cert");
+    let err = err.to_string();
+    assert!(err.contains("`server.tls.cert`: missing"), "{err}");
+}

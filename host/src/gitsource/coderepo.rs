@@ -268,24 +268,9 @@ impl CodeRepo<'_> {
         }
     }
 
-    /// `tagToVersion`: the canonical version of a tag with this module's prefix, and whether the
-    /// tag is exactly canonical.
+    /// `tagToVersion` with this module's tag prefix.
     fn tag_to_version(&self, tag: &str) -> (String, bool) {
-        let prefix = self.loc.tag_prefix();
-        let Some(trimmed) = tag.strip_prefix(prefix.as_str()) else {
-            return (String::new(), false);
-        };
-        if pseudo::is_pseudo_version(tag) {
-            return (String::new(), false);
-        }
-        let Some(v) = semver::canonical_semver(trimmed) else {
-            return (String::new(), false);
-        };
-        if !trimmed.starts_with(&v) {
-            return (String::new(), false);
-        }
-        let canonical = v == trimmed;
-        (v, canonical)
+        tag_to_version(&self.loc.tag_prefix(), tag)
     }
 
     /// `codeRepo.convert`: the canonical version for a resolved revision.
@@ -529,8 +514,28 @@ pub(super) fn is_major(mpath: &str, path_major: &str) -> bool {
     path_major[1..] == mpath_major[1..]
 }
 
+/// `tagToVersion`: the canonical version of `tag` for a module whose tags start with `prefix`
+/// (`""` at the repository root, `sub/` for a module in `sub/`), and whether the tag is exactly
+/// that version; `("", false)` for a tag that names no version of the module.
+pub fn tag_to_version(prefix: &str, tag: &str) -> (String, bool) {
+    let Some(trimmed) = tag.strip_prefix(prefix) else {
+        return (String::new(), false);
+    };
+    if pseudo::is_pseudo_version(tag) {
+        return (String::new(), false);
+    }
+    let Some(v) = semver::canonical_semver(trimmed) else {
+        return (String::new(), false);
+    };
+    if !trimmed.starts_with(&v) {
+        return (String::new(), false);
+    }
+    let canonical = v == trimmed;
+    (v, canonical)
+}
+
 /// `modfile.ModulePath`, leniently: the path on the first `module` line, unquoted, or `""`.
-pub(crate) fn module_path(data: &[u8]) -> String {
+pub fn module_path(data: &[u8]) -> String {
     let text = String::from_utf8_lossy(data);
     for line in text.lines() {
         let line = line.trim_start();
@@ -555,7 +560,7 @@ pub(crate) fn module_path(data: &[u8]) -> String {
 /// The `retract` directives of a go.mod as `[low, high]` intervals (a single version is
 /// `[v, v]`), read leniently like `modfile.ParseLax`: `retract v`, `retract [lo, hi]` and
 /// `retract ( … )` blocks, quotes and `//` comments.
-pub(crate) fn retract_intervals(data: &[u8]) -> Vec<(String, String)> {
+pub fn retract_intervals(data: &[u8]) -> Vec<(String, String)> {
     let text = String::from_utf8_lossy(data);
     let mut out = Vec::new();
     let mut in_block = false;

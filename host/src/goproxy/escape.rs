@@ -66,7 +66,8 @@ pub(crate) fn unescape_version_reason(escaped: &str) -> Result<String, String> {
 /// non-ASCII input, which every caller has already ruled out.
 pub(crate) fn escape_string(s: &str) -> Result<String, String> {
     if s.bytes().any(|b| b == b'!' || !b.is_ascii()) {
-        return Err(format!("internal error: cannot escape {}", quote(s)));
+        // x/mod's words exactly: EscapeVersion reaches this with non-ASCII letters.
+        return Err("internal error: inconsistency in EscapePath".to_owned());
     }
     let mut out = String::with_capacity(s.len() + s.len() / 4);
     for c in s.chars() {
@@ -122,6 +123,16 @@ fn unescape_string(escaped: &str) -> Result<String, String> {
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
+
+    /// Found by tests/integration/xmod_rules.rs: a version with non-ASCII letters passes
+    /// checkElem but not escapeString, with x/mod's own words.
+    #[test]
+    fn escape_version_refuses_non_ascii_in_x_mods_words() {
+        assert_eq!(
+            escape_version("0\u{e9}x").map_err(|e| e.to_string()),
+            Err("internal error: inconsistency in EscapePath".to_owned())
+        );
+    }
 
     /// `module_test.go` `escapeTests`.
     #[test]

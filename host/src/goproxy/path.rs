@@ -74,11 +74,17 @@ impl ModulePath {
     /// `ModuleError` wording: `path@version: invalid version: reason`.
     pub fn check_version(&self, version: &str) -> Result<(), PathError> {
         self.version_problem(version).map_err(|reason| {
-            PathError(format!(
-                "{}@{}: {reason}",
-                self.path,
-                version.escape_debug()
-            ))
+            // x/mod's ModuleError prints the version as it is; only control characters are
+            // escaped here, so the message stays one line.
+            let mut shown = String::with_capacity(version.len());
+            for c in version.chars() {
+                if c.is_control() {
+                    shown.extend(c.escape_default());
+                } else {
+                    shown.push(c);
+                }
+            }
+            PathError(format!("{}@{shown}: {reason}", self.path))
         })
     }
 
@@ -412,9 +418,10 @@ pub fn quote_bytes(bytes: &[u8]) -> String {
     quoted
 }
 
-/// Quotes a string like Go's `%q`, for one-line error messages: ASCII control characters,
-/// quotes and backslashes are escaped, and so is any non-ASCII character that is not
-/// alphanumeric, so a message never carries raw control bytes or invisible characters.
+/// Quotes a string like Go's `%q` (`strconv.Quote`), for one-line error messages: quotes,
+/// backslashes and every character Go does not print (`strconv.IsPrint`: controls, format
+/// characters, separators other than the ASCII space, private use, unassigned) are escaped, so
+/// a message never carries raw control bytes or invisible characters.
 pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -431,6 +438,23 @@ pub(crate) fn quote_rune(r: char) -> String {
     push_escaped(&mut out, r, '\'');
     out.push('\'');
     out
+}
+
+/// `strconv.IsPrint` for non-ASCII: letters, marks, numbers, punctuation and symbols (Unicode
+/// 15.0.0, as Go's tables).
+fn is_print(r: char) -> bool {
+    use unicode_general_category::GeneralCategory as G;
+    !matches!(
+        unicode_general_category::get_general_category(r),
+        G::Control
+            | G::Format
+            | G::LineSeparator
+            | G::ParagraphSeparator
+            | G::SpaceSeparator
+            | G::PrivateUse
+            | G::Surrogate
+            | G::Unassigned
+    )
 }
 
 fn push_escaped(out: &mut String, r: char, quote: char) {
@@ -452,7 +476,7 @@ fn push_escaped(out: &mut String, r: char, quote: char) {
         _ if r.is_ascii() => {
             let _ = write!(out, "\\x{:02x}", u32::from(r));
         }
-        _ if r.is_alphanumeric() => out.push(r),
+        _ if is_print(r) => out.push(r),
         _ if u32::from(r) < 0x10000 => {
             let _ = write!(out, "\\u{:04x}", u32::from(r));
         }

@@ -298,7 +298,13 @@ fn decode_segment(raw: &str) -> Result<Cow<'_, str>, RequestError> {
     match decoded {
         None => Ok(Cow::Borrowed(raw)),
         Some(out) => String::from_utf8(out).map(Cow::Owned).map_err(|e| {
-            let quoted = super::path::quote_bytes(e.as_bytes());
+            // Shortened like `show`: the error body stays one short line.
+            const MAX: usize = 96;
+            let bytes = e.as_bytes();
+            let mut quoted = super::path::quote_bytes(&bytes[..bytes.len().min(MAX)]);
+            if bytes.len() > MAX {
+                quoted.push_str("...");
+            }
             bad(format!("malformed module path {quoted}: invalid UTF-8"))
         }),
     }

@@ -111,6 +111,10 @@ pub(super) async fn run<H: Handler>(
     };
     match result {
         Ok(tls) => {
+            if tls.get_ref().1.alpn_protocol() == Some(super::acme::ACME_TLS_ALPN) {
+                // A CA's tls-alpn-01 validation: the handshake was the answer (RFC 8737 §3).
+                return;
+            }
             // Mutual TLS: the certificate rustls verified, for plugins and the access log.
             state.info.client_identity =
                 super::client_identity(tls.get_ref().1.peer_certificates());

@@ -234,7 +234,7 @@ fn pki() -> Pki {
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
     std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
     Pki {
         _dir: dir,
         files: TlsFile::new(cert, key),
@@ -475,7 +475,8 @@ async fn mutual_tls_verifies_client_certificates_against_the_ca_and_crl() {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    let ca = ca.self_signed(&ca_key).unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, &ca_key);
     let client = |name: &str, serial: u64, expired: bool| -> ClientCert {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -488,7 +489,7 @@ async fn mutual_tls_verifies_client_certificates_against_the_ca_and_crl() {
             params.not_before = rcgen::date_time_ymd(2020, 1, 1);
             params.not_after = rcgen::date_time_ymd(2021, 1, 1);
         }
-        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
         (cert.pem(), key.serialize_pem())
     };
     let good = client("ci-7", 7, false);
@@ -496,7 +497,7 @@ async fn mutual_tls_verifies_client_certificates_against_the_ca_and_crl() {
     let revoked = client("ci-9", 9, false);
     let stranger = {
         let other = rcgen::generate_simple_self_signed(vec!["ci-7".to_owned()]).unwrap();
-        (other.cert.pem(), other.key_pair.serialize_pem())
+        (other.cert.pem(), other.signing_key.serialize_pem())
     };
     let crl = CertificateRevocationListParams {
         this_update: rcgen::date_time_ymd(2026, 1, 1),
@@ -511,13 +512,13 @@ async fn mutual_tls_verifies_client_certificates_against_the_ca_and_crl() {
         }],
         key_identifier_method: KeyIdMethod::Sha256,
     }
-    .signed_by(&ca, &ca_key)
+    .signed_by(&issuer)
     .unwrap();
     let (ca_path, crl_path) = (
         dir.path().join("clients.pem"),
         dir.path().join("clients.crl"),
     );
-    std::fs::write(&ca_path, ca.pem()).unwrap();
+    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
     std::fs::write(&crl_path, crl.pem().unwrap()).unwrap();
 
     let files = TlsFile {
@@ -617,7 +618,7 @@ async fn sni_chooses_the_certificate_by_the_name_asked_for() {
             dir.path().join(format!("{file}-key.pem")),
         );
         std::fs::write(&cert, made.cert.pem()).unwrap();
-        std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
         (crate::config::CertPair { cert, key }, made.cert.pem())
     };
     let (other, other_pem) = pair("other", &["other.test", "Alias.Test"]);

@@ -18,7 +18,8 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 use tokio_rustls::TlsAcceptor;
 
 use super::ServerError;
-use crate::config::{ClientAuth, TlsFile};
+use super::acme::{ACME_TLS_ALPN, Challenges};
+use crate::config::{AcmeFile, Challenge, ClientAuth, TlsFile};
 
 /// Reads the files named by `[server.tls]` and builds an acceptor offering HTTP/2 and HTTP/1.1
 /// through ALPN. Errors name the key and the file.
@@ -26,10 +27,12 @@ pub fn load_tls(files: &TlsFile) -> Result<Arc<ServerTls>, ServerError> {
     // Explicit provider: the process-wide default depends on which rustls features other crates
     // enable, and choosing one here keeps startup independent of that.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let (acceptor, stamp) = acceptor(files, &provider)?;
+    let challenges = files.acme.as_ref().map(|_| Arc::new(Challenges::default()));
+    let (acceptor, stamp) = acceptor(files, &provider, challenges.as_ref())?;
     Ok(Arc::new(ServerTls {
         files: files.clone(),
         provider,
+        challenges,
         current: RwLock::new(acceptor),
         stamp: Mutex::new(Stamps {
             loaded: stamp,
@@ -43,6 +46,8 @@ pub fn load_tls(files: &TlsFile) -> Result<Arc<ServerTls>, ServerError> {
 pub struct ServerTls {
     files: TlsFile,
     provider: Arc<CryptoProvider>,
+    /// With `[server.tls.acme]`: the answers to the CA's challenges in flight.
+    challenges: Option<Arc<Challenges>>,
     current: RwLock<Arc<rustls::ServerConfig>>,
     stamp: Mutex<Stamps>,
 }
@@ -69,12 +74,25 @@ impl ServerTls {
     /// Reads the files again: settings that can be used are what new handshakes get from now
     /// on; anything else is an error naming the key and the file, and the acceptor in use stays.
     pub fn reload(&self) -> Result<(), ServerError> {
-        let (acceptor, stamp) = acceptor(&self.files, &self.provider)?;
+        let (acceptor, stamp) = acceptor(&self.files, &self.provider, self.challenges.as_ref())?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = acceptor;
         let mut stamps = self.stamp.lock().unwrap_or_else(PoisonError::into_inner);
         stamps.loaded = stamp;
         stamps.refused = None;
         Ok(())
+    }
+
+    /// The ACME settings and the challenges they answer, when `[server.tls.acme]` is set.
+    pub fn acme(&self) -> Option<(&AcmeFile, Arc<Challenges>)> {
+        Some((
+            self.files.acme.as_ref()?,
+            Arc::clone(self.challenges.as_ref()?),
+        ))
+    }
+
+    /// The crypto provider every certificate is loaded with.
+    pub fn provider(&self) -> &Arc<CryptoProvider> {
+        &self.provider
     }
 
     /// Reloads when the files changed since the acceptor in use was built (an ACME client or
@@ -146,6 +164,9 @@ fn paths(files: &TlsFile) -> Vec<&PathBuf> {
 /// else the default (`cert`/`key`).
 #[derive(Debug)]
 struct ByName {
+    /// With ACME: the tls-alpn-01 validation certificates, for handshakes asking for
+    /// `acme-tls/1` (RFC 8737).
+    challenges: Option<Arc<Challenges>>,
     default: Arc<CertifiedKey>,
     exact: HashMap<String, Arc<CertifiedKey>>,
     /// By the part after `*.`.
@@ -154,6 +175,14 @@ struct ByName {
 
 impl ResolvesServerCert for ByName {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(challenges) = &self.challenges
+            && hello
+                .alpn()
+                .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
+        {
+            // Only the validation certificate, and only while its challenge is open.
+            return challenges.tls_alpn(&hello.server_name()?.to_ascii_lowercase());
+        }
         let Some(name) = hello.server_name() else {
             return Some(Arc::clone(&self.default));
         };
@@ -232,13 +261,31 @@ fn dns_names(leaf: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String
         .collect()
 }
 
-fn by_name(files: &TlsFile, provider: &CryptoProvider) -> Result<ByName, ServerError> {
-    let (default, _) = certified(
-        (&files.cert, &files.key),
-        ["server.tls.cert", "server.tls.key"],
-        provider,
-    )?;
+fn by_name(
+    files: &TlsFile,
+    provider: &CryptoProvider,
+    challenges: Option<&Arc<Challenges>>,
+) -> Result<ByName, ServerError> {
+    let default = match &files.acme {
+        // Until ACME has obtained the first certificate.
+        Some(acme) if !files.cert.exists() => super::acme::placeholder(&acme.domains, provider)
+            .map_err(|e| {
+                tls_error(
+                    "server.tls.acme",
+                    &files.cert,
+                    format!("cannot make a placeholder certificate: {e}"),
+                )
+            })?,
+        _ => {
+            let keys = match files.acme {
+                Some(_) => ["server.tls.acme", "server.tls.acme"],
+                None => ["server.tls.cert", "server.tls.key"],
+            };
+            certified((&files.cert, &files.key), keys, provider)?.0
+        }
+    };
     let mut resolver = ByName {
+        challenges: challenges.cloned(),
         default,
         exact: HashMap::new(),
         wildcard: HashMap::new(),
@@ -281,9 +328,10 @@ fn stamp(files: &TlsFile) -> Stamp {
 fn acceptor(
     files: &TlsFile,
     provider: &Arc<CryptoProvider>,
+    challenges: Option<&Arc<Challenges>>,
 ) -> Result<(Arc<rustls::ServerConfig>, Stamp), ServerError> {
     let stamp = stamp(files);
-    let certificates = by_name(files, provider)?;
+    let certificates = by_name(files, provider, challenges)?;
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error("server.tls", &files.cert, format!("TLS setup failed: {e}")))?;
@@ -323,6 +371,14 @@ fn acceptor(
     let mut config = builder.with_cert_resolver(Arc::new(certificates));
     // Preference order: h2 first, so clients that speak it multiplex over one connection.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if files
+        .acme
+        .as_ref()
+        .is_some_and(|a| a.challenge == Challenge::TlsAlpn01)
+    {
+        // Last: chosen only by a client that offers nothing else (the CA validating).
+        config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     Ok((Arc::new(config), stamp))
 }
 

@@ -1163,7 +1163,36 @@ fn go_letters() {
 fn quoting_never_leaks_control_bytes() {
     assert_eq!(quote("a\"b\\c"), r#""a\"b\\c""#);
     assert_eq!(quote("a\u{0}\u{1b}\n\t\u{7f}"), r#""a\x00\x1b\n\t\x7f""#);
-    assert_eq!(quote("é☺\u{200b}\u{1F600}"), r#""é\u263a\u200b\U0001f600""#);
+    // As Go: printable symbols stay, invisible characters are escaped.
+    assert_eq!(quote("é☺\u{200b}\u{1F600}"), "\"é☺\\u200b\u{1F600}\"");
     assert_eq!(quote_rune('\''), r"'\''");
     assert_eq!(quote_rune('"'), "'\"'");
+}
+
+/// Found by tests/integration/xmod_rules.rs: x/mod's ModuleError prints the version as it is
+/// (a backslash stays one backslash); only control characters are escaped, to keep one line.
+#[test]
+fn check_version_errors_print_the_version_as_x_mod_does() {
+    let m = ModulePath::parse("example.com/m").expect("valid");
+    let err = m.check_version("a\\b\"é").expect_err("not semver");
+    assert_eq!(
+        err.to_string(),
+        "example.com/m@a\\b\"é: invalid version: not a semantic version"
+    );
+    let err = m.check_version("v1\n").expect_err("not semver");
+    assert_eq!(
+        err.to_string(),
+        "example.com/m@v1\\n: invalid version: not a semantic version"
+    );
+}
+
+/// Found by tests/integration/xmod_rules.rs over the fuzz corpora: `%q` prints every character
+/// Go considers printable (punctuation such as «, combining marks, emoji), not only letters
+/// and digits. Expected output from Go 1.26's `fmt.Printf("%q")`.
+#[test]
+fn quote_prints_what_go_prints() {
+    assert_eq!(
+        quote("a«\u{5a6}\u{200b}\u{a0}\u{85}\u{1F600}\u{E0001} x"),
+        "\"a«\u{5a6}\\u200b\\u00a0\\u0085\u{1F600}\\U000e0001 x\""
+    );
 }

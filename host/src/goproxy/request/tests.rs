@@ -559,3 +559,20 @@ fn go_command_urls_never_get_400() {
         assert_eq!(parse(&list), Ok(ProxyRequest::List { module: mp(m) }));
     }
 }
+
+/// Found by the `request_path` fuzz target: a long segment that percent-decodes to invalid
+/// UTF-8 was quoted whole in the error (1044 bytes); it is shortened like every other.
+#[test]
+fn an_invalid_utf8_segment_gets_a_short_error() {
+    let path = format!(
+        "/example.com/{}{}/@v/list",
+        "e".repeat(40),
+        "%ee".repeat(400)
+    );
+    let e = parse(&path).expect_err("invalid UTF-8");
+    let message = e.to_string();
+    assert_eq!(e.status(), 400);
+    // 96 bytes shown at most, each invalid one as `\xNN`.
+    assert!(message.len() < 512, "{} bytes: {message}", message.len());
+    assert!(message.ends_with("\"...: invalid UTF-8"), "{message}");
+}
