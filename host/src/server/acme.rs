@@ -181,17 +181,7 @@ fn due(settings: &AcmeFile) -> Due {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
         return Due::Now(format!("{} holds no valid certificate", path.display()));
     };
-    let names: Vec<String> = cert
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .into_iter()
-        .flat_map(|san| san.value.general_names.iter())
-        .filter_map(|n| match n {
-            x509_parser::extensions::GeneralName::DNSName(name) => Some(name.to_ascii_lowercase()),
-            _ => None,
-        })
-        .collect();
+    let names = super::tls::dns_names(&cert);
     if let Some(missing) = settings.domains.iter().find(|d| !names.contains(d)) {
         return Due::Now(format!("the certificate does not cover {missing}"));
     }

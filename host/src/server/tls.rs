@@ -248,7 +248,7 @@ fn warn_if_expiring(leaf: &x509_parser::certificate::X509Certificate<'_>, path: 
 }
 
 /// The DNS names of a certificate's subjectAltName, lower case.
-fn dns_names(leaf: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+pub(super) fn dns_names(leaf: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
     leaf.subject_alternative_name()
         .ok()
         .flatten()
