@@ -43,6 +43,7 @@ pub struct Flights {
 /// when the request named a canonical version, as `modfetch.proxyRepo.Stat` requires) and, if
 /// present, an RFC 3339 `Time`.
 pub fn check_info(body: &[u8], expected: Option<&str>) -> Result<(), String> {
+    use serde::Deserialize as _;
     #[derive(serde::Deserialize)]
     struct Info {
         #[serde(rename = "Version")]
@@ -50,8 +51,14 @@ pub fn check_info(body: &[u8], expected: Option<&str>) -> Result<(), String> {
         #[serde(rename = "Time", default)]
         time: Option<String>,
     }
-    let info: Info =
+    // An object, as the go command unmarshals it: serde's derived `Deserialize` would also take
+    // a JSON array (`["v1.0.0"]`) as the struct's fields in order (found by fuzz/go_mod).
+    let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("not a version info object: {e}"))?;
+    if !value.is_object() {
+        return Err("not a version info object: the JSON is not an object".into());
+    }
+    let info = Info::deserialize(&value).map_err(|e| format!("not a version info object: {e}"))?;
     if !crate::goproxy::semver::is_valid(&info.version) {
         return Err(format!("Version {:?} is not a valid version", info.version));
     }
@@ -728,6 +735,9 @@ mod tests {
         assert!(check_info(ok, Some("v1.2.4")).is_err());
         assert!(check_info(br#"{"Version":"v1.2.3"}"#, Some("v1.2.3")).is_ok());
         assert!(check_info(b"<html>", None).is_err());
+        // Found by fuzz/go_mod: an array holding the fields in order is not an .info.
+        let array = check_info(br#"["v1.2.3"]"#, None).expect_err("an array");
+        assert!(array.contains("not an object"), "{array}");
         assert!(check_info(br#"{"Version":"v1.2.3","Time":"yesterday"}"#, None).is_err());
     }
 }
