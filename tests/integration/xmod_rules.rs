@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use modgate::goproxy::escape::{escape_path, escape_version, unescape_path, unescape_version};
-use modgate::goproxy::path::{self, ModulePath};
+use modgate::goproxy::path::{self, ModulePath, escape_controls};
 use modgate::goproxy::{pseudo, semver};
 
 use crate::harness::xmod_program;
@@ -140,19 +140,6 @@ fn ours(s: &str, prev: &str) -> serde_json::Value {
         "cmp": semver::compare(s, prev) as i8,
         "checks": checks,
     })
-}
-
-/// Control characters as `char::escape_default` writes them, the rest as it is.
-fn escape_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Edge cases of each rule, written out.

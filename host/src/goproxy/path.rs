@@ -76,15 +76,11 @@ impl ModulePath {
         self.version_problem(version).map_err(|reason| {
             // x/mod's ModuleError prints the version as it is; only control characters are
             // escaped here, so the message stays one line.
-            let mut shown = String::with_capacity(version.len());
-            for c in version.chars() {
-                if c.is_control() {
-                    shown.extend(c.escape_default());
-                } else {
-                    shown.push(c);
-                }
-            }
-            PathError(format!("{}@{shown}: {reason}", self.path))
+            PathError(format!(
+                "{}@{}: {reason}",
+                self.path,
+                escape_controls(version)
+            ))
         })
     }
 
@@ -416,6 +412,21 @@ pub fn quote_bytes(bytes: &[u8]) -> String {
     }
     quoted.push('"');
     quoted
+}
+
+/// `text` with its control characters escaped as `char::escape_default` writes them (`\n`,
+/// `\u{0}`) and everything else as it is: names and versions shown as x/mod shows them, kept
+/// on one line.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Quotes a string like Go's `%q` (`strconv.Quote`), for one-line error messages: quotes,

@@ -120,14 +120,7 @@ impl Invalid {
     /// Records `entry`'s broken rule, its name as x/mod shows it but with control characters
     /// escaped (`\n`), so the error stays one line that still names the entry exactly.
     fn add(&mut self, entry: &Entry, rule: impl std::fmt::Display) {
-        let mut name = String::new();
-        for c in entry.name_lossy().chars() {
-            if c.is_control() {
-                name.extend(c.escape_default());
-            } else {
-                name.push(c);
-            }
-        }
+        let name = super::path::escape_controls(&entry.name_lossy());
         self.0.push((name, rule.to_string()));
     }
 }
