@@ -156,14 +156,24 @@ impl Cluster {
         match tokio::time::timeout(COMMAND_TIMEOUT, set).await {
             Ok(Ok(Some(_))) => Turn::Mine(token),
             Ok(Ok(None)) => Turn::Theirs,
-            Ok(Err(e)) => self.degraded(&e.to_string()),
-            Err(_) => self.degraded("no answer in time"),
+            Ok(Err(e)) => self.degraded_fill(&e.to_string()),
+            Err(_) => self.degraded_fill("no answer in time"),
         }
     }
 
-    fn degraded(&self, why: &str) -> Turn {
+    fn degraded_fill(&self, why: &str) -> Turn {
+        self.degraded(
+            why,
+            "filling in this replica only (other replicas may fetch the same versions)",
+        );
+        Turn::Degraded
+    }
+
+    /// Redis could not be reached for something the replicas share: counted, and said in the
+    /// log once every 10 s at most whatever the request rate, with what the replica does
+    /// meanwhile (`instead`).
+    pub fn degraded(&self, why: &str, instead: &str) {
         self.metrics.cluster_degraded();
-        // One log line every 10 s at most, whatever the request rate.
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let last = self.last_warning_ms.load(Ordering::Relaxed);
         if (last == 0 || now.saturating_sub(last) >= 10_000)
@@ -172,12 +182,13 @@ impl Cluster {
                 .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            tracing::warn!(
-                "cluster: Redis unreachable ({why}); filling in this replica only (other \
-                 replicas may fetch the same versions) until it is back"
-            );
+            tracing::warn!("cluster: Redis unreachable ({why}); {instead} until it is back");
         }
-        Turn::Degraded
+    }
+
+    /// A handle on the shared Redis connection.
+    pub fn redis(&self) -> redis::aio::ConnectionManager {
+        self.redis.clone()
     }
 
     /// Renews the lease every third of its TTL until aborted.

@@ -428,12 +428,20 @@ pub struct UpstreamFile {
     /// answer's `Retry-After` up to 10 s).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Bytes per second a body must average once it has taken longer than `timeout` (0: no
+    /// floor).
+    #[serde(default = "default_min_rate")]
+    pub min_rate: u64,
     /// Failed fetches in a row after which the upstream is skipped for a while (0: never).
     #[serde(default = "default_skip_after")]
     pub skip_after: u32,
     /// The first pause; it doubles while the upstream keeps failing, up to 16 times this.
     #[serde(default = "default_skip_for", with = "humantime_serde")]
     pub skip_for: Duration,
+}
+
+fn default_min_rate() -> u64 {
+    crate::upstream::DEFAULT_MIN_RATE
 }
 
 fn default_skip_after() -> u32 {
@@ -880,6 +888,7 @@ fn resolve(
             .into_iter()
             .map(|e| SourceEntry {
                 name: name.clone(),
+                min_rate: up.min_rate,
                 skip: crate::upstream::Skip {
                     after: up.skip_after,
                     first: up.skip_for,

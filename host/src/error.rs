@@ -47,6 +47,12 @@ pub enum Error {
         phase: &'static str,
         error: PluginError,
     },
+    /// A rate limit or byte quota a plugin applied is exhausted → 429 with `Retry-After`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u32,
+    },
     /// An upload that would change a published version, or races another upload of it → 409.
     #[error("{0}")]
     Conflict(String),
@@ -118,6 +124,7 @@ impl Error {
             | Error::TooLarge(_)
             | Error::NotAllowedHere(_)
             | Error::Refused { .. }
+            | Error::RateLimited { .. }
             | Error::Denied { .. } => Fault::Client,
             Error::Plugin { .. } => Fault::Plugin,
             Error::Upstream { .. }
@@ -139,6 +146,7 @@ impl Error {
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::NotAllowedHere(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Denied { status, .. } | Error::Refused { status, .. } => *status,
@@ -166,6 +174,9 @@ impl Error {
                 error: PluginError::Overloaded { .. },
                 ..
             } => Some(1),
+            Error::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             _ => None,
         }
     }

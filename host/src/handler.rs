@@ -30,6 +30,7 @@ use crate::goproxy::request::{InfoQuery, ProxyRequest};
 use crate::goproxy::{pseudo, semver};
 use crate::plugin::{
     Action, Decision, EngineSettings, PluginEngine, PluginError, PluginId, PluginSet, RequestFacts,
+    Ruling,
 };
 use crate::route::{Route, RouteTable, Step};
 use crate::storage::{ArtifactKey, ArtifactKind, MemoryCache, Store};
@@ -77,6 +78,8 @@ struct AppBuilder {
     /// The plugin engine, created when a configuration first names plugins and kept across
     /// reloads (compiled code and the instance pool are process-wide).
     engine: std::sync::OnceLock<Arc<PluginEngine>>,
+    /// Rate limit counters, kept across reloads.
+    counters: Arc<crate::ratelimit::Counters>,
 }
 
 impl AppBuilder {
@@ -92,6 +95,7 @@ impl AppBuilder {
             Arc::clone(&self.metrics),
             self.client.clone(),
             engine,
+            Arc::clone(&self.counters),
         )
         .map_err(ReloadError::Build)?;
         tracing::info!(
@@ -134,7 +138,14 @@ impl Gateway {
         let client = UpstreamClient::new();
         let engine = std::sync::OnceLock::new();
         let plugin_engine = engine_for(&engine, config)?;
-        let app = App::with_client(config, Arc::clone(&metrics), client.clone(), plugin_engine)?;
+        let counters = Arc::<crate::ratelimit::Counters>::default();
+        let app = App::with_client(
+            config,
+            Arc::clone(&metrics),
+            client.clone(),
+            plugin_engine,
+            Arc::clone(&counters),
+        )?;
         Ok(Self {
             current: arc_swap::ArcSwap::from_pointee(app),
             builder: Arc::new(AppBuilder {
@@ -143,6 +154,7 @@ impl Gateway {
                 metrics,
                 client,
                 engine,
+                counters,
             }),
             reloading: tokio::sync::Mutex::new(()),
             tls: std::sync::OnceLock::new(),
@@ -199,6 +211,7 @@ impl Gateway {
             &admin.auth,
             &app.plugin_refs.admin,
             &Facts::new(&asking, None, None),
+            &mut Authz::default(),
         )
         .await?;
         match req.uri().path() {
@@ -413,21 +426,31 @@ pub struct App {
     /// The checksum database upstream versions are verified against (`None`: no route
     /// verifies).
     gosumdb: Option<Arc<crate::sumdb::gosumdb::Gosumdb>>,
+    /// The rate limits auth plugins apply.
+    limiter: crate::ratelimit::Limiter,
 }
 
 impl App {
     /// Builds the pipeline from a resolved configuration (opens storage, builds the upstream client).
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Self, Error> {
         let engine = engine_for(&std::sync::OnceLock::new(), config)?;
-        Self::with_client(config, metrics, UpstreamClient::new(), engine)
+        Self::with_client(
+            config,
+            metrics,
+            UpstreamClient::new(),
+            engine,
+            Arc::default(),
+        )
     }
 
-    /// Like [`App::new`], sharing an upstream client (and its connection pool) across reloads.
+    /// Like [`App::new`], sharing an upstream client (and its connection pool) and the rate
+    /// limit counters across reloads.
     pub fn with_client(
         config: &Config,
         metrics: Arc<Metrics>,
         client: UpstreamClient,
         engine: Option<Arc<PluginEngine>>,
+        counters: Arc<crate::ratelimit::Counters>,
     ) -> Result<Self, Error> {
         let plugins = match (&engine, config.plugins.is_empty()) {
             (_, true) => None,
@@ -457,6 +480,8 @@ impl App {
             .as_ref()
             .map(|c| crate::cluster::Cluster::new(c, Arc::clone(&metrics)))
             .transpose()?;
+        let limiter =
+            crate::ratelimit::Limiter::new(counters, cluster.clone(), Arc::clone(&metrics));
         let verifies = config.routes.iter().any(|r| r.sumdb.verify);
         let gosumdb = verifies
             .then(|| crate::sumdb::gosumdb::Gosumdb::open(&config.gosumdb))
@@ -479,6 +504,7 @@ impl App {
             max_upload_bytes: config.publish.max_upload_bytes,
             cluster,
             gosumdb,
+            limiter,
         })
     }
 
@@ -514,6 +540,11 @@ impl App {
                 respond::error(&e, &self.cache, head)
             }
         };
+        if let Some(charge) = authz.charge.take() {
+            // Charged with the bytes actually sent, when the connection has sent them.
+            let settle = crate::ratelimit::Settle::new(self.limiter.clone(), charge);
+            response.extensions_mut().insert(settle);
+        }
         if authz.private {
             // Answers behind authentication must not be kept by shared caches.
             respond::make_private(response.headers_mut());
@@ -620,8 +651,7 @@ impl App {
         // Authentication comes before storage or upstream is touched, so an unauthenticated
         // caller learns nothing about which private modules exist.
         authz.private = !route.auth.is_empty();
-        authz.allowed = self
-            .authorize(&route.auth, self.auth_ids(route), &facts)
+        self.authorize(&route.auth, self.auth_ids(route), &facts, authz)
             .await?;
         let store = self.store_of(route)?;
         let ctx = Ctx {
@@ -678,8 +708,7 @@ impl App {
             .await?
             .ok_or_else(not_proxied)?;
         authz.private = !route.auth.is_empty();
-        authz.allowed = self
-            .authorize(&route.auth, self.auth_ids(route), &facts)
+        self.authorize(&route.auth, self.auth_ids(route), &facts, authz)
             .await?;
         if route.sources.is_offline() {
             return Err(not_proxied());
@@ -733,17 +762,19 @@ struct Authz {
     private: bool,
     /// The plugin's allow, when one allowed the request.
     allowed: Option<Allowed>,
+    /// The byte quotas the response counts against.
+    charge: Option<crate::ratelimit::Charge>,
 }
 
 /// An auth plugin's allow (an [`Decision::Allow`]), carried in the response's extensions so
 /// the access log can name the principal; shared, never copied.
 #[derive(Clone, Debug)]
-pub struct Allowed(pub Arc<Decision>);
+pub struct Allowed(pub Arc<Ruling>);
 
 impl Allowed {
     /// Who the plugin allowed.
     pub fn principal(&self) -> &str {
-        match &*self.0 {
+        match &self.0.decision {
             Decision::Allow(allow) => &allow.principal,
             _ => "",
         }
@@ -908,53 +939,70 @@ impl App {
 
     /// Asks the authorizers `auth` in order: the first that does not abstain decides; if all
     /// abstain the request is unauthenticated (401). A plugin that fails fails the request
-    /// closed (503 naming it). An empty list is open.
+    /// closed (503 naming it). An empty list is open. The rate limits the plugins asked
+    /// applied (`limits.apply`) are then checked, whatever they decided: an exhausted one
+    /// answers 429 instead. Sets `authz.allowed` and the byte quotas to charge.
     async fn authorize(
         &self,
         auth: &[String],
         ids: &[PluginId],
         facts: &Facts<'_>,
-    ) -> Result<Option<Allowed>, Error> {
+        authz: &mut Authz,
+    ) -> Result<(), Error> {
         if auth.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
         let (Some(plugins), true) = (self.plugins.as_ref(), ids.len() == auth.len()) else {
             return Err(Error::Internal(
                 "route names auth plugins but none are loaded".into(),
             ));
         };
+        // The answers that carry limits (most carry none: nothing is kept then).
+        let mut limited: Vec<Arc<Ruling>> = Vec::new();
+        let mut decided = Err(Error::Unauthenticated(
+            "authentication required: send credentials (.netrc or GOAUTH)".into(),
+        ));
         for (&id, name) in ids.iter().zip(auth) {
             let verdict = plugins
-                .authorize_then(id, facts, |decision| match &**decision {
-                    Decision::Allow(allow) => {
-                        tracing::debug!(
-                            plugin = name.as_str(),
-                            principal = allow.principal.as_str(),
-                            "allowed"
-                        );
-                        // Only the access log reads it: no reference taken otherwise.
-                        let keep = facts.asking.conn.access_log;
-                        Some(Ok(keep.then(|| Allowed(Arc::clone(decision)))))
+                .authorize_then(id, facts, |ruling| {
+                    if !ruling.limits.is_empty() {
+                        limited.push(Arc::clone(ruling));
                     }
-                    Decision::Deny(deny) => {
-                        // 4xx or 5xx, as the WIT allows (the host checked the range): a plugin
-                        // cannot make a refusal look like success, and a plugin that cannot
-                        // decide (a broken config, an unreachable key server) can say so with a
-                        // 5xx.
-                        let status = http::StatusCode::from_u16(deny.status)
-                            .ok()
-                            .filter(|s| s.is_client_error() || s.is_server_error())
-                            .unwrap_or(http::StatusCode::FORBIDDEN);
-                        Some(Err(Error::Denied {
-                            status,
-                            message: deny.message.clone(),
-                        }))
+                    match &ruling.decision {
+                        Decision::Allow(allow) => {
+                            tracing::debug!(
+                                plugin = name.as_str(),
+                                principal = allow.principal.as_str(),
+                                "allowed"
+                            );
+                            // Only the access log and the limits read it: no reference taken
+                            // otherwise.
+                            let keep = facts.asking.conn.access_log || !limited.is_empty();
+                            Some(Ok(keep.then(|| Allowed(Arc::clone(ruling)))))
+                        }
+                        Decision::Deny(deny) => {
+                            // 4xx or 5xx, as the WIT allows (the host checked the range): a
+                            // plugin cannot make a refusal look like success, and a plugin that
+                            // cannot decide (a broken config, an unreachable key server) can
+                            // say so with a 5xx.
+                            let status = http::StatusCode::from_u16(deny.status)
+                                .ok()
+                                .filter(|s| s.is_client_error() || s.is_server_error())
+                                .unwrap_or(http::StatusCode::FORBIDDEN);
+                            Some(Err(Error::Denied {
+                                status,
+                                message: deny.message.clone(),
+                            }))
+                        }
+                        Decision::Abstain => None,
                     }
-                    Decision::Abstain => None,
                 })
                 .await;
             match verdict {
-                Ok(Some(decided)) => return decided,
+                Ok(Some(outcome)) => {
+                    decided = outcome;
+                    break;
+                }
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(plugin = name.as_str(), error = %e, "auth plugin failed; request refused");
@@ -965,9 +1013,27 @@ impl App {
                 }
             }
         }
-        Err(Error::Unauthenticated(
-            "authentication required: send credentials (.netrc or GOAUTH)".into(),
-        ))
+        if !limited.is_empty() {
+            let allowed = decided.as_ref().ok().and_then(Option::as_ref);
+            let who = crate::ratelimit::Who {
+                principal: allowed.map(Allowed::principal),
+                ip: facts.asking.conn.peer.ip(),
+                module: facts.module.map(ModulePath::as_str),
+            };
+            let limits = limited.iter().flat_map(|r| r.limits.iter());
+            match self.limiter.check(limits, &who).await {
+                Ok(charge) => authz.charge = charge,
+                Err(refused) => {
+                    authz.allowed = decided.ok().flatten();
+                    return Err(Error::RateLimited {
+                        message: refused.message,
+                        retry_after_secs: refused.retry_after_secs,
+                    });
+                }
+            }
+        }
+        authz.allowed = decided?;
+        Ok(())
     }
 
     /// The auth plugins of `route` (as found when the pipeline was built).

@@ -25,6 +25,7 @@ pub mod goproxy;
 pub mod handler;
 pub mod plugin;
 pub mod publish;
+pub mod ratelimit;
 pub mod route;
 pub mod server;
 pub mod storage;

@@ -64,10 +64,20 @@ use tokio::time::Instant;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
+pub use bindings::limits;
 pub use bindings::types::{Action, Allow, Decision, Deny, RequestFacts};
 pub use host::LOG_CAP_BYTES;
 use host::{Shared, State};
 pub use memo::Asked;
+
+/// An authorizer's answer: its decision, and the rate limits it charged the request against
+/// (`limits.apply`; empty for most plugins). Remembered together, so a remembered answer is
+/// still counted against its limits.
+#[derive(Debug, Clone)]
+pub struct Ruling {
+    pub decision: Decision,
+    pub limits: Box<[crate::ratelimit::Limit]>,
+}
 
 /// A plugin that fails this many calls in a row is reported unhealthy.
 pub const UNHEALTHY_AFTER: u32 = 5;
@@ -429,7 +439,7 @@ struct Loaded {
     /// `grants.dirs`, as configured.
     dirs: Vec<PathBuf>,
     /// Answers the plugin asked the host to remember, per world.
-    memo_authorize: memo::Memo<Decision>,
+    memo_authorize: memo::Memo<Ruling>,
     memo_route: memo::Memo<Option<String>>,
     memo_judge: memo::Memo<policy::Verdict>,
     counters: Counters,
@@ -640,7 +650,7 @@ impl PluginSet {
         &self,
         name: &str,
         asked: &(impl Asked + Sync + ?Sized),
-    ) -> Result<Arc<Decision>, PluginError> {
+    ) -> Result<Arc<Ruling>, PluginError> {
         let id = self.find_or_err(name)?;
         self.authorize_then(id, asked, Arc::clone).await
     }
@@ -652,7 +662,7 @@ impl PluginSet {
         &self,
         id: PluginId,
         asked: &(impl Asked + Sync + ?Sized),
-        then: impl FnOnce(&Arc<Decision>) -> R + Send,
+        then: impl FnOnce(&Arc<Ruling>) -> R + Send,
     ) -> Result<R, PluginError> {
         self.ask::<bindings::authorizer::Authorizer, R>(id, asked, then)
             .await
@@ -984,7 +994,7 @@ trait Asks: Export<Input = Arc<RequestFacts>> {
 }
 
 impl Asks for bindings::authorizer::Authorizer {
-    fn memo(plugin: &Loaded) -> &memo::Memo<Decision> {
+    fn memo(plugin: &Loaded) -> &memo::Memo<Ruling> {
         &plugin.memo_authorize
     }
 }
@@ -997,7 +1007,7 @@ impl Asks for bindings::router::Router {
 
 impl Export for bindings::authorizer::Authorizer {
     type Input = Arc<RequestFacts>;
-    type Answer = Decision;
+    type Answer = Ruling;
     type Pre = bindings::authorizer::AuthorizerPre<State>;
     const KIND: &'static str = "authorizer";
 
@@ -1016,20 +1026,25 @@ impl Export for bindings::authorizer::Authorizer {
         pre.instantiate_async(store)
     }
 
-    fn invoke<'a>(
+    async fn invoke<'a>(
         &'a self,
         store: &'a mut Store<State>,
         facts: &'a Arc<RequestFacts>,
-    ) -> impl Future<Output = wasmtime::Result<Decision>> + Send + 'a {
-        self.call_authorize(store, facts)
+    ) -> wasmtime::Result<Ruling> {
+        let decision = self.call_authorize(&mut *store, facts).await?;
+        let limits = std::mem::take(&mut store.data_mut().limits).into_boxed_slice();
+        Ok(Ruling { decision, limits })
     }
 
-    fn check(plugin: &str, answer: Decision) -> Result<Decision, PluginError> {
-        check_decision(plugin, answer)
+    fn check(plugin: &str, answer: Ruling) -> Result<Ruling, PluginError> {
+        Ok(Ruling {
+            decision: check_decision(plugin, answer.decision)?,
+            limits: answer.limits,
+        })
     }
 
-    fn reusable_after(answer: &Decision) -> bool {
-        !matches!(answer, Decision::Deny(deny) if deny.status >= 500)
+    fn reusable_after(answer: &Ruling) -> bool {
+        !matches!(&answer.decision, Decision::Deny(deny) if deny.status >= 500)
     }
 }
 

@@ -104,6 +104,12 @@ struct OutcomeLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamOutcomeLabels {
+    upstream: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamLabels {
     upstream: String,
 }
@@ -112,6 +118,12 @@ struct UpstreamLabels {
 struct PluginOutcomeLabels {
     plugin: String,
     outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: String,
+    kind: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -154,9 +166,9 @@ pub struct Metrics {
     /// Each thread's handles to the per-request metrics above, so a request takes no lock
     /// (a family's lookup takes a read lock every core writes to).
     handles: thread_local::ThreadLocal<RefCell<Handles>>,
-    upstream_requests: Family<OutcomeLabels, Counter>,
+    upstream_requests: Family<UpstreamOutcomeLabels, Counter>,
     upstream_duration: Histogram,
-    upstream_rejected: Counter,
+    upstream_rejected: Family<UpstreamLabels, Counter>,
     upstream_skipped: Family<UpstreamLabels, Gauge>,
     connections_open: Gauge,
     tls_handshake_failures: Counter,
@@ -171,6 +183,7 @@ pub struct Metrics {
     plugin_queue: Family<PluginLabels, Gauge>,
     cluster_leases: Family<OutcomeLabels, Counter>,
     cluster_degraded: Counter,
+    rate_limited: Family<LimitLabels, Counter>,
     sumdb_checks: Family<OutcomeLabels, Counter>,
 }
 
@@ -217,10 +230,10 @@ impl Metrics {
             "Storage lookups by artifact kind and result (hit or miss)",
             cache_lookups.clone(),
         );
-        let upstream_requests = Family::<OutcomeLabels, Counter>::default();
+        let upstream_requests = Family::<UpstreamOutcomeLabels, Counter>::default();
         registry.register(
             "upstream_requests",
-            "Upstream requests by outcome (ok, not_found, error, timeout)",
+            "Upstream requests by upstream (host:port) and outcome: ok, not_found, refused (400/403), status (another error status: 5xx, 429…), connect (connection, TLS or DNS failure), timeout, body (the body broke off), too_large, redirects (too many, or unusable), invalid, store (ours), skipped",
             upstream_requests.clone(),
         );
         let upstream_duration = request_histogram();
@@ -236,7 +249,7 @@ impl Metrics {
             "1 while an upstream is skipped after failing repeatedly ([upstream.NAME] skip_after)",
             upstream_skipped.clone(),
         );
-        let upstream_rejected = Counter::default();
+        let upstream_rejected = Family::<UpstreamLabels, Counter>::default();
         registry.register(
             "upstream_rejected",
             "Upstream artifacts that failed validation and were not stored",
@@ -321,8 +334,14 @@ impl Metrics {
         let cluster_degraded = Counter::default();
         registry.register(
             "cluster_degraded",
-            "Version fills done without a lease because Redis could not be reached",
+            "Version fills and rate-limit checks done in this replica alone because Redis could not be reached",
             cluster_degraded.clone(),
+        );
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by a rate limit, by limit name and kind (requests: the token bucket, bytes: the daily byte quota)",
+            rate_limited.clone(),
         );
         let sumdb_checks = Family::<OutcomeLabels, Counter>::default();
         registry.register(
@@ -333,6 +352,7 @@ impl Metrics {
         Self {
             registry,
             sumdb_checks,
+            rate_limited,
             cluster_leases,
             cluster_degraded,
             plugin_calls,
@@ -391,10 +411,13 @@ impl Metrics {
         self.handles.get_or_default()
     }
 
-    /// One upstream request finished with `outcome` (`ok`, `not_found`, `error`, `timeout`).
-    pub fn upstream_fetch(&self, outcome: &'static str, elapsed: Duration) {
+    /// One request to the upstream at `url` finished with `outcome` (see the metric's help).
+    pub fn upstream_fetch(&self, url: &str, outcome: &'static str, elapsed: Duration) {
         self.upstream_requests
-            .get_or_create(&OutcomeLabels { outcome })
+            .get_or_create(&UpstreamOutcomeLabels {
+                upstream: crate::upstream::host_of(url),
+                outcome,
+            })
             .inc();
         self.upstream_duration.observe(elapsed.as_secs_f64());
     }
@@ -408,9 +431,13 @@ impl Metrics {
             .set(i64::from(skipped));
     }
 
-    /// An upstream artifact failed validation and was not stored.
-    pub fn upstream_rejected(&self) {
-        self.upstream_rejected.inc();
+    /// An artifact from `upstream` (`host:port`) failed validation and was not stored.
+    pub fn upstream_rejected(&self, upstream: &str) {
+        self.upstream_rejected
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_owned(),
+            })
+            .inc();
     }
 
     /// A version fill coordinated through the cluster: `held`, `waited` or `gave_up_waiting`.
@@ -431,6 +458,16 @@ impl Metrics {
     /// A version fill done without a lease (Redis unreachable).
     pub fn cluster_degraded(&self) {
         self.cluster_degraded.inc();
+    }
+
+    /// A request refused by rate limit `limit` (`kind`: `requests` or `bytes`).
+    pub fn rate_limited(&self, limit: &str, kind: &'static str) {
+        self.rate_limited
+            .get_or_create(&LimitLabels {
+                limit: limit.to_string(),
+                kind,
+            })
+            .inc();
     }
 
     /// The metric handles of plugin `plugin`, labels resolved once: a call then costs a few
@@ -725,8 +762,8 @@ mod tests {
         m.observe_request("info", 404, Duration::from_millis(1));
         m.cache_lookup("mod", true);
         m.cache_lookup("mod", false);
-        m.upstream_fetch("ok", Duration::from_millis(120));
-        m.upstream_rejected();
+        m.upstream_fetch("http://127.0.0.1:1/x", "ok", Duration::from_millis(120));
+        m.upstream_rejected("127.0.0.1:1");
         let tokens = m.plugin("tokens");
         tokens.call("ok", Duration::from_micros(4), true, false);
         tokens.call("trap", Duration::from_micros(40), false, true);
@@ -741,9 +778,9 @@ mod tests {
             r#"modgate_request_duration_seconds_count{endpoint="zip"} 2"#,
             r#"modgate_cache_lookups_total{kind="mod",result="hit"} 1"#,
             r#"modgate_cache_lookups_total{kind="mod",result="miss"} 1"#,
-            r#"modgate_upstream_requests_total{outcome="ok"} 1"#,
+            r#"modgate_upstream_requests_total{upstream="127.0.0.1:1",outcome="ok"} 1"#,
             "modgate_upstream_request_duration_seconds_count 1",
-            "modgate_upstream_rejected_total 1",
+            r#"modgate_upstream_rejected_total{upstream="127.0.0.1:1"} 1"#,
             "modgate_connections_open 1",
             r#"modgate_plugin_calls_total{plugin="tokens",outcome="ok"} 1"#,
             r#"modgate_plugin_memo_hits_total{plugin="tokens"} 1"#,

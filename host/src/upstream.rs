@@ -26,8 +26,11 @@ pub struct SourceEntry {
     pub base: String,
     /// `|` after this entry: fall through to the next one on any error, not only 404/410.
     pub fallthrough_on_error: bool,
-    /// Time limit for one request, including the body.
+    /// Time limit for one request; for a body, the longest pause in it.
     pub timeout: Duration,
+    /// Bytes per second a body must average once it has taken longer than `timeout` (a
+    /// trickle is cut off, a large zip over a slow link is not); 0: no floor.
+    pub min_rate: u64,
     /// Extra attempts after a connection error or a 5xx.
     pub retries: u32,
     /// When to stop asking this upstream for a while.
@@ -120,6 +123,7 @@ impl SourceList {
                 base: url.trim_end_matches('/').to_owned(),
                 fallthrough_on_error: sep == b'|',
                 timeout,
+                min_rate: DEFAULT_MIN_RATE,
                 retries,
                 skip: Skip::default(),
             });
@@ -298,6 +302,9 @@ enum Attempt {
     Fatal(FetchError),
 }
 
+/// The default `min_rate`: 16 KiB/s (a 500 MiB zip in under 9 hours).
+pub const DEFAULT_MIN_RATE: u64 = 16 << 10;
+
 /// Redirects followed per request, as the go command does (`net/http` default).
 const MAX_REDIRECTS: usize = 10;
 
@@ -409,7 +416,7 @@ impl UpstreamClient {
         metrics: &Metrics,
     ) -> Result<(), FetchError> {
         if let Some(left) = self.skipping(entry) {
-            metrics.upstream_fetch("skipped", Duration::ZERO);
+            metrics.upstream_fetch(&entry.base, "skipped", Duration::ZERO);
             return Err(FetchError::Failed {
                 host: host_of(url),
                 message: format!(
@@ -497,15 +504,8 @@ impl UpstreamClient {
         let mut attempt = 0;
         loop {
             let started = Instant::now();
-            let outcome = self.attempt(entry, url, limit, sink).await;
-            let label = match &outcome {
-                Attempt::Ok => "ok",
-                Attempt::NotFound(_) => "not_found",
-                Attempt::Transient(FetchError::Timeout { .. }, _)
-                | Attempt::Fatal(FetchError::Timeout { .. }) => "timeout",
-                _ => "error",
-            };
-            metrics.upstream_fetch(label, started.elapsed());
+            let (outcome, how) = self.attempt(entry, url, limit, sink).await;
+            metrics.upstream_fetch(&entry.base, how, started.elapsed());
             match outcome {
                 Attempt::Ok => return (Ok(()), None),
                 Attempt::NotFound(reason) => return (Err(FetchError::NotFound { reason }), None),
@@ -532,14 +532,16 @@ impl UpstreamClient {
         }
     }
 
-    /// One request (following redirects) and its body.
+    /// One request (following redirects) and its body, and how it ended for the metrics
+    /// (`ok`, `not_found`, `refused`, `status`, `connect`, `timeout`, `body`, `too_large`,
+    /// `redirects`, `invalid`, `store`).
     async fn attempt(
         &self,
         entry: &SourceEntry,
         url: &str,
         limit: u64,
         sink: &mut Sink<'_>,
-    ) -> Attempt {
+    ) -> (Attempt, &'static str) {
         let secs = entry.timeout.as_secs().max(1);
         let timeout = |url: &str| FetchError::Timeout {
             host: host_of(url),
@@ -554,7 +556,12 @@ impl UpstreamClient {
         let response = loop {
             let uri: Uri = match current.parse() {
                 Ok(u) => u,
-                Err(e) => return Attempt::Fatal(failed(&current, format!("bad URL: {e}"))),
+                Err(e) => {
+                    return (
+                        Attempt::Fatal(failed(&current, format!("bad URL: {e}"))),
+                        "invalid",
+                    );
+                }
             };
             let (uri, authorization) = basic_auth_from_userinfo(uri);
             let mut builder =
@@ -564,34 +571,39 @@ impl UpstreamClient {
             }
             let request = match builder.body(Empty::new()) {
                 Ok(r) => r,
-                Err(e) => return Attempt::Fatal(failed(&current, format!("bad request: {e}"))),
-            };
-            let response = match tokio::time::timeout(entry.timeout, self.http.request(request))
-                .await
-            {
-                Err(_) => return Attempt::Transient(timeout(&current), None),
-                Ok(Err(e)) => {
-                    return Attempt::Transient(failed(&current, describe_client_error(&e)), None);
+                Err(e) => {
+                    return (
+                        Attempt::Fatal(failed(&current, format!("bad request: {e}"))),
+                        "invalid",
+                    );
                 }
-                Ok(Ok(r)) => r,
             };
+            let response =
+                match tokio::time::timeout(entry.timeout, self.http.request(request)).await {
+                    Err(_) => return (Attempt::Transient(timeout(&current), None), "timeout"),
+                    Ok(Err(e)) => {
+                        let e = failed(&current, describe_client_error(&e));
+                        return (Attempt::Transient(e, None), "connect");
+                    }
+                    Ok(Ok(r)) => r,
+                };
             let status = response.status();
             if status.is_redirection() && response.headers().contains_key(header::LOCATION) {
                 redirects += 1;
                 if redirects > MAX_REDIRECTS {
-                    return Attempt::Fatal(failed(url, "stopped after 10 redirects".into()));
+                    let e = failed(url, "stopped after 10 redirects".into());
+                    return (Attempt::Fatal(e), "redirects");
                 }
                 let next = match resolve_location(&uri, &response) {
                     Some(n) => n,
                     None => {
-                        return Attempt::Fatal(failed(&current, "bad redirect Location".into()));
+                        let e = failed(&current, "bad redirect Location".into());
+                        return (Attempt::Fatal(e), "redirects");
                     }
                 };
                 if uri.scheme_str() == Some("https") && next.starts_with("http:") {
-                    return Attempt::Fatal(failed(
-                        &current,
-                        "refusing redirect from https to http".into(),
-                    ));
+                    let e = failed(&current, "refusing redirect from https to http".into());
+                    return (Attempt::Fatal(e), "redirects");
                 }
                 current = next;
                 continue;
@@ -601,15 +613,16 @@ impl UpstreamClient {
         let status = response.status();
         if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
             let reason = first_line_of_body(response.into_body(), entry.timeout).await;
-            return Attempt::NotFound(reason);
+            return (Attempt::NotFound(reason), "not_found");
         }
         if status == StatusCode::BAD_REQUEST || status == StatusCode::FORBIDDEN {
             let reason = first_line_of_body(response.into_body(), entry.timeout).await;
-            return Attempt::Fatal(FetchError::Refused {
+            let e = FetchError::Refused {
                 host: host_of(&current),
                 status,
                 reason,
-            });
+            };
+            return (Attempt::Fatal(e), "refused");
         }
         if !status.is_success() {
             let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
@@ -620,11 +633,12 @@ impl UpstreamClient {
                 None => format!("answered {status}"),
             };
             let e = failed(&current, message);
-            return if transient {
+            let attempt = if transient {
                 Attempt::Transient(e, retry_after)
             } else {
                 Attempt::Fatal(e)
             };
+            return (attempt, "status");
         }
         if let Some(len) = response
             .headers()
@@ -633,35 +647,59 @@ impl UpstreamClient {
             .and_then(|v| v.parse::<u64>().ok())
             && len > limit
         {
-            return Attempt::Fatal(FetchError::TooLarge {
+            let e = FetchError::TooLarge {
                 host: host_of(&current),
                 limit,
-            });
+            };
+            return (Attempt::Fatal(e), "too_large");
         }
         let mut body = response.into_body();
+        let body_started = Instant::now();
+        let mut last_frame = body_started;
         loop {
             // The timeout bounds each pause in the body, not the whole transfer: a large zip
-            // over a slow link is fine as long as it keeps moving.
-            let frame = match tokio::time::timeout(entry.timeout, body.frame()).await {
-                Err(_) => return Attempt::Transient(timeout(&current), None),
-                Ok(None) => return Attempt::Ok,
-                Ok(Some(Err(e))) => {
-                    return Attempt::Transient(
-                        failed(&current, format!("reading the body: {e}")),
-                        None,
+            // over a slow link is fine as long as it keeps moving, at `min_rate` on average once
+            // it has taken longer than the timeout (a trickle, slow-loris style, is cut off).
+            let mut wait = entry.timeout;
+            if entry.min_rate > 0 {
+                let due = Duration::from_secs_f64(sink.len() as f64 / entry.min_rate as f64)
+                    .max(entry.timeout);
+                wait = wait.min(due.saturating_sub(body_started.elapsed()));
+            }
+            let frame = match tokio::time::timeout(wait, body.frame()).await {
+                // Bytes kept coming, too slowly (a body that stopped is a pause, below).
+                Err(_) if last_frame.elapsed() < entry.timeout / 2 => {
+                    let e = failed(
+                        &current,
+                        format!(
+                            "sending slower than {} bytes/s ({} bytes in {}s)",
+                            entry.min_rate,
+                            sink.len(),
+                            body_started.elapsed().as_secs()
+                        ),
                     );
+                    return (Attempt::Transient(e, None), "timeout");
+                }
+                Err(_) => return (Attempt::Transient(timeout(&current), None), "timeout"),
+                Ok(None) => return (Attempt::Ok, "ok"),
+                Ok(Some(Err(e))) => {
+                    let e = failed(&current, format!("reading the body: {e}"));
+                    return (Attempt::Transient(e, None), "body");
                 }
                 Ok(Some(Ok(frame))) => frame,
             };
+            last_frame = Instant::now();
             if let Ok(data) = frame.into_data() {
                 if sink.len() + data.len() as u64 > limit {
-                    return Attempt::Fatal(FetchError::TooLarge {
+                    let e = FetchError::TooLarge {
                         host: host_of(&current),
                         limit,
-                    });
+                    };
+                    return (Attempt::Fatal(e), "too_large");
                 }
                 if let Err(e) = sink.write(&data).await {
-                    return Attempt::Fatal(failed(&current, format!("storing the body: {e}")));
+                    let e = failed(&current, format!("storing the body: {e}"));
+                    return (Attempt::Fatal(e), "store");
                 }
             }
         }

@@ -48,3 +48,14 @@ func ExampleConfig() {
 	fmt.Println(len(config.Tokens))
 	// Output: 0
 }
+
+func ExampleApplyLimits() {
+	// 20 requests/s per client address (40 at once), and 10 GiB a day per principal: modgate
+	// counts them and answers 429 with Retry-After once one is spent.
+	err := modgate.ApplyLimits(
+		modgate.Limit{Name: "per-ip", Subject: modgate.PerPeerIP, RequestsPerSecond: 20, Burst: 40},
+		modgate.Limit{Name: "per-user-bytes", Subject: modgate.PerPrincipal, BytesPerDay: 10 << 30},
+	)
+	fmt.Println(err)
+	// Output: <nil>
+}

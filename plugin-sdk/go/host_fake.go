@@ -88,6 +88,25 @@ func hostRemember(on DependsOn, ttlMs uint32) {
 	}
 }
 
+func hostApplyLimits(limits []Limit) error {
+	h := fake.The
+	h.Mu.Lock()
+	defer h.Mu.Unlock()
+	h.Limits = h.Limits[:0]
+	for _, l := range limits {
+		subject := [...]string{"principal", "ip", "module"}
+		s := "key " + l.Subject.key
+		if int(l.Subject.kind) < len(subject) {
+			s = subject[l.Subject.kind]
+		}
+		h.Limits = append(h.Limits, fake.Limit{
+			Name: l.Name, Subject: s, RequestsPerSecond: l.RequestsPerSecond,
+			Burst: l.Burst, BytesPerDay: l.BytesPerDay,
+		})
+	}
+	return nil
+}
+
 func newHash(h Hash) func() hash.Hash {
 	switch h {
 	case SHA384:

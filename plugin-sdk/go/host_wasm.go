@@ -11,6 +11,7 @@ import (
 	"modgate.dev/sdk/internal/wit/imports/modgate_plugin_crypto"
 	"modgate.dev/sdk/internal/wit/imports/modgate_plugin_http"
 	"modgate.dev/sdk/internal/wit/imports/modgate_plugin_kv"
+	"modgate.dev/sdk/internal/wit/imports/modgate_plugin_limits"
 	"modgate.dev/sdk/internal/wit/imports/modgate_plugin_log"
 	"modgate.dev/sdk/internal/wit/imports/modgate_plugin_memo"
 	"modgate.dev/sdk/internal/wit/imports/modgate_plugin_secrets"
@@ -102,6 +103,37 @@ func hostRemember(on DependsOn, ttlMs uint32) {
 		TlsClientIdentity: on.TLSClientIdentity,
 		Headers:           on.Headers,
 	}, ttlMs)
+}
+
+func hostApplyLimits(limits []Limit) error {
+	wit := make([]modgate_plugin_limits.Limit, len(limits))
+	for i, l := range limits {
+		w := modgate_plugin_limits.Limit{Name: l.Name}
+		switch l.Subject.kind {
+		case 0:
+			w.Subject = modgate_plugin_limits.MakeSubjectPrincipal()
+		case 1:
+			w.Subject = modgate_plugin_limits.MakeSubjectPeerIp()
+		case 2:
+			w.Subject = modgate_plugin_limits.MakeSubjectModule()
+		default:
+			w.Subject = modgate_plugin_limits.MakeSubjectKey(l.Subject.key)
+		}
+		if l.RequestsPerSecond != 0 {
+			w.RequestsPerSecond = witTypes.Some(l.RequestsPerSecond)
+		}
+		if l.Burst != 0 {
+			w.Burst = witTypes.Some(l.Burst)
+		}
+		if l.BytesPerDay != 0 {
+			w.BytesPerDay = witTypes.Some(l.BytesPerDay)
+		}
+		wit[i] = w
+	}
+	if r := modgate_plugin_limits.Apply(wit); r.IsErr() {
+		return errors.New("limits: " + r.Err())
+	}
+	return nil
 }
 
 func cryptoError(e modgate_plugin_crypto.Error) error {

@@ -14,7 +14,9 @@ mod generated_host {
         world: "host",
     });
 }
-pub use generated_host::modgate::plugin::{config, crypto, http, kv, log, memo, secrets, types};
+pub use generated_host::modgate::plugin::{
+    config, crypto, http, kv, limits, log, memo, secrets, types,
+};
 
 /// The `authorizer` world: exports `authorize`.
 #[expect(
@@ -34,6 +36,7 @@ pub mod authorizer {
             "modgate:plugin/http@0.1.0": crate::bindings::http,
             "modgate:plugin/memo@0.1.0": crate::bindings::memo,
             "modgate:plugin/crypto@0.1.0": crate::bindings::crypto,
+            "modgate:plugin/limits@0.1.0": crate::bindings::limits,
         },
         pub_export_macro: true,
         default_bindings_module: "modgate_plugin_sdk::bindings::authorizer",
@@ -58,6 +61,7 @@ pub mod router {
             "modgate:plugin/http@0.1.0": crate::bindings::http,
             "modgate:plugin/memo@0.1.0": crate::bindings::memo,
             "modgate:plugin/crypto@0.1.0": crate::bindings::crypto,
+            "modgate:plugin/limits@0.1.0": crate::bindings::limits,
         },
         pub_export_macro: true,
         default_bindings_module: "modgate_plugin_sdk::bindings::router",
@@ -87,6 +91,7 @@ pub mod storage {
             "modgate:plugin/http@0.1.0": crate::bindings::http,
             "modgate:plugin/memo@0.1.0": crate::bindings::memo,
             "modgate:plugin/crypto@0.1.0": crate::bindings::crypto,
+            "modgate:plugin/limits@0.1.0": crate::bindings::limits,
         },
         pub_export_macro: true,
         default_bindings_module: "modgate_plugin_sdk::bindings::storage",
@@ -111,6 +116,7 @@ pub mod policy {
             "modgate:plugin/http@0.1.0": crate::bindings::http,
             "modgate:plugin/memo@0.1.0": crate::bindings::memo,
             "modgate:plugin/crypto@0.1.0": crate::bindings::crypto,
+            "modgate:plugin/limits@0.1.0": crate::bindings::limits,
         },
         pub_export_macro: true,
         default_bindings_module: "modgate_plugin_sdk::bindings::policy",

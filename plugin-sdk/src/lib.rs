@@ -9,7 +9,8 @@
 //! sandbox: no files, no network, no environment. What it may reach is granted per plugin in the
 //! modgate TOML file and used through this crate's host interfaces: [`mod@log`], [`config`], [`kv`],
 //! [`secrets`] and [`http`]; [`memo`] lets modgate reuse an answer instead of asking again;
-//! [`crypto`] computes digests, HMACs and signature checks natively in the host.
+//! [`crypto`] computes digests, HMACs and signature checks natively in the host; [`limits`]
+//! charges a request against rate limits and byte quotas the host counts.
 //!
 //! A whole plugin:
 //!
@@ -45,6 +46,7 @@ pub mod config;
 pub mod crypto;
 pub mod http;
 pub mod kv;
+pub mod limits;
 pub mod log;
 pub mod memo;
 pub mod policy;

@@ -4,14 +4,13 @@
 //! rate with no failed request, and the real go command downloads through it. The attacked
 //! route answers 503 naming its plugin (overloaded: with `Retry-After`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::fixtures::{LIB, artifact_path, standard_tree};
-use crate::harness::{GoEnv, Modgate, RawResponse, Setup, get};
+use crate::harness::{Conn, GoEnv, Modgate, Setup, get};
 use crate::upstream::FakeUpstream;
 
 fn plugin(name: &str) -> String {
@@ -27,64 +26,6 @@ const BYSTANDERS: usize = 2;
 /// machine does (other tests) weighs on both alike.
 const WINDOW: Duration = Duration::from_millis(1500);
 const ROUNDS: usize = 2;
-
-/// A keep-alive HTTP/1.1 connection that sends GETs and reads `Content-Length` bodies.
-struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Conn {
-    /// A connection whose reads give up after `patience`.
-    fn open(addr: SocketAddr, patience: Duration) -> std::io::Result<Conn> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(patience))?;
-        Ok(Conn {
-            writer: stream.try_clone()?,
-            reader: BufReader::new(stream),
-        })
-    }
-
-    /// `GET path` (a response with a `Content-Length` body).
-    fn get(&mut self, path: &str) -> std::io::Result<RawResponse> {
-        write!(
-            self.writer,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        )?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let status = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
-        let mut headers = Vec::new();
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line)?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
-        let len: usize = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .and_then(|(_, v)| v.parse().ok())
-            .ok_or_else(|| std::io::Error::other("no Content-Length"))?;
-        let mut body = vec![0; len];
-        self.reader.read_exact(&mut body)?;
-        Ok(RawResponse {
-            status,
-            headers,
-            body,
-        })
-    }
-}
 
 /// Requests the bystander clients completed in `window`, and every failure they saw.
 fn bystanders(addr: SocketAddr, path: &str, window: Duration) -> (u64, Vec<String>) {

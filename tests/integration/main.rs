@@ -5,9 +5,9 @@
 //! - `fixtures`: fixture modules and GOPROXY trees (and hostile zips), built in Rust.
 //! - `upstream`: the fake upstream GOPROXY server with request counts and failure knobs.
 //! - the rest, one area each: `protocol`, `go_client`, `fallthrough`, `singleflight`, `crash`,
-//!   `hostile`, `isolation`, `tls`, `acme` (certificates from pebble), `transparency`, `xmod_zip`, `xmod_rules` (path and version
+//!   `hostile`, `misbehaving` (the hostile-upstream matrix), `isolation`, `tls`, `acme` (certificates from pebble), `transparency`, `xmod_zip`, `xmod_rules` (path and version
 //!   rules against x/mod, fed by the fuzz corpora), `zipbuild`, `gitsource`,
-//!   `gitssh`, `go_auth`, `reload`, `publish`, and `bench_harness` (the benchmark harness's
+//!   `gitssh`, `go_auth`, `reload`, `publish`, `ratelimit` (429s, byte quotas, counters shared through Redis), and `bench_harness` (the benchmark harness's
 //!   Python unit tests), `custom_auth_example` (runs `examples/custom-auth/README.md` and
 //!   `examples/custom-auth-go/README.md` as their readers would).
 //!
@@ -31,15 +31,18 @@ mod go_plugins;
 mod harness;
 mod hostile;
 mod isolation;
+mod misbehaving;
 mod policy;
 mod private;
 mod protocol;
 mod publish;
+mod ratelimit;
 mod reload;
 mod replicas;
 mod routing;
 mod s3;
 mod singleflight;
+mod soak;
 mod storage;
 mod sumdb;
 mod tls;

@@ -150,10 +150,11 @@ impl Ctx<'_> {
     /// An error for an upstream body (at `rel`, the path the client asked for) that failed
     /// its check.
     pub(super) fn bad_info(&self, rel: &str, reason: String) -> Error {
-        self.app.metrics.upstream_rejected();
+        let host = self.route.sources.describe();
+        self.app.metrics.upstream_rejected(&host);
         Error::BadArtifact {
             what: rel.to_owned(),
-            host: self.route.sources.describe(),
+            host,
             reason,
         }
     }
@@ -225,7 +226,8 @@ impl Fetcher {
     }
 
     fn rejected(&self, what: String, url: &str, reason: String) -> Error {
-        self.metrics.upstream_rejected();
+        self.metrics
+            .upstream_rejected(&crate::upstream::host_of(url));
         Error::BadArtifact {
             what,
             host: crate::upstream::host_of(url),

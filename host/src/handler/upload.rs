@@ -94,8 +94,7 @@ impl App {
             }
             Uploads::Auth => {
                 authz.private = true;
-                authz.allowed = self
-                    .authorize(&route.auth, self.auth_ids(route), &facts)
+                self.authorize(&route.auth, self.auth_ids(route), &facts, authz)
                     .await?;
             }
             Uploads::Open => {}

@@ -41,6 +41,7 @@ pub mod router {
             "modgate:plugin/http": super::authorizer::modgate::plugin::http,
             "modgate:plugin/memo": super::authorizer::modgate::plugin::memo,
             "modgate:plugin/crypto": super::authorizer::modgate::plugin::crypto,
+            "modgate:plugin/limits": super::authorizer::modgate::plugin::limits,
         },
     });
 }
@@ -60,6 +61,7 @@ pub mod storage {
             "modgate:plugin/http": super::authorizer::modgate::plugin::http,
             "modgate:plugin/memo": super::authorizer::modgate::plugin::memo,
             "modgate:plugin/crypto": super::authorizer::modgate::plugin::crypto,
+            "modgate:plugin/limits": super::authorizer::modgate::plugin::limits,
         },
     });
 }
@@ -79,10 +81,13 @@ pub mod policy {
             "modgate:plugin/http": super::authorizer::modgate::plugin::http,
             "modgate:plugin/memo": super::authorizer::modgate::plugin::memo,
             "modgate:plugin/crypto": super::authorizer::modgate::plugin::crypto,
+            "modgate:plugin/limits": super::authorizer::modgate::plugin::limits,
         },
     });
 }
 
-pub use authorizer::modgate::plugin::{config, crypto, http, kv, log, memo, secrets, types};
+pub use authorizer::modgate::plugin::{
+    config, crypto, http, kv, limits, log, memo, secrets, types,
+};
 pub use policy::modgate::plugin::policy_types;
 pub use storage::modgate::plugin::storage_types;

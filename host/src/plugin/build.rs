@@ -29,6 +29,10 @@ const WIT: &[(&str, &str)] = &[
         include_str!("../../../plugin-sdk/wit/crypto.wit"),
     ),
     (
+        "limits.wit",
+        include_str!("../../../plugin-sdk/wit/limits.wit"),
+    ),
+    (
         "policy.wit",
         include_str!("../../../plugin-sdk/wit/policy.wit"),
     ),

@@ -352,7 +352,12 @@ async fn the_vectors_verify_through_a_plugin() {
         let name = name.to_owned();
         let set = &set;
         async move {
-            match &*set.authorize(&name, &probe_request(&token)).await.unwrap() {
+            match &set
+                .authorize(&name, &probe_request(&token))
+                .await
+                .unwrap()
+                .decision
+            {
                 Decision::Allow(a) => (200, a.principal.clone()),
                 Decision::Deny(d) => (d.status, d.message.clone()),
                 Decision::Abstain => (0, String::new()),

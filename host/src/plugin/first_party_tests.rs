@@ -108,7 +108,7 @@ pub(super) async fn print_latency<F: Future>(label: &str, mut call: impl FnMut()
 
 async fn decide(set: &PluginSet, plugin: &str, req: &RequestFacts) -> Decision {
     match set.authorize(plugin, req).await {
-        Ok(d) => Arc::unwrap_or_clone(d),
+        Ok(d) => Arc::unwrap_or_clone(d).decision,
         Err(e) => panic!("{plugin}: {e}"),
     }
 }

@@ -13,7 +13,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{config, http, kv, log, memo, secrets, types};
+use super::bindings::{config, http, kv, limits, log, memo, secrets, types};
 
 /// Log output kept per call; past it lines are dropped and one "truncated" line is logged.
 pub const LOG_CAP_BYTES: usize = 64 * 1024;
@@ -175,6 +175,8 @@ pub struct State {
     pub remembered: Option<(memo::DependsOn, u32)>,
     /// `crypto` public keys the instance holds (capped).
     pub crypto_keys: u32,
+    /// The limits the plugin charged this call's request against (`limits.apply`).
+    pub limits: Vec<crate::ratelimit::Limit>,
 }
 
 impl State {
@@ -208,6 +210,7 @@ impl State {
             log_truncated: false,
             remembered: None,
             crypto_keys: 0,
+            limits: Vec::new(),
         }
     }
 
@@ -226,6 +229,7 @@ impl State {
         self.log_bytes = 0;
         self.log_truncated = false;
         self.remembered = None;
+        self.limits.clear();
     }
 }
 
@@ -310,6 +314,29 @@ impl memo::Host for State {
             && depends_on.headers.iter().all(|h| h.len() <= 256))
         .then_some((depends_on, ttl_ms));
         Ok(())
+    }
+}
+
+impl limits::Host for State {
+    fn apply(&mut self, limits: Vec<limits::Limit>) -> wasmtime::Result<Result<(), String>> {
+        if limits.len() > crate::ratelimit::MAX_LIMITS {
+            return Ok(Err(format!(
+                "{} limits; at most {} apply to one request",
+                limits.len(),
+                crate::ratelimit::MAX_LIMITS
+            )));
+        }
+        let checked = limits
+            .into_iter()
+            .map(crate::ratelimit::Limit::from_wit)
+            .collect::<Result<Vec<_>, _>>();
+        Ok(match checked {
+            Ok(limits) => {
+                self.limits = limits;
+                Ok(())
+            }
+            Err(reason) => Err(reason),
+        })
     }
 }
 

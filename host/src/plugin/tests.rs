@@ -84,7 +84,7 @@ fn faulty() -> Vec<PluginSpec> {
 async fn allow_all_allows() -> anyhow::Result<()> {
     let set = build(&[spec("allow-all", test_plugins::ALLOW_ALL)]);
     let decision = set.authorize("allow-all", &facts()).await?;
-    assert_eq!(principal(&decision), "test-user");
+    assert_eq!(principal(&decision.decision), "test-user");
     assert!(health_of(&set, "allow-all").healthy);
     Ok(())
 }
@@ -118,7 +118,10 @@ async fn each_fault_fails_only_its_own_call_with_its_error() {
         // The neighbour is unaffected.
         let decision = set.authorize("allow-all", &facts()).await;
         assert!(
-            matches!(decision.as_deref(), Ok(Decision::Allow(_))),
+            matches!(
+                decision.as_deref().map(|r| &r.decision),
+                Ok(Decision::Allow(_))
+            ),
             "{decision:?}"
         );
     }
@@ -191,7 +194,7 @@ async fn a_loud_plugin_is_cut_at_the_log_cap_and_still_answers() -> anyhow::Resu
     loud.limits.timeout = std::time::Duration::from_secs(2);
     let set = build(&[loud]);
     let decision = set.authorize("loud", &facts()).await?;
-    assert_eq!(principal(&decision), "loud");
+    assert_eq!(principal(&decision.decision), "loud");
     assert_eq!(health_of(&set, "loud").log_truncations, 1);
     Ok(())
 }
@@ -200,7 +203,7 @@ async fn a_loud_plugin_is_cut_at_the_log_cap_and_still_answers() -> anyhow::Resu
 async fn the_sandbox_grants_nothing_ambient() -> anyhow::Result<()> {
     let set = build(&[spec("sneaky", test_plugins::SNEAKY)]);
     let decision = set.authorize("sneaky", &facts()).await?;
-    match &*decision {
+    match &decision.decision {
         Decision::Deny(deny) => assert_eq!(deny.message, "escaped: none"),
         other => panic!("expected the sneaky report, got {other:?}"),
     }
@@ -340,7 +343,7 @@ async fn grants_decide_what_a_plugin_reaches() -> anyhow::Result<()> {
     echo.limits.timeout = Duration::from_secs(2);
     let set = build(&[echo]);
 
-    let Decision::Allow(first) = &*set.authorize("echo", &facts()).await? else {
+    let Decision::Allow(first) = &set.authorize("echo", &facts()).await?.decision else {
         panic!("echo-config must allow");
     };
     let config: serde_json::Value = serde_json::from_str(&first.principal)?;
@@ -358,7 +361,7 @@ async fn grants_decide_what_a_plugin_reaches() -> anyhow::Result<()> {
         ]
     );
     // kv persists across calls of the same plugin (fresh instances, shared cache).
-    let Decision::Allow(second) = &*set.authorize("echo", &facts()).await? else {
+    let Decision::Allow(second) = &set.authorize("echo", &facts()).await?.decision else {
         panic!("echo-config must allow");
     };
     assert_eq!(second.scopes.last().map(String::as_str), Some("kv:v1"));
@@ -433,7 +436,7 @@ async fn counter_principals(set: &PluginSet, paths: &[&str]) -> Vec<String> {
         let mut req = facts();
         req.path = (*path).to_string();
         out.push(match set.authorize("counter", &req).await {
-            Ok(decision) => principal(&decision).to_string(),
+            Ok(decision) => principal(&decision.decision).to_string(),
             Err(PluginError::Trap { .. }) => "trap".to_string(),
             Err(e) => panic!("unexpected {e:?}"),
         });
@@ -479,7 +482,7 @@ async fn counter_memo(set: &PluginSet, module: &str, auth: &str, leaf: &str) -> 
     req.path = format!("/{module}/{leaf}");
     req.headers.push(("authorization".into(), auth.into()));
     match set.authorize("counter", &req).await {
-        Ok(decision) => principal(&decision).to_string(),
+        Ok(decision) => principal(&decision.decision).to_string(),
         Err(PluginError::Trap { .. }) => "trap".to_string(),
         Err(e) => panic!("unexpected {e:?}"),
     }
@@ -549,7 +552,7 @@ async fn a_reused_instance_gets_a_fresh_deadline_and_log_budget() -> anyhow::Res
     set.authorize("counter", &facts()).await?;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let decision = set.authorize("counter", &facts()).await?;
-    assert_eq!(principal(&decision), "call-2");
+    assert_eq!(principal(&decision.decision), "call-2");
     Ok(())
 }
 
@@ -684,7 +687,7 @@ async fn past_its_budget_a_call_is_refused_at_once() {
         .authorize("allow-all", &facts())
         .await
         .expect("allow-all");
-    assert_eq!(principal(&decision), "test-user");
+    assert_eq!(principal(&decision.decision), "test-user");
     for call in [running, waiting] {
         let result = call.await.expect("join");
         assert!(
@@ -725,7 +728,12 @@ async fn go_plugin_faults_fail_their_own_call_and_the_next_is_served() {
     let count = |facts| {
         let set = &set;
         async move {
-            match set.authorize("go-faults", &facts).await.as_deref() {
+            match set
+                .authorize("go-faults", &facts)
+                .await
+                .as_deref()
+                .map(|r| &r.decision)
+            {
                 Ok(Decision::Allow(allow)) => allow.principal.clone(),
                 other => panic!("expected allow, got {other:?}"),
             }
@@ -739,7 +747,7 @@ async fn go_plugin_faults_fail_their_own_call_and_the_next_is_served() {
     );
 
     let answer = set.authorize("go-faults", &fault("panic")).await;
-    match answer.as_deref() {
+    match answer.as_deref().map(|r| &r.decision) {
         Ok(Decision::Deny(deny)) => {
             assert_eq!(deny.status, 503);
             assert!(deny.message.contains("panicked"), "{}", deny.message);
@@ -796,7 +804,12 @@ async fn go_plugins_take_100k_calls_with_large_headers_and_imports_without_a_tra
     let expected = [total.to_string()];
     let facts = Arc::new(facts);
     for call in 0..100_000 {
-        match set.authorize("go-faults", &*facts).await.as_deref() {
+        match set
+            .authorize("go-faults", &*facts)
+            .await
+            .as_deref()
+            .map(|r| &r.decision)
+        {
             Ok(Decision::Allow(allow)) if allow.scopes == expected => {}
             other => panic!("call {call}: {other:?}"),
         }

@@ -119,15 +119,19 @@ pub fn run(wasm: &Path, cases: &Cases) -> Result<Report, String> {
 
 async fn answer(set: &PluginSet, name: &str, facts: &RequestFacts) -> Result<String, String> {
     if set.is_authorizer(name) {
-        let decision = set
+        let ruling = set
             .authorize(name, facts)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(match &*decision {
+        let mut answer = match &ruling.decision {
             Decision::Allow(a) => format!("allow {} [{}]", a.principal, a.scopes.join(" ")),
             Decision::Deny(d) => format!("deny {} {}", d.status, d.message),
             Decision::Abstain => "abstain".into(),
-        })
+        };
+        for limit in &ruling.limits {
+            answer.push_str(&format!(" (limit {})", limit.describe()));
+        }
+        Ok(answer)
     } else if set.is_router(name) {
         let route = set.route(name, facts).await.map_err(|e| e.to_string())?;
         Ok(match &*route {

@@ -397,6 +397,7 @@ async fn respond<H: Handler>(
         status: None,
         bytes: 0,
         complete: false,
+        settle: None,
         state,
     };
     let response = AssertUnwindSafe(handler.handle(req, &exchange.state.info))
@@ -411,13 +412,14 @@ async fn respond<H: Handler>(
             tracing::error!(peer = %exchange.state.info.peer, panic = message, "handler panicked");
             internal_error()
         });
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
     exchange.endpoint = parts
         .extensions
         .get::<Endpoint>()
         .copied()
         .unwrap_or(Endpoint::OTHER);
     exchange.status = Some(parts.status);
+    exchange.settle = parts.extensions.remove::<crate::ratelimit::Settle>();
     if let Some(log) = &mut exchange.log {
         log.allowed = parts.extensions.get::<Allowed>().cloned();
     }
@@ -486,10 +488,15 @@ struct Exchange {
     status: Option<StatusCode>,
     bytes: u64,
     complete: bool,
+    /// The byte quotas the response counts against (rate limits), charged with `bytes`.
+    settle: Option<crate::ratelimit::Settle>,
 }
 
 impl Drop for Exchange {
     fn drop(&mut self) {
+        if let Some(settle) = self.settle.take() {
+            settle.settle(self.bytes);
+        }
         let elapsed = self.started.elapsed();
         // 499 (nginx's "client closed request") when the client left before the handler answered.
         let status = self.status.map_or(499, |s| s.as_u16());

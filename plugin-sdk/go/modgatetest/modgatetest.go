@@ -96,6 +96,7 @@ func forget() {
 	fake.The.Mu.Lock()
 	defer fake.The.Mu.Unlock()
 	fake.The.Remembered = nil
+	fake.The.Limits = nil
 }
 
 // LogEntry is one line the plugin logged.
@@ -128,4 +129,24 @@ func Remembered() (on modgate.DependsOn, ttlMs uint32, ok bool) {
 		Method: m.Method, Path: m.Path, Module: m.Module, Version: m.Version, Action: m.Action,
 		PeerIP: m.PeerIP, TLSClientIdentity: m.TLSClientIdentity, Headers: m.Headers,
 	}, m.TTLMs, true
+}
+
+// AppliedLimit is one limit the plugin applied; Subject is "principal", "ip", "module" or
+// "key <key>".
+type AppliedLimit struct {
+	Name, Subject     string
+	RequestsPerSecond float64
+	Burst             uint32
+	BytesPerDay       uint64
+}
+
+// Limits gives the limits the last call applied (modgate.ApplyLimits).
+func Limits() []AppliedLimit {
+	fake.The.Mu.Lock()
+	defer fake.The.Mu.Unlock()
+	out := make([]AppliedLimit, len(fake.The.Limits))
+	for i, l := range fake.The.Limits {
+		out[i] = AppliedLimit(l)
+	}
+	return out
 }

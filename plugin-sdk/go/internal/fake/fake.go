@@ -45,6 +45,17 @@ type Host struct {
 	KV      map[string]kvEntry
 	// Remembered is what the last call passed to memo.remember (nil: nothing).
 	Remembered *Memo
+	// Limits is what the last call passed to limits.apply.
+	Limits []Limit
+}
+
+// Limit is one limit passed to limits.apply; Subject is "principal", "ip", "module" or
+// "key <key>".
+type Limit struct {
+	Name, Subject     string
+	RequestsPerSecond float64
+	Burst             uint32
+	BytesPerDay       uint64
 }
 
 // Memo is one memo.remember call.
