@@ -386,6 +386,9 @@ pub struct CacheFile {
     /// Bytes of memory for copies of small immutable artifacts (`.info`, `.mod`, `.ziphash`);
     /// 0 turns the copies off.
     pub memory_bytes: u64,
+    /// Storage plans (where an artifact is) remembered per storage, so warm reads call no
+    /// plugin; at least 16.
+    pub plan_entries: usize,
 }
 
 impl Default for CacheFile {
@@ -394,6 +397,7 @@ impl Default for CacheFile {
             list_ttl: Duration::from_secs(60),
             not_found_ttl: Duration::from_secs(60),
             memory_bytes: 16 << 20,
+            plan_entries: 100_000,
         }
     }
 }

@@ -636,6 +636,38 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "micro-benchmark; prints time per check"]
+    async fn bench_check() {
+        let limiter = limiter();
+        let per_ip = Limit::from_wit(wit_limit(Some(1e6), Some(1_000_000), None)).unwrap();
+        let mut per_user = wit_limit(Some(1e6), Some(1_000_000), Some(u64::MAX));
+        per_user.name = "per-user".into();
+        per_user.subject = wit::Subject::Principal;
+        let per_user = Limit::from_wit(per_user).unwrap();
+        let who = Who {
+            principal: Some("alice"),
+            ..who("10.0.0.1")
+        };
+        for (label, limits) in [
+            ("one request limit", vec![&per_ip]),
+            (
+                "request limit + request and byte limit",
+                vec![&per_ip, &per_user],
+            ),
+        ] {
+            const N: u32 = 200_000;
+            let started = Instant::now();
+            for _ in 0..N {
+                let charge = limiter.check(limits.iter().copied(), &who).await.unwrap();
+                if let Some(charge) = charge {
+                    limiter.charge(charge, 1000);
+                }
+            }
+            println!("{label}: {:?} per request", started.elapsed() / N);
+        }
+    }
+
+    #[tokio::test]
     async fn a_byte_quota_refuses_once_spent_until_midnight() {
         let limiter = limiter();
         let limit = Limit::from_wit(wit_limit(None, None, Some(1000))).unwrap();

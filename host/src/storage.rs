@@ -157,9 +157,6 @@ impl MemoryCache {
 /// Pages of a version listing the host follows before it calls the listing endless.
 const MAX_LIST_PAGES: usize = 10_000;
 
-/// Plans remembered per store.
-const PLAN_CACHE_ENTRIES: usize = 100_000;
-
 /// The host side of a storage backend: asks its plugin where artifacts are, and opens, writes
 /// and commits them with the host's own I/O.
 pub struct Store {
@@ -173,15 +170,16 @@ pub struct Store {
 }
 
 impl Store {
-    /// The store `[storage.NAME]` whose backend is plugin `plugin` of `plugins`. Its granted
-    /// directories are created when missing, and temporaries a killed process left in them
-    /// are swept in the background.
+    /// The store `[storage.NAME]` whose backend is plugin `plugin` of `plugins`, remembering
+    /// up to `plan_entries` plans. Its granted directories are created when missing, and
+    /// temporaries a killed process left in them are swept in the background.
     pub fn new(
         name: &str,
         plugins: Arc<PluginSet>,
         plugin: PluginId,
         memory: Option<Arc<MemoryCache>>,
         remote: Remote,
+        plan_entries: usize,
     ) -> Result<Self, Error> {
         let grants = Grants::new(plugins.granted_dirs(plugin), plugins.granted_hosts(plugin))
             .map_err(|e| Error::storage(name, e))?;
@@ -201,7 +199,7 @@ impl Store {
             plugins,
             plugin,
             grants,
-            plans: PlanCache::new(PLAN_CACHE_ENTRIES),
+            plans: PlanCache::new(plan_entries),
             memory,
             remote,
         })
@@ -786,6 +784,7 @@ pub fn open_stores(
                 id,
                 memory.clone(),
                 remote.clone(),
+                config.cache.plan_entries,
             )?),
         );
     }

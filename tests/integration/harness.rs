@@ -601,6 +601,16 @@ impl Conn {
 }
 
 /// Sends `request` verbatim (it should say `Connection: close`) and reads the response to EOF.
+/// The value of the `/metrics` line of `mg` that starts with `line_start` (the metric's name
+/// and labels, e.g. `modgate_rate_limited_total{limit="x",kind="requests"}`), 0 if absent.
+pub fn metric(mg: &Modgate, line_start: &str) -> f64 {
+    let text = String::from_utf8(get(mg, "/metrics").body).expect("metrics are text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// `GET path` on a fresh connection to `mg` (no client normalises the path).
 pub fn get(mg: &Modgate, path: &str) -> RawResponse {
     raw_request(

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fixtures::{ModuleVersion, Tree, artifact_path};
-use crate::harness::{GoEnv, Modgate, Setup, free_port, get, walk};
+use crate::harness::{GoEnv, Modgate, Setup, free_port, get, metric, walk};
 use crate::upstream::FakeUpstream;
 
 /// The upstream's `timeout` in these tests, and its `retries`.
@@ -249,22 +249,16 @@ async fn answer(
 
 /// `modgate_upstream_requests_total{upstream="HOST",outcome="OUTCOME"}`.
 fn requests_metric(mg: &Modgate, upstream: &str, outcome: &str) -> f64 {
-    let text = String::from_utf8(get(mg, "/metrics").body).expect("metrics");
     let line =
         format!("modgate_upstream_requests_total{{upstream=\"{upstream}\",outcome=\"{outcome}\"}}");
-    text.lines()
-        .find_map(|l| l.strip_prefix(line.as_str()))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+    metric(mg, &line)
 }
 
 fn rejected_metric(mg: &Modgate, upstream: &str) -> f64 {
-    let text = String::from_utf8(get(mg, "/metrics").body).expect("metrics");
-    let line = format!("modgate_upstream_rejected_total{{upstream=\"{upstream}\"}}");
-    text.lines()
-        .find_map(|l| l.strip_prefix(line.as_str()))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+    metric(
+        mg,
+        &format!("modgate_upstream_rejected_total{{upstream=\"{upstream}\"}}"),
+    )
 }
 
 /// Files in storage of `module`'s v1.0.0 (its go.mod aside: fetched on its own, good, and

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::fixtures::{LIB, artifact_path, standard_tree};
-use crate::harness::{GoEnv, Modgate, Setup, get, one_line_problem, raw_request};
+use crate::harness::{GoEnv, Modgate, Setup, get, metric, one_line_problem, raw_request};
 use crate::replicas::RedisServer;
 use crate::upstream::FakeUpstream;
 
@@ -21,14 +21,6 @@ fn open_route_with(storage: &std::path::Path, upstream: &str, limits: &str) -> S
     );
     s.catch_all_extra = "auth = [\"limits\"]".into();
     s
-}
-
-fn metric(mg: &Modgate, line_start: &str) -> f64 {
-    let text = String::from_utf8(get(mg, "/metrics").body).expect("metrics are text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_start))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 fn get_with(mg: &Modgate, path: &str, header: &str) -> crate::harness::RawResponse {

@@ -4,8 +4,9 @@
 //! clients go on this machine — warm reads on keep-alive connections, cold
 //! fills from the upstream, publishes, auth failures, clients that disconnect mid-zip, and a
 //! reload every 15 s (alternately SIGHUP with a changed plugin config and `POST /admin/reload`).
-//! Not one request that should succeed fails; RSS is flat (the last window's mean at most 5 %
-//! above the second's) and so are open file descriptors; p99 latency is reported per window (a
+//! Not one request that should succeed fails; RSS is flat (the last minute's mean at most 5 %
+//! above the second's; in short runs 15 % between windows of seconds) and so are open file
+//! descriptors; p99 latency is reported per window (a
 //! minute in long runs). And with 10,000 idle keep-alive connections and 1,000 clients that stop
 //! reading a zip, new clients and health checks are still answered within 100 ms (p99).
 
@@ -320,13 +321,19 @@ fn mixed_traffic_with_reloads_fails_nothing_and_stays_flat() {
         std::thread::spawn(move || {
             let mut failures = Vec::new();
             let mut generation = 0;
-            let mut next = Instant::now() + Duration::from_secs(15);
+            let every = Duration::from_secs(
+                std::env::var("SOAK_RELOAD_SECS")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(15),
+            );
+            let mut next = Instant::now() + every;
             while !stop.load(Ordering::Relaxed) {
                 if Instant::now() < next {
                     std::thread::sleep(Duration::from_millis(100));
                     continue;
                 }
-                next += Duration::from_secs(15);
+                next += every;
                 generation += 1;
                 if generation % 2 == 1 {
                     mg.swap_config(&soak_setup(&root, &upstream, generation));
@@ -419,9 +426,13 @@ fn mixed_traffic_with_reloads_fails_nothing_and_stays_flat() {
     );
     assert!(reloads >= 2, "only {reloads} reloads in {secs} s");
     assert!(windows >= 3, "too short to compare windows");
+    // The bound is for the 10-minute soak (minute 2 against minute 10). A short run's
+    // windows are seconds apart, while the allocator's arenas are still growing towards their
+    // working size: there the bound only catches a gross leak.
+    let bound = if secs >= 300 { 1.05 } else { 1.15 };
     let (second, last) = (rss[1], rss[windows - 1]);
     assert!(
-        last as f64 <= second as f64 * 1.05,
+        last as f64 <= second as f64 * bound,
         "RSS grew: {second} kB in window 2, {last} kB in the last ({rss:?})"
     );
     let (second, last) = (fds[1], fds[windows - 1]);
@@ -429,6 +440,39 @@ fn mixed_traffic_with_reloads_fails_nothing_and_stays_flat() {
         last <= second + 32,
         "open file descriptors grew: {second} in window 2, {last} in the last ({fds:?})"
     );
+}
+
+/// `GET path` on a keep-alive connection, its status (the body is read and dropped). One
+/// file descriptor per connection (a `Conn` takes two).
+fn get_on(stream: &TcpStream, path: &str) -> std::io::Result<u16> {
+    use std::io::BufRead;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut w = stream;
+    write!(w, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut len = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        if line.trim_end().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body)?;
+    Ok(status)
 }
 
 /// This process's open-file limit (the server it starts inherits it).
@@ -477,8 +521,8 @@ fn idle_connections_and_stalled_readers_do_not_slow_new_clients() {
     // 10,000 keep-alive connections that made one request and now idle.
     let mut idle = Vec::with_capacity(idle_target);
     for _ in 0..idle_target {
-        let mut c = Conn::open(addr, Duration::from_secs(30)).expect("idle connection");
-        assert_eq!(c.get(&info).expect("first request").status, 200);
+        let c = TcpStream::connect(addr).expect("idle connection");
+        assert_eq!(get_on(&c, &info).expect("first request"), 200);
         idle.push(c);
     }
     // 1,000 clients that ask for a 16 MiB zip and never read it.
@@ -513,8 +557,8 @@ fn idle_connections_and_stalled_readers_do_not_slow_new_clients() {
     );
     assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
     // The idle connections are still served.
-    for c in idle.iter_mut().step_by(1000) {
-        assert_eq!(c.get(&info).expect("idle connection reused").status, 200);
+    for c in idle.iter().step_by(1000) {
+        assert_eq!(get_on(c, &info).expect("idle connection reused"), 200);
     }
     drop(stalled);
 }
