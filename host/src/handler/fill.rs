@@ -66,7 +66,7 @@ pub fn check_info(body: &[u8], expected: Option<&str>) -> Result<(), String> {
         && info.version != expected
     {
         return Err(format!(
-            "Version {:?} does not match the requested {expected}",
+            "Version {:?} does not match the requested {expected:?}",
             info.version
         ));
     }
@@ -741,5 +741,9 @@ mod tests {
         let array = check_info(br#"["v1.2.3"]"#, None).expect_err("an array");
         assert!(array.contains("not an object"), "{array}");
         assert!(check_info(br#"{"Version":"v1.2.3","Time":"yesterday"}"#, None).is_err());
+        // Found by fuzz/go_mod: the requested version is quoted, so a message stays one line
+        // whatever it was asked with.
+        let other = check_info(br#"{"Version":"v1"}"#, Some("\r")).expect_err("another version");
+        assert_eq!(other, r#"Version "v1" does not match the requested "\r""#);
     }
 }
