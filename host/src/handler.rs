@@ -959,9 +959,8 @@ impl App {
         };
         // The answers that carry limits (most carry none: nothing is kept then).
         let mut limited: Vec<Arc<Ruling>> = Vec::new();
-        let mut decided = Err(Error::Unauthenticated(
-            "authentication required: send credentials (.netrc or GOAUTH)".into(),
-        ));
+        // The first plugin that did not abstain, and what it decided.
+        let mut decided = None;
         for (&id, name) in ids.iter().zip(auth) {
             let verdict = plugins
                 .authorize_then(id, facts, |ruling| {
@@ -1000,7 +999,7 @@ impl App {
                 .await;
             match verdict {
                 Ok(Some(outcome)) => {
-                    decided = outcome;
+                    decided = Some(outcome);
                     break;
                 }
                 Ok(None) => {}
@@ -1013,6 +1012,12 @@ impl App {
                 }
             }
         }
+        // Every plugin abstained: the error is built only then, not on every request.
+        let decided = decided.unwrap_or_else(|| {
+            Err(Error::Unauthenticated(
+                "authentication required: send credentials (.netrc or GOAUTH)".into(),
+            ))
+        });
         if !limited.is_empty() {
             let allowed = decided.as_ref().ok().and_then(Option::as_ref);
             let who = crate::ratelimit::Who {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::fixtures::{LIB, UPPER, standard_tree};
 use crate::go_client::sums;
-use crate::harness::{GoEnv, Modgate, Setup, free_port, in_own_session, installed_tool};
+use crate::harness::{GoEnv, Modgate, Setup, free_port, in_own_session, installed_tool, metric_in};
 use crate::upstream::FakeUpstream;
 
 /// Seconds a certificate from the test pebble is valid, and how early modgate renews it.
@@ -221,13 +221,6 @@ fn metrics(port: u16, root: &Path) -> String {
     )
 }
 
-fn metric(text: &str, line_start: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_start))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// How many times `needle` is in modgate's logs so far.
 fn log_count(mg: &Modgate, needle: &str) -> usize {
     ["stdout", "stderr"]
@@ -281,13 +274,16 @@ fn acme_tls_alpn_obtains_renews_and_survives_a_ca_outage() {
     assert_eq!(sums(&via.download(&q)), sums(&direct.download(&q)));
     let after = metrics(mg.port, &root);
     let failed = "modgate_acme_orders_total{outcome=\"failed\"}";
-    assert!(metric(&after, failed) > metric(&before, failed), "{after}");
     assert!(
-        metric(&after, "modgate_acme_orders_total{outcome=\"ok\"}") >= 2.0,
+        metric_in(&after, failed) > metric_in(&before, failed),
         "{after}"
     );
     assert!(
-        metric(&after, "modgate_acme_certificate_not_after ") > 1.7e9,
+        metric_in(&after, "modgate_acme_orders_total{outcome=\"ok\"}") >= 2.0,
+        "{after}"
+    );
+    assert!(
+        metric_in(&after, "modgate_acme_certificate_not_after ") > 1.7e9,
         "{after}"
     );
 

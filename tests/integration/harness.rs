@@ -605,6 +605,11 @@ impl Conn {
 /// and labels, e.g. `modgate_rate_limited_total{limit="x",kind="requests"}`), 0 if absent.
 pub fn metric(mg: &Modgate, line_start: &str) -> f64 {
     let text = String::from_utf8(get(mg, "/metrics").body).expect("metrics are text");
+    metric_in(&text, line_start)
+}
+
+/// The value of the line of a `/metrics` text that starts with `line_start`, 0 if absent.
+pub fn metric_in(text: &str, line_start: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(line_start))
         .and_then(|v| v.trim().parse().ok())
